@@ -1,0 +1,49 @@
+# The project's commands. Each creates or reuses .venv and installs the package
+# (building the C extension) before it runs, so they work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp-install
+SOURCES := pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.py)
+
+.PHONY: install test test-pure test-native bench lint sanitize clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) $(SOURCES)
+	$(PY) -m pip install --quiet -e '.[test,dev,scapy]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The whole suite, on both codec backends.
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_wire.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check transport tests benchmarks
+	$(VENV)/bin/mypy
+
+# C-facing tests against a build of the native module with AddressSanitizer + UBSan.
+# PYTHONMALLOC=malloc makes every Python buffer a separate malloc block, so ASan
+# sees reads past the end of bytes/bytearray inputs; any sanitizer report aborts
+# the run (exit status != 0). --capture=sys keeps the report on the terminal.
+SAN_RUNTIMES = $$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)
+sanitize: $(STAMP)
+	rm -rf build/sanitize
+	TRANSPORT_SANITIZE=1 $(PY) csrc/ffi_build.py build/sanitize
+	PYTHONMALLOC=malloc \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LD_PRELOAD="$(SAN_RUNTIMES)" \
+	TRANSPORT_NATIVE_PATH=build/sanitize HYPOTHESIS_PROFILE=sanitize \
+	$(PY) -m pytest -q --capture=sys -p no:cacheprovider \
+		tests/test_wire_native.py tests/test_wire_malformed.py
+
+clean:
+	rm -rf build $(VENV) *.egg-info transport/_native*.so transport/_native.c

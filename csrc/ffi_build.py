@@ -1,0 +1,148 @@
+"""cffi build script for ``transport._native`` (out-of-line API mode).
+
+How this works
+--------------
+``setup.py`` names ``csrc/ffi_build.py:ffibuilder``; setuptools' cffi plugin
+then generates ``_native.c`` from the declarations below plus the C sources in
+this directory and compiles them into the extension module ``transport._native``.
+
+Run as a script, ``python csrc/ffi_build.py OUTDIR`` builds the module into
+``OUTDIR`` (importable as ``_native`` with ``TRANSPORT_NATIVE_PATH=OUTDIR``).
+With ``TRANSPORT_SANITIZE=1`` the build uses AddressSanitizer + UBSan
+(``-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -g``); the Python
+process then needs the sanitizer runtimes preloaded (see ``make sanitize``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+SOURCES = ["crc32c.c", "codec.c", "frames.c"]
+
+CDEF = """
+enum tp_status {
+    TP_OK = 0,
+    TP_ERR_TRUNCATED = -1,
+    TP_ERR_UNKNOWN_FRAME = -2,
+    TP_ERR_FIELD_VALUE = -3,
+    TP_ERR_BUFFER_TOO_SMALL = -4
+};
+
+typedef struct {
+    uint64_t type, a, b, c, d;
+    uint32_t data_off, data_len;
+} tp_frame;
+
+typedef struct {
+    tp_frame *frames;
+    uint64_t *ranges;
+    uint32_t max_frames;
+    uint32_t max_ranges;
+    uint32_t n_frames;
+    uint32_t n_ranges;
+} tp_decoder;
+
+typedef struct {
+    uint64_t type, a, b, c, d;
+    const uint8_t *body;
+    uint64_t body_len;
+    const uint64_t *ranges;
+    uint64_t n_ranges;
+} tp_frame_spec;
+
+typedef struct {
+    uint32_t first_byte;
+    uint32_t packet_type;
+    uint32_t version;
+    uint32_t dcid_off, dcid_len;
+    uint32_t scid_off, scid_len;
+    uint32_t token_off, token_len;
+    uint32_t pn_offset, pn_length;
+    uint32_t packet_end;
+    uint32_t versions_off, n_versions;
+    uint32_t tag_off, tag_len;
+} tp_header;
+
+uint32_t tp_crc32c(uint32_t crc, const uint8_t *data, size_t len);
+uint32_t tp_crc32c_sw(uint32_t crc, const uint8_t *data, size_t len);
+int tp_crc32c_hw_active(void);
+const char *tp_crc32c_path(void);
+
+int tp_varint_size(uint64_t value);
+int64_t tp_decode_varint(const uint8_t *buf, size_t len, size_t pos, uint64_t *value);
+int64_t tp_encode_varint(uint8_t *out, size_t end, size_t pos, uint64_t value);
+
+int tp_decode_header(const uint8_t *buf, size_t len, size_t short_cid_length, tp_header *h);
+int64_t tp_encode_long_header(uint8_t *out, size_t end, size_t pos, uint32_t packet_type,
+                              uint32_t version, const uint8_t *dcid, size_t dcid_len,
+                              const uint8_t *scid, size_t scid_len, const uint8_t *token,
+                              size_t token_len, uint64_t pn, uint32_t pn_length,
+                              uint64_t length);
+int64_t tp_encode_short_header(uint8_t *out, size_t end, size_t pos, const uint8_t *dcid,
+                               size_t dcid_len, uint64_t pn, uint32_t pn_length,
+                               uint32_t key_phase, uint32_t spin);
+
+int64_t tp_decode_frames(tp_decoder *dec, const uint8_t *buf, size_t start, size_t end);
+int64_t tp_encode_frames(const tp_frame_spec *specs, size_t n, uint8_t *out, size_t pos,
+                         size_t end);
+"""
+
+SANITIZE = os.environ.get("TRANSPORT_SANITIZE", "") not in ("", "0")
+
+if SANITIZE:
+    _COMPILE_ARGS = [
+        "-std=c99", "-O1", "-g", "-fno-omit-frame-pointer",
+        "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+        "-Wall", "-Wextra",
+    ]
+    _LINK_ARGS = ["-fsanitize=address,undefined"]
+else:
+    _COMPILE_ARGS = ["-std=c99", "-O3", "-Wall", "-Wextra"]
+    _LINK_ARGS = []
+
+
+def _make_builder(module_name: str, absolute: bool) -> FFI:
+    builder = FFI()
+    builder.cdef(CDEF)
+    # setuptools (pip install) wants source paths relative to the project root, which
+    # is the working directory then; the script build compiles in OUTDIR, so absolute.
+    if not absolute and Path.cwd().resolve() == HERE.parent:
+        sources = [str(Path("csrc") / name) for name in SOURCES]
+        include = ["csrc"]
+    else:
+        sources = [str(HERE / name) for name in SOURCES]
+        include = [str(HERE)]
+    builder.set_source(
+        module_name,
+        '#include "transport.h"\n',
+        sources=sources,
+        include_dirs=include,
+        extra_compile_args=_COMPILE_ARGS,
+        extra_link_args=_LINK_ARGS,
+    )
+    return builder
+
+
+ffibuilder = _make_builder("transport._native", absolute=False)
+
+
+def main(argv: list[str]) -> int:
+    """Build ``_native`` into the directory given as the only argument."""
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} OUTDIR", file=sys.stderr)
+        return 2
+    outdir = Path(argv[1]).resolve()
+    outdir.mkdir(parents=True, exist_ok=True)
+    builder = _make_builder("_native", absolute=True)
+    builder.compile(tmpdir=str(outdir), verbose=False)
+    print(f"built _native into {outdir} (sanitize={'yes' if SANITIZE else 'no'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

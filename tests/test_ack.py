@@ -1,0 +1,218 @@
+"""Receive-side ACK state (RFC 9000 §13.2) in virtual time."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transport.ack import AckManager
+from transport.errors import ConfigurationError
+
+
+def receive(acks: AckManager, pns: list[int], now: float = 0.0, eliciting: bool = True) -> None:
+    for pn in pns:
+        assert acks.on_packet_received(pn, eliciting, now=now)
+
+
+def test_single_packet_is_acked_after_max_ack_delay() -> None:
+    acks = AckManager(max_ack_delay_s=0.025)
+    assert acks.get_timer() is None
+    assert acks.on_packet_received(0, True, now=1.0)
+    assert acks.get_timer() == pytest.approx(1.025)
+    assert not acks.should_send_ack(now=1.02)
+    assert acks.should_send_ack(now=1.025)
+
+
+def test_threshold_of_ack_eliciting_packets_acks_at_once() -> None:
+    acks = AckManager(ack_eliciting_threshold=2)
+    acks.on_packet_received(0, True, now=1.0)
+    acks.on_packet_received(1, True, now=1.004)
+    assert acks.get_timer() == 1.004
+    assert acks.should_send_ack(now=1.004)
+
+
+def test_larger_threshold() -> None:
+    acks = AckManager(ack_eliciting_threshold=4, max_ack_delay_s=0.02)
+    receive(acks, [0, 1, 2], now=1.0)
+    assert acks.get_timer() == pytest.approx(1.02)
+    acks.on_packet_received(3, True, now=1.001)
+    assert acks.should_send_ack(now=1.001)
+
+
+def test_non_ack_eliciting_packets_do_not_arm_the_timer() -> None:
+    acks = AckManager()
+    receive(acks, [0, 1, 2], eliciting=False)
+    assert acks.get_timer() is None
+    assert acks.build_ack(now=0.0)[0] == [0, 2]
+
+
+def test_gap_triggers_immediate_ack() -> None:
+    acks = AckManager(ack_eliciting_threshold=10)
+    acks.on_packet_received(0, True, now=1.0)
+    acks.on_ack_sent(100, 0)
+    acks.on_packet_received(2, True, now=1.1)
+    assert acks.should_send_ack(now=1.1)
+
+
+def test_reordered_packet_triggers_immediate_ack() -> None:
+    acks = AckManager(ack_eliciting_threshold=10)
+    receive(acks, [0, 2], now=1.0)
+    acks.on_ack_sent(100, 2)
+    assert acks.get_timer() is None
+    acks.on_packet_received(1, True, now=1.2)
+    assert acks.should_send_ack(now=1.2)
+    # Back in order afterwards: the normal delay applies again.
+    acks.on_ack_sent(101, 2)
+    acks.on_packet_received(3, True, now=1.3)
+    assert acks.get_timer() == pytest.approx(1.325)
+
+
+def test_on_ack_sent_disarms_until_new_data() -> None:
+    acks = AckManager()
+    receive(acks, [0, 1], now=0.0)
+    acks.on_ack_sent(7, 1)
+    assert acks.get_timer() is None
+    assert not acks.should_send_ack(now=10.0)
+    assert acks.last_ack_packet_number == 7
+    acks.on_packet_received(2, True, now=1.0)
+    assert acks.get_timer() == pytest.approx(1.025)
+
+
+def test_duplicates_rejected() -> None:
+    acks = AckManager()
+    receive(acks, [0, 1, 5])
+    assert not acks.on_packet_received(1, True, now=0.1)
+    assert not acks.on_packet_received(5, True, now=0.1)
+    assert acks.on_packet_received(3, True, now=0.1)
+    assert not acks.on_packet_received(3, True, now=0.2)
+
+
+def test_build_ack_ranges_highest_first_inclusive() -> None:
+    acks = AckManager()
+    receive(acks, [0, 1, 2, 5, 6, 9])
+    ranges, _ = acks.build_ack(now=0.0)
+    assert ranges == [9, 9, 5, 6, 0, 2]
+    assert acks.largest_received == 9
+
+
+def test_build_ack_empty_when_nothing_received() -> None:
+    assert AckManager().build_ack(now=5.0) == ([], 0)
+
+
+def test_ack_delay_encoding() -> None:
+    acks = AckManager(ack_delay_exponent=3)
+    acks.on_packet_received(0, True, now=2.0)
+    acks.on_packet_received(1, True, now=3.0)
+    assert acks.largest_received_time_s == 3.0
+    _, delay = acks.build_ack(now=3.0105)  # 10500 us / 8
+    assert delay == 1312
+    assert acks.decode_ack_delay_s(delay, 3) == pytest.approx(0.010496)
+    _, delay = AckManager(ack_delay_exponent=0).build_ack(now=0.0)
+    assert delay == 0
+    exact = AckManager(ack_delay_exponent=0)
+    exact.on_packet_received(0, True, now=0.0)
+    assert exact.build_ack(now=0.000250)[1] == 250
+
+
+def test_ack_delay_is_measured_from_largest_not_from_reordered_arrivals() -> None:
+    acks = AckManager()
+    receive(acks, [0, 2], now=1.0)
+    acks.on_packet_received(1, True, now=1.5)
+    assert acks.largest_received_time_s == 1.0
+    assert acks.build_ack(now=1.5)[1] == 500_000 >> 3
+
+
+def test_pruning_after_peer_acknowledged_our_ack() -> None:
+    acks = AckManager()
+    receive(acks, [0, 1, 2, 5, 6, 9])
+    ranges, _ = acks.build_ack(now=0.0)
+    acks.on_ack_sent(40, ranges[1])
+    acks.on_packet_received(10, True, now=0.1)
+    acks.on_ack_frame_acked(5)  # our ACK with Largest Acknowledged 5 reached the peer
+    assert acks.floor == 6
+    assert acks.build_ack(now=0.1)[0] == [9, 10, 6, 6]
+    # Anything at or below the pruned floor is refused, seen or not.
+    assert not acks.on_packet_received(3, True, now=0.2)
+    assert not acks.on_packet_received(4, True, now=0.2)
+    assert acks.on_packet_received(7, True, now=0.2)
+    # An older ACK frame being acknowledged later changes nothing.
+    acks.on_ack_frame_acked(2)
+    assert acks.floor == 6
+    acks.on_ack_frame_acked(10)
+    assert acks.build_ack(now=0.3)[0] == []
+    assert acks.on_packet_received(11, True, now=0.3)
+    assert acks.build_ack(now=0.3)[0] == [11, 11]
+
+
+def test_range_count_is_bounded() -> None:
+    acks = AckManager(max_ranges=4)
+    for pn in range(0, 40, 2):
+        assert acks.on_packet_received(pn, True, now=0.0)
+        assert acks.range_count <= 4
+    ranges, _ = acks.build_ack(now=0.0)
+    assert ranges == [38, 38, 36, 36, 34, 34, 32, 32]
+    # Evicted information is unknowable now: refuse it rather than process twice.
+    assert not acks.on_packet_received(0, True, now=0.1)
+    assert not acks.on_packet_received(1, True, now=0.1)
+    assert not acks.on_packet_received(30, True, now=0.1)
+    # Filling a gap inside the tracked span still works and merges ranges.
+    assert acks.on_packet_received(33, True, now=0.1)
+    assert acks.build_ack(now=0.1)[0] == [38, 38, 36, 36, 32, 34]
+
+
+def test_bad_configuration_rejected() -> None:
+    with pytest.raises(ConfigurationError):
+        AckManager(ack_eliciting_threshold=0)
+    with pytest.raises(ConfigurationError):
+        AckManager(max_ranges=0)
+    with pytest.raises(ConfigurationError):
+        AckManager(ack_delay_exponent=21)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.lists(st.integers(min_value=0, max_value=200), max_size=300))
+def test_every_packet_accepted_exactly_once(pns: list[int]) -> None:
+    acks = AckManager(max_ranges=1000)
+    seen: set[int] = set()
+    now = 0.0
+    for pn in pns:
+        now += 0.001
+        accepted = acks.on_packet_received(pn, True, now=now)
+        assert accepted == (pn not in seen)
+        seen.add(pn)
+        if acks.should_send_ack(now=now):
+            ranges, _ = acks.build_ack(now=now)
+            acks.on_ack_sent(0, ranges[1])
+    ranges, _ = acks.build_ack(now=now)
+    reported: set[int] = set()
+    for k in range(0, len(ranges), 2):
+        low, high = ranges[k], ranges[k + 1]
+        assert low <= high
+        if k:
+            assert high < ranges[k - 2] - 1  # highest first, disjoint, not adjacent
+        reported.update(range(low, high + 1))
+    assert reported == seen
+    assert acks.largest_received == (max(pns) if pns else -1)
+
+
+def test_is_duplicate_matches_on_packet_received() -> None:
+    acks = AckManager()
+    receive(acks, [0, 1, 4])
+    assert acks.is_duplicate(1) and acks.is_duplicate(4)
+    assert not acks.is_duplicate(2) and not acks.is_duplicate(5)
+    acks.on_ack_frame_acked(2)
+    assert acks.is_duplicate(2)  # below the floor now
+    assert not acks.is_duplicate(3)
+
+
+def test_ack_pending_tracks_news_since_last_ack() -> None:
+    acks = AckManager()
+    assert not acks.ack_pending
+    acks.on_packet_received(0, False, now=0.0)  # ACK-only packets count as news too
+    assert acks.ack_pending
+    assert acks.get_timer() is None  # ...but never make an ACK due
+    acks.on_ack_sent(3, 0)
+    assert not acks.ack_pending
+    acks.on_packet_received(0, True, now=0.1)  # duplicate: no news
+    assert not acks.ack_pending

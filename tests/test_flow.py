@@ -1,0 +1,165 @@
+"""SendCredit and ReceiveWindow: limits, BLOCKED signalling, window updates, auto-tuning."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from transport.errors import ConfigurationError, InvalidStateError, RemoteProtocolError
+from transport.flow import ReceiveWindow, SendCredit
+from transport.wire.constants import ErrorCode
+
+# ------------------------------------------------------------------ SendCredit
+
+
+def test_send_credit_consume_and_available() -> None:
+    credit = SendCredit(1000)
+    assert (credit.limit, credit.used, credit.available) == (1000, 0, 1000)
+    credit.consume(600)
+    assert credit.available == 400
+    credit.consume(400)
+    assert credit.available == 0
+    with pytest.raises(InvalidStateError):
+        credit.consume(1)
+    assert credit.used == 1000  # a refused consume changes nothing
+
+
+def test_send_credit_rejects_negative() -> None:
+    with pytest.raises(InvalidStateError):
+        SendCredit(10).consume(-1)
+    with pytest.raises(ConfigurationError):
+        SendCredit(-1)
+
+
+def test_send_credit_raise_limit_ignores_decreases() -> None:
+    credit = SendCredit(1000)
+    assert credit.raise_limit(2000) is True
+    assert credit.raise_limit(1500) is False  # stale / reordered MAX_DATA
+    assert credit.raise_limit(2000) is False
+    assert credit.limit == 2000
+
+
+def test_blocked_signalled_once_per_limit() -> None:
+    credit = SendCredit(100)
+    assert credit.should_send_blocked() is False  # credit left
+    credit.consume(100)
+    assert credit.should_send_blocked() is True
+    assert credit.should_send_blocked() is False  # once per stall
+    credit.raise_limit(100)  # no growth: still the same stall
+    assert credit.should_send_blocked() is False
+    credit.raise_limit(150)
+    assert credit.should_send_blocked() is False  # credit available again
+    credit.consume(50)
+    assert credit.should_send_blocked() is True  # a new stall at a new limit
+    assert credit.should_send_blocked() is False
+
+
+def test_zero_initial_limit_blocks_at_once() -> None:
+    credit = SendCredit(0)
+    assert credit.available == 0
+    assert credit.should_send_blocked() is True
+    assert credit.should_send_blocked() is False
+
+
+# --------------------------------------------------------------- ReceiveWindow
+
+
+def test_receive_window_rejects_overrun() -> None:
+    window = ReceiveWindow(1000, 4000)
+    window.on_received(1000)  # exactly at the limit is fine
+    with pytest.raises(RemoteProtocolError) as info:
+        window.on_received(1001)
+    assert info.value.error_code == ErrorCode.FLOW_CONTROL_ERROR
+    window.on_received(500)  # lower offsets (reordering) are ignored
+    assert window.received == 1000
+
+
+def test_add_received_charges_increments() -> None:
+    window = ReceiveWindow(1000, 1000)
+    window.add_received(400)
+    window.add_received(600)
+    assert window.received == 1000
+    with pytest.raises(RemoteProtocolError):
+        window.add_received(1)
+
+
+def test_update_only_below_half_window() -> None:
+    window = ReceiveWindow(1000, 1000)
+    window.on_received(1000)
+    assert window.on_consumed(400, now=0.0, rtt_s=0.1) is None  # 600 left > 500
+    assert window.on_consumed(100, now=0.0, rtt_s=0.1) is None  # 500 left, not below half
+    assert window.on_consumed(1, now=0.0, rtt_s=0.1) == 1501  # 499 left -> re-advertise
+    assert window.limit == 1501
+    assert window.window_bytes == 1000
+
+
+def test_cannot_consume_more_than_received() -> None:
+    window = ReceiveWindow(1000, 1000)
+    window.on_received(100)
+    with pytest.raises(InvalidStateError):
+        window.on_consumed(101, now=0.0, rtt_s=0.1)
+    with pytest.raises(InvalidStateError):
+        window.on_consumed(-1, now=0.0, rtt_s=0.1)
+
+
+def _drain(window: ReceiveWindow, now: float, rtt_s: float) -> int | None:
+    """Receive and consume everything up to the current limit."""
+    window.on_received(window.limit)
+    return window.on_consumed(window.received - window.consumed, now, rtt_s)
+
+
+def test_autotune_doubles_when_updates_are_frequent_and_caps() -> None:
+    window = ReceiveWindow(1000, 5000)
+    rtt_s = 0.1
+    assert _drain(window, now=0.0, rtt_s=rtt_s) == 2000  # first update: no history
+    assert window.window_bytes == 1000
+    # Next update 0.05 s later (< 2 RTT): the reader is fast -> double.
+    assert _drain(window, now=0.05, rtt_s=rtt_s) == 2000 + 2000
+    assert window.window_bytes == 2000
+    assert _drain(window, now=0.10, rtt_s=rtt_s) == 4000 + 4000
+    assert window.window_bytes == 4000
+    assert _drain(window, now=0.15, rtt_s=rtt_s) == 8000 + 5000  # capped at max
+    assert window.window_bytes == 5000
+    assert _drain(window, now=0.20, rtt_s=rtt_s) == 13000 + 5000
+    assert window.window_bytes == 5000
+
+
+def test_no_autotune_when_updates_are_slow() -> None:
+    window = ReceiveWindow(1000, 8000)
+    assert _drain(window, now=0.0, rtt_s=0.1) == 2000
+    assert _drain(window, now=0.5, rtt_s=0.1) == 3000  # 0.5 s >= 2 RTT
+    assert window.window_bytes == 1000
+
+
+def test_no_autotune_without_rtt_sample() -> None:
+    window = ReceiveWindow(1000, 8000)
+    _drain(window, now=0.0, rtt_s=0.0)
+    _drain(window, now=0.0, rtt_s=0.0)
+    assert window.window_bytes == 1000
+
+
+def test_receive_window_config_errors() -> None:
+    with pytest.raises(ConfigurationError):
+        ReceiveWindow(0, 10)
+    with pytest.raises(ConfigurationError):
+        ReceiveWindow(100, 10)
+
+
+@given(st.lists(st.integers(0, 3000), max_size=60), st.integers(1, 5000))
+def test_peer_credit_never_exceeds_window(reads: list[int], initial: int) -> None:
+    """Whatever the read pattern, advertised credit beyond consumption stays within
+    the (current) window, and the limit never decreases."""
+    window = ReceiveWindow(initial, initial * 4)
+    now = 0.0
+    for chunk in reads:
+        window.on_received(window.limit)  # peer always fills the window
+        take = min(chunk, window.received - window.consumed)
+        old_limit = window.limit
+        new = window.on_consumed(take, now, rtt_s=0.05)
+        now += 0.01
+        assert window.limit >= old_limit
+        assert window.limit - window.consumed <= window.window_bytes
+        assert window.window_bytes <= window.max_window_bytes
+        if new is not None:
+            assert new == window.limit > old_limit

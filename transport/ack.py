@@ -1,0 +1,225 @@
+"""Receive-side acknowledgement state: what to ACK and when (RFC 9000 §13.2).
+
+How this works
+--------------
+Received packet numbers live in a bounded :class:`~transport.rangeset.RangeSet`
+(``max_ranges``). In-order arrival (the common case) extends the top range in
+O(1); a packet number is a duplicate if it is below the *floor* or already in
+the set. The floor rises when
+
+* the peer acknowledges one of our packets that carried an ACK frame
+  (:meth:`AckManager.on_ack_frame_acked`, §13.2.4): numbers up to that frame's
+  Largest Acknowledged need never be reported again, so they are dropped and
+  anything at or below them is rejected from then on;
+* the range bound evicts the lowest range: we can no longer tell whether those
+  numbers were seen, so we refuse them rather than risk processing a packet
+  twice (the sender declares them lost and resends the data in new packets).
+
+ACK-frequency policy (§13.2.1, §13.2.2). Only ack-eliciting packets arm it:
+
+* at once when the packet is out of order -- below the largest received, or
+  above it with a gap;
+* at once when ``ack_eliciting_threshold`` ack-eliciting packets are waiting;
+* otherwise ``max_ack_delay_s`` after the first ack-eliciting packet waiting.
+
+"At once" is a deadline equal to the arrival time, so the connection needs one
+rule: :meth:`AckManager.should_send_ack` when ``now`` reaches
+:meth:`AckManager.get_timer`. :attr:`AckManager.ack_pending` says an ACK
+would carry news (any packet since the last one), so the connection can
+piggyback it on outgoing data before it is due; that also lets the peer
+prune ACK state for our ACK-only packets. An ACK frame is built by
+:meth:`AckManager.build_ack` (flat inclusive ranges, highest first; ACK Delay
+encoded in units of ``2**ack_delay_exponent`` microseconds, §19.3) and the
+timer is disarmed by :meth:`AckManager.on_ack_sent` once it is actually sent.
+"""
+
+from __future__ import annotations
+
+from .errors import ConfigurationError
+from .rangeset import RangeSet
+
+__all__ = ["AckManager"]
+
+
+class AckManager:
+    """Tracks received packet numbers and decides when an ACK frame is due."""
+
+    __slots__ = (
+        "_ack_pending",
+        "_deadline_s",
+        "_flat",
+        "_floor",
+        "_received",
+        "_unacked_eliciting",
+        "ack_delay_exponent",
+        "ack_eliciting_threshold",
+        "largest_received",
+        "largest_received_time_s",
+        "last_ack_packet_number",
+        "max_ack_delay_s",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_ack_delay_s: float = 0.025,
+        ack_eliciting_threshold: int = 2,
+        max_ranges: int = 64,
+        ack_delay_exponent: int = 3,
+    ) -> None:
+        if max_ack_delay_s < 0:
+            raise ConfigurationError("max_ack_delay_s must be >= 0")
+        if ack_eliciting_threshold < 1:
+            raise ConfigurationError("ack_eliciting_threshold must be >= 1")
+        if max_ranges < 1:
+            raise ConfigurationError("max_ranges must be >= 1")
+        if not 0 <= ack_delay_exponent <= 20:
+            raise ConfigurationError("ack_delay_exponent must be in 0..20")
+        self.max_ack_delay_s = max_ack_delay_s
+        self.ack_eliciting_threshold = ack_eliciting_threshold
+        self.ack_delay_exponent = ack_delay_exponent
+        self.largest_received = -1
+        self.largest_received_time_s = 0.0
+        self.last_ack_packet_number = -1
+        self._received = RangeSet(max_ranges=max_ranges)
+        self._floor = 0
+        self._unacked_eliciting = 0
+        self._deadline_s: float | None = None
+        self._ack_pending = False
+        #: Flat inclusive ranges, highest first, kept current by the in-order fast
+        #: path; None when a slower change invalidated it (rebuilt on demand).
+        self._flat: list[int] | None = []
+
+    # ------------------------------------------------------------- queries
+    @property
+    def floor(self) -> int:
+        """Packet numbers below this are refused as duplicates."""
+        return self._floor
+
+    @property
+    def range_count(self) -> int:
+        """Number of disjoint ranges currently tracked."""
+        return len(self._received)
+
+    @property
+    def ack_pending(self) -> bool:
+        """Packets arrived since the last ACK frame was sent (any kind): worth
+        piggybacking an ACK on an outgoing packet even if none is due yet."""
+        return self._ack_pending
+
+    def is_duplicate(self, pn: int) -> bool:
+        """True if ``pn`` must be dropped unprocessed (seen, or below the floor).
+
+        Lets the connection reject a packet before decoding its frames; it then
+        calls :meth:`on_packet_received` once it knows whether it was ack-eliciting.
+        """
+        if pn > self.largest_received:
+            return False
+        return pn < self._floor or pn in self._received
+
+    def get_timer(self) -> float | None:
+        """When an ACK frame is due (absolute seconds; may be in the past), or None."""
+        return self._deadline_s
+
+    def should_send_ack(self, now: float) -> bool:
+        deadline_s = self._deadline_s
+        return deadline_s is not None and now >= deadline_s
+
+    # -------------------------------------------------------------- inputs
+    def on_packet_received(self, pn: int, ack_eliciting: bool, now: float) -> bool:
+        """Record packet ``pn``; False means a duplicate (or unknowable): drop it."""
+        largest = self.largest_received
+        received = self._received
+        if pn == largest + 1 and pn >= self._floor:  # in order: the fast path
+            received.add(pn, pn + 1)
+            flat = self._flat
+            if flat is not None:
+                if flat and flat[1] == largest:
+                    flat[1] = pn
+                else:
+                    flat[0:0] = (pn, pn)
+            self.largest_received = pn
+            self.largest_received_time_s = now
+            self._ack_pending = True
+            if ack_eliciting:  # _arm(now, False), inlined for the common case
+                count = self._unacked_eliciting + 1
+                self._unacked_eliciting = count
+                deadline_s = self._deadline_s
+                if count >= self.ack_eliciting_threshold:
+                    if deadline_s is None or deadline_s > now:
+                        self._deadline_s = now
+                elif deadline_s is None:
+                    self._deadline_s = now + self.max_ack_delay_s
+            return True
+        if pn < self._floor:
+            return False
+        if pn <= largest and pn in received:
+            return False
+        self._flat = None
+        if received.full:
+            lowest = received.first_start()
+            if pn < lowest - 1:
+                return False  # a new lowest range would be evicted at once
+            received.add(pn, pn + 1)
+            if received.first_start() > lowest:  # the bound evicted the lowest range
+                self._floor = received.first_start()
+        else:
+            received.add(pn, pn + 1)
+        if pn > largest:
+            self.largest_received = pn
+            self.largest_received_time_s = now
+        self._ack_pending = True
+        if ack_eliciting:
+            self._arm(now, True)  # off the fast path means a gap or reordering
+        return True
+
+    def build_ack(self, now: float) -> tuple[list[int], int]:
+        """ACK frame contents: flat inclusive ranges ``low0, high0, ...`` highest
+        first, and the ACK Delay field value. Empty ranges: nothing to report."""
+        flat = self._flat
+        if flat is None:
+            flat = []
+            for start, end in self._received.descending():
+                flat.append(start)
+                flat.append(end - 1)
+            self._flat = flat
+        delay_s = now - self.largest_received_time_s
+        if delay_s < 0.0 or not flat:
+            delay_s = 0.0
+        return flat[:], int(delay_s * 1_000_000.0) >> self.ack_delay_exponent
+
+    def decode_ack_delay_s(self, encoded: int, ack_delay_exponent: int) -> float:
+        """Seconds from a received ACK Delay field, given the *peer's* exponent."""
+        return (encoded << ack_delay_exponent) / 1_000_000.0
+
+    def on_ack_sent(self, packet_number: int, largest_acked: int) -> None:
+        """An ACK frame (Largest Acknowledged ``largest_acked``) left in packet
+        ``packet_number``: the timer is disarmed until new ack-eliciting data."""
+        self.last_ack_packet_number = packet_number
+        self._unacked_eliciting = 0
+        self._deadline_s = None
+        self._ack_pending = False
+
+    def on_ack_frame_acked(self, largest_acked: int) -> None:
+        """The peer acknowledged a packet carrying our ACK frame with Largest
+        Acknowledged ``largest_acked``: stop reporting numbers up to it."""
+        new_floor = largest_acked + 1
+        if new_floor > self._floor:
+            self._floor = new_floor
+            self._received.discard_below(new_floor)
+            self._flat = None
+            if not self._received:
+                # everything we could report is known to the peer already
+                self._deadline_s = None
+                self._unacked_eliciting = 0
+                self._ack_pending = False
+
+    # ----------------------------------------------------------- internals
+    def _arm(self, now: float, immediate: bool) -> None:
+        count = self._unacked_eliciting + 1
+        self._unacked_eliciting = count
+        if immediate or count >= self.ack_eliciting_threshold:
+            if self._deadline_s is None or self._deadline_s > now:
+                self._deadline_s = now
+        elif self._deadline_s is None:
+            self._deadline_s = now + self.max_ack_delay_s

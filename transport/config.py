@@ -1,0 +1,131 @@
+"""Connection and endpoint configuration.
+
+How this works
+--------------
+One :class:`Config` object describes everything a connection may be tuned by:
+limits, timers, the congestion controller factory and the random generator.
+It is validated on construction (:class:`~transport.errors.ConfigurationError`)
+and never mutated by the core, so one instance can serve many connections.
+Tests control behaviour only through these public knobs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from transport.errors import ConfigurationError
+from transport.wire.constants import (
+    DEFAULT_CID_LENGTH,
+    MAX_CID_LENGTH,
+    MIN_INITIAL_DATAGRAM_SIZE,
+)
+
+if TYPE_CHECKING:
+    from transport.congestion.base import CongestionController
+
+SECURITY_MODES = ("none",)
+
+KiB = 1024
+MiB = 1024 * 1024
+
+
+def _default_congestion() -> Callable[..., CongestionController]:
+    from transport.congestion.newreno import NewReno
+
+    return NewReno
+
+
+@dataclass
+class Config:
+    """Settings for a connection (and the endpoint that creates it).
+
+    Sizes are bytes, times seconds. ``rng`` supplies every random choice
+    (connection IDs, skipped packet numbers, ...); seed it for replayable runs.
+    """
+
+    #: "none": CRC32C integrity only, no confidentiality -- for trusted networks
+    #: and benchmarks. (Encrypted modes arrive with the security work.)
+    security: str = "none"
+    connection_id_length: int = DEFAULT_CID_LENGTH
+    #: Largest UDP payload we send (and advertise we accept).
+    max_datagram_size: int = 1400
+    idle_timeout_s: float = 30.0
+    #: Send a PING when nothing ack-eliciting was sent for this long (None: off).
+    keepalive_interval_s: float | None = None
+    handshake_timeout_s: float = 10.0
+
+    # flow control
+    initial_max_data: int = 1 * MiB
+    initial_max_stream_data: int = 256 * KiB
+    max_connection_window: int = 32 * MiB
+    max_stream_window: int = 16 * MiB
+    max_streams_bidi: int = 128
+    max_streams_uni: int = 128
+    #: Bytes a stream's send buffer holds before writes are refused.
+    stream_send_buffer_bytes: int = 1 * MiB
+
+    # unreliable datagrams
+    max_datagram_frame_size: int = 1200
+    max_queued_datagrams: int = 256
+    max_received_datagrams: int = 256
+
+    # acknowledgements and recovery
+    max_ack_delay_s: float = 0.025
+    ack_eliciting_threshold: int = 2
+    ack_delay_exponent: int = 3
+    max_ack_ranges: int = 64
+    initial_rtt_s: float = 0.333
+    #: Factory building the congestion controller: ``factory(max_datagram_size=...)``.
+    congestion_control: Callable[..., CongestionController] = field(
+        default_factory=_default_congestion
+    )
+    #: Skip one packet number in about this many, to catch optimistic ACKs (0: never).
+    skip_packet_number_every: int = 256
+
+    rng: random.Random = field(default_factory=random.Random)
+    max_pending_events: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY_MODES:
+            raise ConfigurationError(
+                f"security must be one of {SECURITY_MODES}, not {self.security!r}"
+            )
+        if not 4 <= self.connection_id_length <= MAX_CID_LENGTH:
+            raise ConfigurationError("connection_id_length must be 4..20")
+        if not MIN_INITIAL_DATAGRAM_SIZE <= self.max_datagram_size <= 65527:
+            raise ConfigurationError("max_datagram_size must be 1200..65527")
+        for name in (
+            "idle_timeout_s",
+            "handshake_timeout_s",
+            "max_ack_delay_s",
+            "initial_rtt_s",
+        ):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"{name} must be positive")
+        for name in (
+            "initial_max_data",
+            "initial_max_stream_data",
+            "stream_send_buffer_bytes",
+            "max_queued_datagrams",
+            "max_received_datagrams",
+            "ack_eliciting_threshold",
+            "max_ack_ranges",
+            "max_pending_events",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1")
+        if self.max_connection_window < self.initial_max_data:
+            raise ConfigurationError("max_connection_window must be >= initial_max_data")
+        if self.max_stream_window < self.initial_max_stream_data:
+            raise ConfigurationError("max_stream_window must be >= initial_max_stream_data")
+        if not 0 <= self.max_streams_bidi < 2**60 or not 0 <= self.max_streams_uni < 2**60:
+            raise ConfigurationError("stream limits must be 0..2**60-1")
+        if not 0 <= self.ack_delay_exponent <= 20:
+            raise ConfigurationError("ack_delay_exponent must be 0..20")
+        if self.keepalive_interval_s is not None and self.keepalive_interval_s <= 0:
+            raise ConfigurationError("keepalive_interval_s must be positive or None")
+        if self.skip_packet_number_every < 0:
+            raise ConfigurationError("skip_packet_number_every must be >= 0")

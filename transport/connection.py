@@ -1,0 +1,1019 @@
+"""The sans-IO connection: one per peer.
+
+How this works
+--------------
+A :class:`Connection` turns datagrams into ordered byte streams and back
+without touching a socket, a clock or a thread. The caller owns all I/O.
+
+Inputs (each takes the current time ``now`` in seconds, from a monotonic clock
+the caller reads -- the connection never reads one):
+
+* ``connect(addr, now)`` -- client only, starts the handshake;
+* ``receive_datagram(data, addr, now)`` -- a UDP payload from the peer;
+* ``handle_timer(now)`` -- the deadline from ``get_timer()`` passed;
+* stream and datagram calls: ``open_stream``, ``send_stream_data``,
+  ``recv_stream_data``, ``reset_stream``, ``stop_sending``, ``send_datagram``,
+  ``ping``, ``close``. These use the ``now`` of the most recent input.
+
+Outputs, pulled by the caller:
+
+* ``datagrams_to_send(now)`` -- a list of ``(payload, addr)`` to transmit;
+* ``get_timer()`` -- the earliest deadline (absolute seconds) or ``None``;
+* ``next_event()`` -- the next :mod:`transport.events` event or ``None``.
+
+Call order: after *any* input, drain ``datagrams_to_send``, re-arm the timer
+from ``get_timer``, and drain ``next_event``. A spurious or early
+``handle_timer`` is a no-op. ``now`` must never go backwards.
+
+Guarantees: peer input never raises. Malformed, truncated, corrupted or
+duplicated datagrams are dropped and counted (``get_stats()``); protocol
+violations close the connection with an error code and a
+:class:`~transport.events.ConnectionTerminated` event. Misuse by the caller
+raises a :class:`~transport.errors.LocalError` subclass. Every buffer has a
+limit: ``send_stream_data`` returns how many bytes it accepted and a
+:class:`~transport.events.StreamWritable` event says when there is room again.
+All randomness comes from ``Config.rng``.
+
+Inside, the work is split: :mod:`transport.ack` decides when to acknowledge,
+:mod:`transport.recovery` tracks sent packets and declares losses (RFC 9002),
+:mod:`transport.congestion` limits what is in flight, :mod:`transport.streams`
+and :mod:`transport.flow` hold stream bytes and credit, and
+:mod:`transport.packetizer` builds packets. Lost data is re-sent in new
+packets: each sent packet records the items it carried, and acknowledgement or
+loss is dispatched back to their owners (RFC 9000 §13.3).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import IntEnum
+
+from transport import events
+from transport.ack import AckManager
+from transport.config import Config
+from transport.errors import (
+    ConnectionClosedError,
+    InvalidStateError,
+    LocalError,
+    RemoteProtocolError,
+    StreamError,
+    StreamLimitError,
+    WireError,
+)
+from transport.flow import ReceiveWindow, SendCredit
+from transport.packetizer import (
+    ITEM_ACK,
+    ITEM_CRYPTO,
+    ITEM_MAX_DATA,
+    ITEM_MAX_STREAM_DATA,
+    ITEM_MAX_STREAMS,
+    ITEM_RESET,
+    ITEM_STOP_SENDING,
+    ITEM_STREAM,
+    Packetizer,
+)
+from transport.params import TransportParameters
+from transport.recovery import LossRecovery, RttEstimator, SentPacket
+from transport.stats import ConnectionStats, Counters
+from transport.streams import ReceiveStream, SendStream
+from transport.wire import FrameDecoder, crc32c, decode_header, decode_packet_number, decode_varint
+from transport.wire.constants import (
+    CRC_LENGTH,
+    PACKET_TYPE_SHORT,
+    RESERVED_LONG_MASK,
+    RESERVED_SHORT_MASK,
+    SUPPORTED_VERSIONS,
+    ErrorCode,
+    FrameType,
+    PacketType,
+)
+
+Address = tuple[str, int]
+
+MAX_CRYPTO_BYTES = 8192
+#: Times a closing connection re-sends CONNECTION_CLOSE in answer to packets.
+MAX_CLOSE_REPEATS = 8
+
+
+class State(IntEnum):
+    """Connection lifecycle. Transitions happen only inside this module."""
+
+    IDLE = 0  # created, not connected
+    HANDSHAKE = 1
+    ESTABLISHED = 2
+    CLOSING = 3  # we sent CONNECTION_CLOSE; answer packets with it until the deadline
+    DRAINING = 4  # the peer closed; send nothing until the deadline
+    CLOSED = 5
+
+
+def is_client_initiated(stream_id: int) -> bool:
+    return not stream_id & 1
+
+
+def is_bidirectional(stream_id: int) -> bool:
+    return not stream_id & 2
+
+
+class Connection:
+    """A reliable, multi-stream connection to one peer. See the module docstring
+    for the call contract."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        is_client: bool,
+        local_cid: bytes | None = None,
+        original_dcid: bytes | None = None,
+    ) -> None:
+        self.config = config
+        self.is_client = is_client
+        rng = config.rng
+        cid_len = config.connection_id_length
+        self.local_cid: bytes = local_cid or rng.randbytes(cid_len)
+        if len(self.local_cid) != cid_len:
+            raise LocalError("local_cid length must equal config.connection_id_length")
+        #: The connection ID the client first sent to (routes the first packets).
+        self.original_dcid: bytes = original_dcid or rng.randbytes(cid_len)
+        self.peer_cid: bytes = self.original_dcid if is_client else b""
+        self.peer_addr: Address | None = None
+        self.state = State.IDLE
+        #: True once the handshake finished (stays true while closing).
+        self.handshake_completed = False
+        self._now = 0.0
+        self._events: deque[events.Event] = deque()
+        self.counters = Counters()
+
+        # recovery and congestion
+        self._rtt = RttEstimator(initial_rtt_s=config.initial_rtt_s)
+        self._cc = config.congestion_control(max_datagram_size=config.max_datagram_size)
+        self._recovery = LossRecovery(
+            congestion=self._cc, rtt=self._rtt, max_ack_delay_s=config.max_ack_delay_s
+        )
+        self._acks = AckManager(
+            max_ack_delay_s=config.max_ack_delay_s,
+            ack_eliciting_threshold=config.ack_eliciting_threshold,
+            max_ranges=config.max_ack_ranges,
+            ack_delay_exponent=config.ack_delay_exponent,
+        )
+        self._peer_ack_delay_exponent = 3
+        self._decoder = FrameDecoder()
+
+        # handshake
+        self._crypto_send: bytes = b""
+        self._crypto_pending: list[tuple[int, bytes]] = []
+        self._crypto_recv = bytearray()
+        self._crypto_received_ranges: list[tuple[int, int]] = []
+        self.peer_params: TransportParameters | None = None
+        self._handshake_acked = False
+
+        # streams
+        self._send_streams: dict[int, SendStream] = {}
+        self._recv_streams: dict[int, ReceiveStream] = {}
+        self._stream_send_credit: dict[int, SendCredit] = {}
+        self._next_stream_id = {True: 0 if is_client else 1, False: 2 if is_client else 3}
+        self._local_streams_opened = {True: 0, False: 0}
+        self._peer_max_streams = {True: 0, False: 0}
+        self._peer_streams_opened = {True: 0, False: 0}
+        self._local_max_streams = {True: config.max_streams_bidi, False: config.max_streams_uni}
+        self._peer_streams_closed = {True: 0, False: 0}
+        self._readable_reported: set[int] = set()
+        self._writable_wanted: set[int] = set()
+
+        # connection-level flow control
+        self._send_credit = SendCredit(0)
+        self._recv_window = ReceiveWindow(config.initial_max_data, config.max_connection_window)
+
+        # unreliable datagrams
+        self._datagrams_out: deque[bytes] = deque()
+        self._peer_max_datagram_frame_size = 0
+
+        # close
+        self._close_frame: tuple[int, int, bytes, bool] | None = None  # code, frame, reason, app
+        self._close_graceful_pending = False
+        self._close_deadline: float | None = None
+        self._close_sends_left = 0
+        self._idle_deadline: float | None = None
+        self._idle_timeout_s = config.idle_timeout_s
+        self._last_ack_eliciting_sent_s = 0.0
+
+        self._packetizer = Packetizer(self)
+        self.on_activity: object = None  # set by an Endpoint: callable(conn)
+
+    # ======================================================================
+    # Inputs
+    # ======================================================================
+    def connect(self, addr: Address, now: float) -> None:
+        """Start the handshake towards ``addr`` (client only)."""
+        if not self.is_client:
+            raise InvalidStateError("connect() is for client connections")
+        if self.state is not State.IDLE:
+            raise InvalidStateError("connect() may be called once")
+        self._now = now
+        self.peer_addr = addr
+        self.state = State.HANDSHAKE
+        self._idle_deadline = now + self.config.handshake_timeout_s
+        self._queue_handshake_message()
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """Process one UDP payload. Never raises for anything the peer sent."""
+        if now > self._now:
+            self._now = now
+        if self.state in (State.CLOSED, State.DRAINING):
+            return
+        if self.peer_addr is None:
+            self.peer_addr = addr
+        self.counters.bytes_received += len(data)
+        try:
+            self._receive(data, now)
+        except WireError:
+            self.counters.datagrams_dropped_malformed += 1
+        except RemoteProtocolError as exc:
+            self._close_on_error(exc.error_code, exc.reason, exc.frame_type)
+        if self.state is State.CLOSING and self._close_sends_left > 0:
+            self._packetizer.close_frame_due = True
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever deadline passed. Early or spurious calls do nothing."""
+        if now > self._now:
+            self._now = now
+        if self.state is State.CLOSED:
+            return
+        if self._close_deadline is not None:
+            if now >= self._close_deadline:
+                self.state = State.CLOSED
+                self._close_deadline = None
+            return
+        if self._idle_deadline is not None and now >= self._idle_deadline:
+            handshaking = self.state in (State.IDLE, State.HANDSHAKE)
+            self.state = State.CLOSED
+            self._push_event(
+                events.ConnectionTerminated(
+                    error_code=ErrorCode.HANDSHAKE_FAILED if handshaking else ErrorCode.IDLE_TIMEOUT,
+                    reason="handshake timed out" if handshaking else "idle timeout",
+                    by_peer=False,
+                )
+            )
+            self._recovery.discard_all()
+            return
+        deadline = self._recovery.get_timer()
+        if deadline is not None and now >= deadline:
+            lost, probes = self._recovery.on_timeout(now)
+            if lost:
+                self._on_packets_lost(lost)
+            if probes:
+                self._packetizer.probes_due += probes
+        keepalive = self.config.keepalive_interval_s
+        if (
+            keepalive is not None
+            and self.state is State.ESTABLISHED
+            and now >= self._last_ack_eliciting_sent_s + keepalive
+        ):
+            self._packetizer.ping_due = True
+
+    # ======================================================================
+    # Outputs
+    # ======================================================================
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Datagrams to transmit now, each with its destination."""
+        if now > self._now:
+            self._now = now
+        if self.state in (State.IDLE, State.CLOSED, State.DRAINING) or self.peer_addr is None:
+            return []
+        if self._close_graceful_pending and self._all_streams_done():
+            self._start_closing(*self._pending_close_args())
+        addr = self.peer_addr
+        return [(payload, addr) for payload in self._packetizer.build(now)]
+
+    def get_timer(self) -> float | None:
+        """The earliest absolute deadline for ``handle_timer``, or None."""
+        if self.state in (State.CLOSED, State.IDLE):
+            return None
+        if self._close_deadline is not None:
+            return self._close_deadline
+        deadline = self._idle_deadline
+        for candidate in (self._recovery.get_timer(), self._acks.get_timer()):
+            if candidate is not None and (deadline is None or candidate < deadline):
+                deadline = candidate
+        keepalive = self.config.keepalive_interval_s
+        if keepalive is not None and self.state is State.ESTABLISHED:
+            candidate = self._last_ack_eliciting_sent_s + keepalive
+            if deadline is None or candidate < deadline:
+                deadline = candidate
+        return deadline
+
+    def next_event(self) -> events.Event | None:
+        """Pop the next event, or None when there is none."""
+        if self._events:
+            return self._events.popleft()
+        return None
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the connection holds no more state worth keeping."""
+        return self.state is State.CLOSED
+
+    @property
+    def is_established(self) -> bool:
+        return self.state is State.ESTABLISHED
+
+    # ======================================================================
+    # Stream and datagram API
+    # ======================================================================
+    def open_stream(self, bidirectional: bool = True) -> int:
+        """Open a new local stream and return its id. Raises StreamLimitError when
+        the peer's stream limit is reached."""
+        self._check_usable()
+        if self._local_streams_opened[bidirectional] >= self._peer_max_streams[bidirectional]:
+            raise StreamLimitError(
+                f"peer allows {self._peer_max_streams[bidirectional]} "
+                f"{'bidirectional' if bidirectional else 'unidirectional'} streams"
+            )
+        stream_id = self._next_stream_id[bidirectional]
+        self._next_stream_id[bidirectional] += 4
+        self._local_streams_opened[bidirectional] += 1
+        self._create_stream(stream_id)
+        return stream_id
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> int:
+        """Queue bytes on a stream; returns how many were accepted (the rest must
+        be offered again after a StreamWritable event). ``end_stream`` takes
+        effect only if every byte was accepted."""
+        self._check_usable()
+        if self._close_graceful_pending:
+            raise ConnectionClosedError("the connection is closing")
+        stream = self._send_streams.get(stream_id)
+        if stream is None:
+            stream = self._stream_for_local_send(stream_id)
+        accepted = stream.write(data, end_stream)
+        if accepted < len(data):
+            self._writable_wanted.add(stream_id)
+        if accepted or end_stream:
+            self._packetizer.stream_ready(stream_id)
+            self._notify()
+        return accepted
+
+    def stream_writable_bytes(self, stream_id: int) -> int:
+        """Room left in the stream's send buffer."""
+        stream = self._send_streams.get(stream_id)
+        if stream is None:
+            raise StreamError(f"stream {stream_id} has no open sending side")
+        return int(stream.writable_bytes)
+
+    def recv_stream_data(self, stream_id: int, max_bytes: int = -1) -> tuple[bytes, bool]:
+        """Read in-order bytes from a stream. Returns ``(data, finished)`` where
+        ``finished`` is true once the peer's FIN has been read."""
+        stream = self._recv_streams.get(stream_id)
+        if stream is None:
+            raise StreamError(f"stream {stream_id} has no receiving side (or it finished)")
+        data = stream.read(max_bytes)
+        self._readable_reported.discard(stream_id)
+        finished = bool(stream.is_finished)
+        if data:
+            self.counters.stream_bytes_delivered += len(data)
+            rtt_s = self._rtt.smoothed_rtt_s
+            if not finished and stream.window_update(self._now, rtt_s) is not None:
+                self._packetizer.max_stream_data_due.add(stream_id)
+            if self._recv_window.on_consumed(len(data), self._now, rtt_s) is not None:
+                self._packetizer.max_data_due = True
+            self._notify()
+        if finished:
+            self._retire_receive_stream(stream_id)
+        return data, finished
+
+    def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
+        """Abandon the sending side of a stream (RESET_STREAM)."""
+        self._check_usable()
+        stream = self._stream_for_local_send(stream_id)
+        if stream.is_reset:
+            return
+        stream.reset(error_code)
+        self._packetizer.resets_due.add(stream_id)
+        self._notify()
+
+    def stop_sending(self, stream_id: int, error_code: int = 0) -> None:
+        """Ask the peer to stop sending on a stream; unread data is discarded."""
+        self._check_usable()
+        stream = self._recv_streams.get(stream_id)
+        if stream is None:
+            raise StreamError(f"stream {stream_id} has no receiving side")
+        self._packetizer.stop_sending_due[stream_id] = error_code
+        self._notify()
+
+    def send_datagram(self, data: bytes) -> bool:
+        """Queue an unreliable datagram. Returns False when the queue was full and
+        the oldest queued datagram was dropped to make room."""
+        self._check_usable()
+        limit = min(self._peer_max_datagram_frame_size, self.config.max_datagram_frame_size)
+        if len(data) > limit:
+            raise LocalError(f"datagram of {len(data)} bytes exceeds the limit of {limit}")
+        dropped = False
+        if len(self._datagrams_out) >= self.config.max_queued_datagrams:
+            self._datagrams_out.popleft()
+            self.counters.datagrams_sent_dropped += 1
+            dropped = True
+        self._datagrams_out.append(bytes(data))
+        self._notify()
+        return not dropped
+
+    def ping(self) -> None:
+        """Send an ack-eliciting PING (also used to probe liveness)."""
+        self._check_usable()
+        self._packetizer.ping_due = True
+        self._notify()
+
+    def close(
+        self, error_code: int = 0, reason: str = "", *, graceful: bool = True
+    ) -> None:
+        """Close the connection with an application error code.
+
+        Graceful (default): no new data is accepted, and CONNECTION_CLOSE is sent
+        once every byte already queued has been acknowledged. Abrupt
+        (``graceful=False``): close now; unacknowledged data is abandoned."""
+        if self.state in (State.CLOSING, State.DRAINING, State.CLOSED):
+            return
+        if self.state is State.IDLE:
+            self.state = State.CLOSED
+            return
+        self._close_request = (error_code, reason)
+        if graceful and self.state is State.ESTABLISHED and not self._all_streams_done():
+            self._close_graceful_pending = True
+        else:
+            self._start_closing(error_code, 0, reason.encode(), True)
+        self._notify()
+
+    def get_stats(self) -> ConnectionStats:
+        """A snapshot of the connection's counters and estimates."""
+        c = self.counters
+        rtt = self._rtt
+        return ConnectionStats(
+            packets_sent=c.packets_sent,
+            packets_received=c.packets_received,
+            packets_lost=c.packets_lost,
+            packets_retransmitted=c.packets_retransmitted,
+            spurious_retransmits=int(self._recovery.spurious_losses),
+            probes_sent=c.probes_sent,
+            bytes_sent=c.bytes_sent,
+            bytes_received=c.bytes_received,
+            stream_bytes_sent=c.stream_bytes_sent,
+            stream_bytes_retransmitted=c.stream_bytes_retransmitted,
+            stream_bytes_delivered=c.stream_bytes_delivered,
+            duplicate_packets=c.duplicate_packets,
+            datagrams_dropped=c.datagrams_dropped_malformed + c.datagrams_dropped,
+            datagrams_received_dropped=c.datagrams_received_dropped,
+            datagrams_sent_dropped=c.datagrams_sent_dropped,
+            smoothed_rtt_s=rtt.smoothed_rtt_s,
+            latest_rtt_s=rtt.latest_rtt_s,
+            min_rtt_s=rtt.min_rtt_s,
+            rttvar_s=rtt.rttvar_s,
+            congestion_window_bytes=int(self._cc.congestion_window_bytes),
+            bytes_in_flight=int(self._recovery.bytes_in_flight),
+            congestion_state=str(getattr(self._cc, "state", "")),
+        )
+
+    # ======================================================================
+    # Receiving
+    # ======================================================================
+    def _receive(self, data: bytes, now: float) -> None:
+        view = memoryview(data)
+        pos = 0
+        total = len(data)
+        cid_len = self.config.connection_id_length
+        while pos < total:
+            packet = view[pos:] if pos else view
+            header = decode_header(packet, cid_len)
+            end = header.packet_end
+            if header.packet_type == PACKET_TYPE_SHORT:
+                self._receive_short(packet, header, now)
+                return
+            if header.version not in SUPPORTED_VERSIONS:
+                self.counters.datagrams_dropped += 1
+                return
+            self._receive_long(packet[:end], header, now)
+            pos += end
+
+    def _check_crc(self, packet: memoryview, end: int) -> bool:
+        body_end = end - CRC_LENGTH
+        if body_end < 0:
+            return False
+        expected = int.from_bytes(packet[body_end:end], "big")
+        return bool(crc32c(packet[:body_end]) == expected)
+
+    def _receive_short(self, packet: memoryview, header: object, now: float) -> None:
+        if self.state is State.IDLE or (self.is_client and self.state is State.HANDSHAKE):
+            self.counters.datagrams_dropped += 1  # no 1-RTT context yet
+            return
+        end = len(packet)
+        if header.dcid != self.local_cid or not self._check_crc(packet, end):  # type: ignore[attr-defined]
+            self.counters.datagrams_dropped += 1
+            return
+        first = header.first_byte  # type: ignore[attr-defined]
+        if first & RESERVED_SHORT_MASK:
+            raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
+        pn_offset = header.pn_offset  # type: ignore[attr-defined]
+        pn_length = header.pn_length  # type: ignore[attr-defined]
+        self._process_packet(packet, pn_offset, pn_length, end - CRC_LENGTH, now)
+        if self.state is State.HANDSHAKE and not self.is_client:
+            self._complete_handshake()
+
+    def _receive_long(self, packet: memoryview, header: object, now: float) -> None:
+        h = header
+        ptype = h.packet_type  # type: ignore[attr-defined]
+        expected = PacketType.INITIAL if not self.is_client else PacketType.HANDSHAKE
+        if ptype != expected or not self._check_crc(packet, len(packet)):
+            self.counters.datagrams_dropped += 1
+            return
+        if h.first_byte & RESERVED_LONG_MASK:  # type: ignore[attr-defined]
+            raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
+        dcid = h.dcid  # type: ignore[attr-defined]
+        if dcid != self.local_cid and dcid != self.original_dcid:
+            self.counters.datagrams_dropped += 1
+            return
+        if not self.peer_cid or self.state is State.HANDSHAKE:
+            self.peer_cid = bytes(h.scid)  # type: ignore[attr-defined]
+        if self.state is State.IDLE and not self.is_client:
+            self.state = State.HANDSHAKE
+            self._idle_deadline = now + self.config.handshake_timeout_s
+        self._process_packet(
+            packet, h.pn_offset, h.pn_length, len(packet) - CRC_LENGTH, now  # type: ignore[attr-defined]
+        )
+
+    def _process_packet(
+        self, packet: memoryview, pn_offset: int, pn_length: int, payload_end: int, now: float
+    ) -> None:
+        payload_start = pn_offset + pn_length
+        if payload_start > payload_end:
+            raise WireError("packet shorter than its header")
+        truncated = int.from_bytes(packet[pn_offset:payload_start], "big")
+        pn = decode_packet_number(truncated, pn_length, self._acks.largest_received)
+        if self._acks.is_duplicate(pn):
+            self.counters.duplicate_packets += 1
+            return
+        decoder = self._decoder
+        count = decoder.decode(packet, payload_start, payload_end)
+        if count == 0:
+            raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "packet without frames")
+        ack_eliciting = self._handle_frames(packet, count, now)
+        self._acks.on_packet_received(pn, ack_eliciting, now)
+        self.counters.packets_received += 1
+        if self.state is not State.CLOSING:
+            self._idle_deadline = now + self._effective_idle_timeout()
+
+    def _handle_frames(self, packet: memoryview, count: int, now: float) -> bool:
+        frames = self._decoder.frames
+        ack_eliciting = False
+        for index in range(count):
+            frame = frames[index]
+            ftype = frame.type
+            if 0x08 <= ftype <= 0x0F:
+                ack_eliciting = True
+                start = frame.data_off
+                self._on_stream_frame(
+                    frame.a, frame.b, bytes(packet[start : start + frame.data_len]), ftype & 1
+                )
+            elif ftype == FrameType.ACK or ftype == FrameType.ACK_ECN:
+                first = frame.c
+                ranges = self._decoder.ranges[first : first + 2 * frame.d]
+                self._on_ack_frame(ranges, frame.b, now)
+            elif ftype == FrameType.PADDING:
+                continue
+            else:
+                ack_eliciting = True
+                self._on_control_frame(ftype, frame, packet, now)
+                if self.state is State.DRAINING:
+                    return False
+        return ack_eliciting
+
+    def _on_control_frame(self, ftype: int, frame: object, packet: memoryview, now: float) -> None:
+        f = frame
+        a = f.a  # type: ignore[attr-defined]
+        b = f.b  # type: ignore[attr-defined]
+        body = bytes(packet[f.data_off : f.data_off + f.data_len])  # type: ignore[attr-defined]
+        if ftype == FrameType.PING:
+            return
+        if ftype == FrameType.CRYPTO:
+            self._on_crypto_frame(a, body)
+        elif ftype == FrameType.MAX_DATA:
+            if self._send_credit.raise_limit(a):
+                self._packetizer.wake_all_streams()
+        elif ftype == FrameType.MAX_STREAM_DATA:
+            self._check_peer_may_receive(a)
+            credit = self._stream_send_credit.get(a)
+            if credit is not None and credit.raise_limit(b):
+                self._packetizer.stream_ready(a)
+        elif ftype in (FrameType.MAX_STREAMS_BIDI, FrameType.MAX_STREAMS_UNI):
+            bidi = ftype == FrameType.MAX_STREAMS_BIDI
+            if a > self._peer_max_streams[bidi]:
+                self._peer_max_streams[bidi] = a
+        elif ftype == FrameType.RESET_STREAM:
+            self._on_reset_stream(a, b, f.c)  # type: ignore[attr-defined]
+        elif ftype == FrameType.STOP_SENDING:
+            self._on_stop_sending(a, b)
+        elif ftype in (FrameType.CONNECTION_CLOSE, FrameType.APPLICATION_CLOSE):
+            self._on_close_frame(ftype, a, body)
+        elif ftype in (FrameType.DATAGRAM, FrameType.DATAGRAM_LEN):
+            self._on_datagram_frame(body)
+        elif ftype == FrameType.HANDSHAKE_DONE:
+            if not self.is_client:
+                raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "HANDSHAKE_DONE from client")
+        elif ftype == FrameType.PATH_CHALLENGE:
+            self._packetizer.path_responses.append(body)
+            if len(self._packetizer.path_responses) > 4:
+                self._packetizer.path_responses.pop(0)
+        elif ftype in (
+            FrameType.DATA_BLOCKED,
+            FrameType.STREAM_DATA_BLOCKED,
+            FrameType.STREAMS_BLOCKED_BIDI,
+            FrameType.STREAMS_BLOCKED_UNI,
+            FrameType.PATH_RESPONSE,
+            FrameType.NEW_CONNECTION_ID,
+            FrameType.RETIRE_CONNECTION_ID,
+            FrameType.NEW_TOKEN,
+            FrameType.ACK_FREQUENCY,
+            FrameType.FEC_SOURCE,
+            FrameType.REPAIR,
+            FrameType.FEC_RECOVERED,
+        ):
+            return  # informational, or for features this version does not use yet
+        else:
+            raise RemoteProtocolError(
+                ErrorCode.FRAME_ENCODING_ERROR, f"unexpected frame 0x{ftype:x}", ftype
+            )
+
+    # -- handshake ---------------------------------------------------------
+    def _local_params(self) -> TransportParameters:
+        cfg = self.config
+        return TransportParameters(
+            original_destination_cid=None if self.is_client else self.original_dcid,
+            initial_source_cid=self.local_cid,
+            max_idle_timeout_ms=int(cfg.idle_timeout_s * 1000),
+            max_udp_payload_size=cfg.max_datagram_size,
+            initial_max_data=cfg.initial_max_data,
+            initial_max_stream_data_bidi_local=cfg.initial_max_stream_data,
+            initial_max_stream_data_bidi_remote=cfg.initial_max_stream_data,
+            initial_max_stream_data_uni=cfg.initial_max_stream_data,
+            initial_max_streams_bidi=cfg.max_streams_bidi,
+            initial_max_streams_uni=cfg.max_streams_uni,
+            ack_delay_exponent=cfg.ack_delay_exponent,
+            max_ack_delay_ms=max(1, round(cfg.max_ack_delay_s * 1000)),
+            max_datagram_frame_size=cfg.max_datagram_frame_size,
+            aead_algorithm=0,
+        )
+
+    def _queue_handshake_message(self) -> None:
+        body = self._local_params().encode()
+        from transport.wire import encode_varint
+
+        message = encode_varint(len(body)) + body
+        self._crypto_send = message
+        self._crypto_pending.append((0, message))
+        self._notify()
+
+    def _on_crypto_frame(self, offset: int, data: bytes) -> None:
+        end = offset + len(data)
+        if end > MAX_CRYPTO_BYTES:
+            raise RemoteProtocolError(ErrorCode.CRYPTO_BUFFER_EXCEEDED, "handshake too large")
+        if self.peer_params is not None:
+            return  # a retransmission of what we already have
+        buf = self._crypto_recv
+        if len(buf) < end:
+            buf.extend(bytes(end - len(buf)))
+        buf[offset:end] = data
+        self._crypto_received_ranges.append((offset, end))
+        self._crypto_received_ranges.sort()
+        contiguous = 0
+        for start, stop in self._crypto_received_ranges:
+            if start > contiguous:
+                break
+            contiguous = max(contiguous, stop)
+        try:
+            length, pos = decode_varint(buf[:contiguous], 0)
+        except WireError:
+            return  # not enough bytes yet
+        if pos + length > contiguous:
+            return
+        params = TransportParameters.decode(bytes(buf[pos : pos + length]))
+        self._apply_peer_params(params)
+        if self.is_client:
+            self._complete_handshake()
+        else:
+            self._queue_handshake_message()
+
+    def _apply_peer_params(self, params: TransportParameters) -> None:
+        if self.is_client:
+            if params.original_destination_cid != self.original_dcid:
+                raise RemoteProtocolError(
+                    ErrorCode.TRANSPORT_PARAMETER_ERROR, "original_destination_cid mismatch"
+                )
+        if params.initial_source_cid is not None and params.initial_source_cid != self.peer_cid:
+            raise RemoteProtocolError(
+                ErrorCode.TRANSPORT_PARAMETER_ERROR, "initial_source_cid mismatch"
+            )
+        self.peer_params = params
+        self._send_credit.raise_limit(params.initial_max_data or 0)
+        self._peer_max_streams[True] = params.initial_max_streams_bidi or 0
+        self._peer_max_streams[False] = params.initial_max_streams_uni or 0
+        self._peer_max_datagram_frame_size = params.max_datagram_frame_size or 0
+        if params.ack_delay_exponent is not None:
+            self._peer_ack_delay_exponent = params.ack_delay_exponent
+        if params.max_ack_delay_ms is not None:
+            self._recovery.max_ack_delay_s = params.max_ack_delay_ms / 1000.0
+        if params.max_idle_timeout_ms:
+            self._idle_timeout_s = min(self._idle_timeout_s, params.max_idle_timeout_ms / 1000.0)
+        if params.max_udp_payload_size:
+            self._packetizer.max_datagram_size = min(
+                self.config.max_datagram_size, params.max_udp_payload_size
+            )
+
+    def _complete_handshake(self) -> None:
+        if self.state is not State.HANDSHAKE:
+            return
+        self.state = State.ESTABLISHED
+        self.handshake_completed = True
+        self._idle_deadline = self._now + self._effective_idle_timeout()
+        self._push_event(events.HandshakeCompleted())
+
+    def _effective_idle_timeout(self) -> float:
+        if self.state is State.HANDSHAKE:
+            return self.config.handshake_timeout_s
+        return max(self._idle_timeout_s, 3 * self._pto_s())
+
+    def _pto_s(self) -> float:
+        rtt = self._rtt
+        return float(rtt.smoothed_rtt_s + max(4 * rtt.rttvar_s, 0.001)) + float(
+            self._recovery.max_ack_delay_s
+        )
+
+    # -- acknowledgements ----------------------------------------------------
+    def _on_ack_frame(self, ranges: list[int], ack_delay_encoded: int, now: float) -> None:
+        ack_delay_s = (ack_delay_encoded << self._peer_ack_delay_exponent) / 1_000_000
+        acked, lost = self._recovery.on_ack_received(ranges, ack_delay_s, now)
+        if acked:
+            self._on_packets_acked(acked)
+        if lost:
+            self._on_packets_lost(lost)
+
+    def _on_packets_acked(self, packets: list[SentPacket]) -> None:
+        for packet in packets:
+            for item in packet.items:
+                kind = item[0]
+                if kind == ITEM_STREAM:
+                    stream = self._send_streams.get(item[1])
+                    if stream is not None:
+                        if stream.on_acked(item[2], item[3], item[4]):
+                            self._report_writable(item[1])
+                        if stream.is_all_acked:
+                            self._retire_send_stream(item[1])
+                elif kind == ITEM_ACK:
+                    self._acks.on_ack_frame_acked(item[1])
+                elif kind == ITEM_RESET:
+                    stream = self._send_streams.get(item[1])
+                    if stream is not None:
+                        stream.on_reset_acked()
+                        if stream.is_all_acked:
+                            self._retire_send_stream(item[1])
+                elif kind == ITEM_CRYPTO:
+                    self._handshake_acked = True
+
+    def _on_packets_lost(self, packets: list[SentPacket]) -> None:
+        self.counters.packets_lost += len(packets)
+        p = self._packetizer
+        for packet in packets:
+            for item in packet.items:
+                kind = item[0]
+                if kind == ITEM_STREAM:
+                    stream = self._send_streams.get(item[1])
+                    if stream is not None:
+                        stream.on_lost(item[2], item[3], item[4])
+                        p.stream_ready(item[1])
+                elif kind == ITEM_CRYPTO:
+                    if not self._handshake_acked:
+                        self._crypto_pending.append((item[1], item[2]))
+                elif kind == ITEM_MAX_DATA:
+                    p.max_data_due = True
+                elif kind == ITEM_MAX_STREAM_DATA:
+                    if item[1] in self._recv_streams:
+                        p.max_stream_data_due.add(item[1])
+                elif kind == ITEM_MAX_STREAMS:
+                    p.max_streams_due[item[1]] = True
+                elif kind == ITEM_RESET:
+                    stream = self._send_streams.get(item[1])
+                    if stream is not None:
+                        stream.on_reset_lost()
+                        p.resets_due.add(item[1])
+                elif kind == ITEM_STOP_SENDING:
+                    if item[1] in self._recv_streams:
+                        p.stop_sending_due[item[1]] = item[2]
+
+    # -- streams -------------------------------------------------------------
+    def _on_stream_frame(self, stream_id: int, offset: int, data: bytes, fin: int) -> None:
+        stream = self._recv_streams.get(stream_id)
+        if stream is None:
+            stream = self._stream_for_peer_data(stream_id)
+            if stream is None:
+                return  # an old, finished stream: a late retransmission
+        before = stream.highest_offset
+        readable = stream.on_data(offset, data, bool(fin))
+        grown = stream.highest_offset - before
+        if grown > 0:
+            self._recv_window.add_received(grown)
+        if readable and stream_id not in self._readable_reported:
+            self._readable_reported.add(stream_id)
+            self._push_event(events.StreamReadable(stream_id=stream_id))
+
+    def _stream_for_peer_data(self, stream_id: int) -> ReceiveStream | None:
+        """The receive stream for data the peer sent on ``stream_id``, opening
+        peer streams implicitly; None for streams already finished."""
+        if is_client_initiated(stream_id) == self.is_client:
+            # a stream we initiate: must be bidirectional and already opened
+            if not is_bidirectional(stream_id):
+                raise RemoteProtocolError(
+                    ErrorCode.STREAM_STATE_ERROR, "data on our unidirectional stream"
+                )
+            if stream_id >= self._next_stream_id[True]:
+                raise RemoteProtocolError(ErrorCode.STREAM_STATE_ERROR, "stream not opened")
+            return None
+        bidi = is_bidirectional(stream_id)
+        index = stream_id >> 2
+        if index >= self._local_max_streams[bidi]:
+            raise RemoteProtocolError(ErrorCode.STREAM_LIMIT_ERROR, "stream limit exceeded")
+        if index < self._peer_streams_opened[bidi]:
+            return None  # opened before and already retired
+        # open every lower-numbered stream of this kind too (RFC 9000 §3.2)
+        kind = stream_id & 3
+        for n in range(self._peer_streams_opened[bidi], index + 1):
+            self._create_stream((n << 2) | kind)
+        self._peer_streams_opened[bidi] = index + 1
+        return self._recv_streams[stream_id]
+
+    def _create_stream(self, stream_id: int) -> None:
+        cfg = self.config
+        local = is_client_initiated(stream_id) == self.is_client
+        bidi = is_bidirectional(stream_id)
+        if local or bidi:
+            self._send_streams[stream_id] = SendStream(
+                stream_id, buffer_limit_bytes=cfg.stream_send_buffer_bytes
+            )
+            peer = self.peer_params
+            if peer is None:
+                limit = 0
+            elif not bidi:
+                limit = peer.initial_max_stream_data_uni or 0
+            elif local:
+                limit = peer.initial_max_stream_data_bidi_remote or 0
+            else:
+                limit = peer.initial_max_stream_data_bidi_local or 0
+            self._stream_send_credit[stream_id] = SendCredit(limit)
+        if not local or bidi:
+            self._recv_streams[stream_id] = ReceiveStream(
+                stream_id,
+                window_bytes=cfg.initial_max_stream_data,
+                max_window_bytes=cfg.max_stream_window,
+            )
+
+    def _stream_for_local_send(self, stream_id: int) -> SendStream:
+        stream = self._send_streams.get(stream_id)
+        if stream is None:
+            raise StreamError(f"stream {stream_id} has no open sending side")
+        return stream
+
+    def _check_peer_may_receive(self, stream_id: int) -> None:
+        if is_client_initiated(stream_id) != self.is_client and not is_bidirectional(stream_id):
+            raise RemoteProtocolError(
+                ErrorCode.STREAM_STATE_ERROR, "flow control for a receive-only stream"
+            )
+
+    def _on_reset_stream(self, stream_id: int, error_code: int, final_size: int) -> None:
+        stream = self._recv_streams.get(stream_id) or self._stream_for_peer_data(stream_id)
+        if stream is None:
+            return
+        before = stream.highest_offset
+        unread_before = stream.bytes_read
+        if not stream.on_reset(error_code, final_size):
+            return
+        grown = stream.highest_offset - before
+        if grown > 0:
+            self._recv_window.add_received(grown)
+        # bytes that will never be read still count as consumed for the connection
+        abandoned = final_size - unread_before
+        if abandoned > 0 and self._recv_window.on_consumed(
+            abandoned, self._now, self._rtt.smoothed_rtt_s
+        ) is not None:
+            self._packetizer.max_data_due = True
+        self._push_event(events.StreamReset(stream_id=stream_id, error_code=error_code))
+        self._retire_receive_stream(stream_id)
+
+    def _on_stop_sending(self, stream_id: int, error_code: int) -> None:
+        self._check_peer_may_receive(stream_id)
+        stream = self._send_streams.get(stream_id)
+        if stream is None:
+            if is_client_initiated(stream_id) != self.is_client:
+                self._stream_for_peer_data(stream_id)
+                stream = self._send_streams.get(stream_id)
+            if stream is None:
+                return
+        if stream.on_stop_sending(error_code):
+            self._packetizer.resets_due.add(stream_id)
+        self._push_event(events.StopSendingReceived(stream_id=stream_id, error_code=error_code))
+
+    def _retire_receive_stream(self, stream_id: int) -> None:
+        if self._recv_streams.pop(stream_id, None) is None:
+            return
+        self._readable_reported.discard(stream_id)
+        self._packetizer.max_stream_data_due.discard(stream_id)
+        self._packetizer.stop_sending_due.pop(stream_id, None)
+        self._maybe_credit_peer_stream(stream_id)
+
+    def _retire_send_stream(self, stream_id: int) -> None:
+        if self._send_streams.pop(stream_id, None) is None:
+            return
+        self._stream_send_credit.pop(stream_id, None)
+        self._writable_wanted.discard(stream_id)
+        self._maybe_credit_peer_stream(stream_id)
+
+    def _maybe_credit_peer_stream(self, stream_id: int) -> None:
+        """When a peer-initiated stream is fully done, let the peer open another."""
+        if is_client_initiated(stream_id) == self.is_client:
+            return
+        if stream_id in self._send_streams or stream_id in self._recv_streams:
+            return
+        bidi = is_bidirectional(stream_id)
+        self._peer_streams_closed[bidi] += 1
+        base = self.config.max_streams_bidi if bidi else self.config.max_streams_uni
+        self._local_max_streams[bidi] = base + self._peer_streams_closed[bidi]
+        self._packetizer.max_streams_due[bidi] = True
+
+    def _report_writable(self, stream_id: int) -> None:
+        if stream_id in self._writable_wanted:
+            self._writable_wanted.discard(stream_id)
+            self._push_event(events.StreamWritable(stream_id=stream_id))
+
+    def _all_streams_done(self) -> bool:
+        return all(s.is_all_acked or s.is_reset for s in self._send_streams.values())
+
+    # -- datagrams and close -----------------------------------------------
+    def _on_datagram_frame(self, body: bytes) -> None:
+        if len(body) > self.config.max_datagram_frame_size:
+            raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "datagram frame too large")
+        queued = sum(1 for e in self._events if isinstance(e, events.DatagramReceived))
+        if queued >= self.config.max_received_datagrams:
+            self.counters.datagrams_received_dropped += 1
+            return
+        self._push_event(events.DatagramReceived(data=body))
+
+    def _on_close_frame(self, ftype: int, error_code: int, reason: bytes) -> None:
+        self._push_event(
+            events.ConnectionTerminated(
+                error_code=error_code,
+                reason=reason.decode("utf-8", "replace"),
+                by_peer=True,
+                application=ftype == FrameType.APPLICATION_CLOSE,
+            )
+        )
+        self.state = State.DRAINING
+        self._close_deadline = self._now + 3 * self._pto_s()
+        self._recovery.discard_all()
+
+    def _close_on_error(self, error_code: int, reason: str, frame_type: int) -> None:
+        if self.state in (State.CLOSING, State.DRAINING, State.CLOSED):
+            return
+        self._start_closing(error_code, frame_type, reason.encode(), False)
+
+    def _pending_close_args(self) -> tuple[int, int, bytes, bool]:
+        code, reason = getattr(self, "_close_request", (0, ""))
+        return code, 0, reason.encode(), True
+
+    def _start_closing(self, code: int, frame_type: int, reason: bytes, app: bool) -> None:
+        self._close_graceful_pending = False
+        self._close_frame = (code, frame_type, reason[:512], app)
+        self.state = State.CLOSING
+        self._close_deadline = self._now + 3 * self._pto_s()
+        self._close_sends_left = MAX_CLOSE_REPEATS
+        self._packetizer.close_frame_due = True
+        self._recovery.discard_all()
+        self._push_event(
+            events.ConnectionTerminated(
+                error_code=code,
+                reason=reason.decode("utf-8", "replace"),
+                by_peer=False,
+                application=app,
+            )
+        )
+
+    # -- helpers -------------------------------------------------------------
+    def _check_usable(self) -> None:
+        if self.state in (State.CLOSING, State.DRAINING, State.CLOSED):
+            raise ConnectionClosedError("the connection is closed")
+        if self.state is State.IDLE and self.is_client:
+            raise InvalidStateError("call connect() first")
+
+    def _push_event(self, event: events.Event) -> None:
+        if len(self._events) >= self.config.max_pending_events:
+            # The caller is not draining events; drop the oldest coalescible one.
+            self._events.popleft()
+        self._events.append(event)
+
+    def _notify(self) -> None:
+        callback = self.on_activity
+        if callback is not None:
+            callback(self)  # type: ignore[operator]

@@ -1,0 +1,236 @@
+"""The sans-IO endpoint: one per socket, many connections behind it.
+
+How this works
+--------------
+An :class:`Endpoint` has the same driver shape as a connection --
+``receive_datagram``, ``datagrams_to_send``, ``get_timer``, ``handle_timer``,
+``next_event`` -- so a driver serves thousands of peers with one socket.
+
+* **Demultiplexing.** Datagrams are routed by destination connection ID: the
+  short-header DCID is the first bytes after byte 0 (our IDs have a fixed
+  length); long headers carry their DCID explicitly. A server creates a
+  connection for an INITIAL to an unknown DCID (if the datagram has the
+  mandatory 1200-byte padding and the connection limit allows).
+* **Stateless replies.** A long header of an unknown version gets a version
+  negotiation packet (only for full-size datagrams, so it cannot amplify);
+  anything else for no connection is dropped and counted.
+* **Idle connections cost nothing.** Only connections touched by an input
+  ("dirty") are polled for output. Deadlines live in a heap with lazy
+  deletion: a connection's entry is valid only while it matches the deadline
+  recorded for it, so re-arming never searches the heap.
+
+Events come out as ``(connection, event)`` pairs. A connection that reaches
+the closed state is forgotten.
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from collections import deque
+
+from transport.config import Config
+from transport.connection import Connection
+from transport.errors import WireError
+from transport.events import Event
+from transport.wire import decode_header
+from transport.wire.constants import (
+    HEADER_FORM_LONG,
+    MIN_INITIAL_DATAGRAM_SIZE,
+    SUPPORTED_VERSIONS,
+    PacketType,
+)
+
+Address = tuple[str, int]
+MAX_STATELESS_QUEUE = 256
+
+
+class EndpointCounters:
+    __slots__ = ("connections_refused", "datagrams_dropped", "version_negotiations_sent")
+
+    def __init__(self) -> None:
+        self.connections_refused = 0
+        self.datagrams_dropped = 0
+        self.version_negotiations_sent = 0
+
+
+class Endpoint:
+    """Routes datagrams between one socket and its connections (sans-IO)."""
+
+    def __init__(
+        self, config: Config, *, is_server: bool = False, max_connections: int = 100_000
+    ) -> None:
+        self.config = config
+        self.is_server = is_server
+        self.max_connections = max_connections
+        self.counters = EndpointCounters()
+        self._by_cid: dict[bytes, Connection] = {}
+        self._connections: dict[Connection, None] = {}
+        self._dirty: dict[Connection, None] = {}
+        self._deadline: dict[Connection, float | None] = {}
+        self._heap: list[tuple[float, int, Connection]] = []
+        self._heap_seq = 0
+        self._stateless: deque[tuple[bytes, Address]] = deque()
+        self._events: deque[tuple[Connection, Event]] = deque()
+        self._now = 0.0
+
+    @property
+    def connections(self) -> list[Connection]:
+        return list(self._connections)
+
+    # ------------------------------------------------------------------ inputs
+    def connect(self, addr: Address, now: float) -> Connection:
+        """Open a client connection to ``addr``."""
+        self._now = max(self._now, now)
+        conn = Connection(self.config, is_client=True)
+        self._adopt(conn)
+        conn.connect(addr, now)
+        self._touch(conn)
+        return conn
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """Route one UDP payload. Never raises for anything a peer sent."""
+        self._now = max(self._now, now)
+        conn = self._route(data, addr, now)
+        if conn is None:
+            return
+        conn.receive_datagram(data, addr, now)
+        self._touch(conn)
+        self._collect(conn)
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every connection deadline that has passed."""
+        self._now = max(self._now, now)
+        heap = self._heap
+        due: list[Connection] = []
+        while heap and heap[0][0] <= now:
+            deadline, _, conn = heapq.heappop(heap)
+            if self._deadline.get(conn) != deadline:
+                continue  # stale entry
+            self._deadline[conn] = None
+            due.append(conn)
+        # Each connection runs its timer once; deadlines it re-arms (an ACK that
+        # is due, say) are met by the datagrams_to_send the caller makes next.
+        for conn in due:
+            conn.handle_timer(now)
+            self._touch(conn)
+            self._collect(conn)
+
+    # ----------------------------------------------------------------- outputs
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        self._now = max(self._now, now)
+        out: list[tuple[bytes, Address]] = []
+        while self._stateless:
+            out.append(self._stateless.popleft())
+        dirty = self._dirty
+        self._dirty = {}
+        for conn in dirty:
+            out.extend(conn.datagrams_to_send(now))
+            self._collect(conn)
+        return out
+
+    def get_timer(self) -> float | None:
+        heap = self._heap
+        while heap and self._deadline.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def next_event(self) -> tuple[Connection, Event] | None:
+        for conn in list(self._dirty):
+            self._collect(conn)
+        if self._events:
+            return self._events.popleft()
+        return None
+
+    # ---------------------------------------------------------------- internals
+    def _adopt(self, conn: Connection) -> None:
+        self._connections[conn] = None
+        self._by_cid[conn.local_cid] = conn
+        if not conn.is_client:
+            self._by_cid[conn.original_dcid] = conn
+        conn.on_activity = self._touch
+        self._deadline[conn] = None
+
+    def _forget(self, conn: Connection) -> None:
+        self._connections.pop(conn, None)
+        self._deadline.pop(conn, None)
+        self._dirty.pop(conn, None)
+        for cid in (conn.local_cid, conn.original_dcid):
+            if self._by_cid.get(cid) is conn:
+                del self._by_cid[cid]
+
+    def _touch(self, conn: Connection) -> None:
+        self._dirty[conn] = None
+
+    def _collect(self, conn: Connection) -> None:
+        """Move the connection's events out, re-arm its deadline, forget it if closed."""
+        while True:
+            event = conn.next_event()
+            if event is None:
+                break
+            self._events.append((conn, event))
+        if conn.is_closed:
+            self._forget(conn)
+            return
+        deadline = conn.get_timer()
+        if deadline != self._deadline.get(conn):
+            self._deadline[conn] = deadline
+            if deadline is not None:
+                self._heap_seq += 1
+                heapq.heappush(self._heap, (deadline, self._heap_seq, conn))
+
+    def _route(self, data: bytes, addr: Address, now: float) -> Connection | None:
+        if not data:
+            self.counters.datagrams_dropped += 1
+            return None
+        cid_len = self.config.connection_id_length
+        if not data[0] & HEADER_FORM_LONG:
+            conn = self._by_cid.get(bytes(data[1 : 1 + cid_len]))
+            if conn is None:
+                self.counters.datagrams_dropped += 1
+            return conn
+        try:
+            header = decode_header(data, cid_len)
+        except WireError:
+            self.counters.datagrams_dropped += 1
+            return None
+        conn = self._by_cid.get(bytes(header.dcid))
+        if conn is not None:
+            return conn
+        if header.version not in SUPPORTED_VERSIONS:
+            if header.version != 0 and len(data) >= MIN_INITIAL_DATAGRAM_SIZE:
+                self._queue_version_negotiation(header.dcid, header.scid, addr)
+            else:
+                self.counters.datagrams_dropped += 1
+            return None
+        if (
+            not self.is_server
+            or header.packet_type != PacketType.INITIAL
+            or len(data) < MIN_INITIAL_DATAGRAM_SIZE
+            or len(header.dcid) < 8
+        ):
+            self.counters.datagrams_dropped += 1
+            return None
+        if len(self._connections) >= self.max_connections:
+            self.counters.connections_refused += 1
+            return None
+        conn = Connection(self.config, is_client=False, original_dcid=bytes(header.dcid))
+        self._adopt(conn)
+        return conn
+
+    def _queue_version_negotiation(self, dcid: bytes, scid: bytes, addr: Address) -> None:
+        if len(self._stateless) >= MAX_STATELESS_QUEUE:
+            self.counters.datagrams_dropped += 1
+            return
+        first = HEADER_FORM_LONG | self.config.rng.getrandbits(7)
+        packet = (
+            bytes([first])
+            + b"\x00\x00\x00\x00"
+            + bytes([len(scid)])
+            + bytes(scid)
+            + bytes([len(dcid)])
+            + bytes(dcid)
+            + b"".join(struct.pack("!I", v) for v in SUPPORTED_VERSIONS)
+        )
+        self._stateless.append((packet, addr))
+        self.counters.version_negotiations_sent += 1

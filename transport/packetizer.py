@@ -1,0 +1,382 @@
+"""Packet building for a :class:`~transport.connection.Connection`.
+
+How this works
+--------------
+The connection records *what is due* (an ACK, flow-control updates, resets,
+handshake bytes, datagrams, stream data, a probe); :meth:`Packetizer.build`
+turns that into as many packets as congestion control allows, in priority
+order: ACK, control frames, handshake (CRYPTO), unreliable datagrams, then
+stream data round-robin across streams. Each packet is encoded with one codec
+call for the header and one for all its frames into a reused buffer, then a
+CRC32C trailer is appended (``security="none"``).
+
+Every sent packet is handed to loss recovery with the list of *items* it
+carried (stream ranges, control frames). Acknowledgement and loss are then
+dispatched back to the owners of those items by the connection, which is how
+lost data ends up in new packets (RFC 9000 §13.3) without copying packets.
+
+ACK-only packets bypass the congestion window (they are not in flight);
+everything else waits for window space, except probes after a PTO.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from transport.recovery import SentPacket
+from transport.wire import (
+    crc32c,
+    encode_frames,
+    encode_long_header,
+    encode_short_header,
+    packet_number_length,
+    varint_size,
+)
+from transport.wire.constants import (
+    CRC_LENGTH,
+    MIN_INITIAL_DATAGRAM_SIZE,
+    VERSION_1,
+    FrameType,
+    PacketType,
+)
+
+if TYPE_CHECKING:
+    from transport.connection import Connection
+
+# Kinds of item a sent packet records (first element of each tuple); the
+# connection dispatches acknowledgement and loss of each kind to its owner.
+ITEM_STREAM = 0  # (kind, stream_id, offset, length, fin)
+ITEM_CRYPTO = 1  # (kind, offset, data)
+ITEM_ACK = 2  # (kind, largest_acked)
+ITEM_MAX_DATA = 3  # (kind,)
+ITEM_MAX_STREAM_DATA = 4  # (kind, stream_id)
+ITEM_MAX_STREAMS = 5  # (kind, bidirectional)
+ITEM_RESET = 6  # (kind, stream_id, error_code)
+ITEM_STOP_SENDING = 7  # (kind, stream_id, error_code)
+
+#: Worst-case size of one control frame (type + three 8-byte varints).
+CONTROL_FRAME_MAX = 25
+#: A stream frame is worth sending only with at least this many payload bytes
+#: (unless it carries a FIN or fills what is left).
+MIN_STREAM_CHUNK = 32
+STREAM_FRAME_TYPE = FrameType.STREAM | 0x04 | 0x02  # OFF and LEN bits set
+
+
+class Packetizer:
+    """Holds what is due to be sent and builds packets from it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.max_datagram_size = conn.config.max_datagram_size
+        self.next_packet_number = 0
+        self.probes_due = 0
+        self.ping_due = False
+        self.close_frame_due = False
+        self.max_data_due = False
+        self.max_stream_data_due: set[int] = set()
+        self.max_streams_due: dict[bool, bool] = {True: False, False: False}
+        self.resets_due: set[int] = set()
+        self.stop_sending_due: dict[int, int] = {}
+        self.path_responses: list[bytes] = []
+        self._ready: dict[int, None] = {}  # streams that may have data, in round-robin order
+        self._buf = bytearray(65536)
+        self._scratch = bytearray(65536)
+        self._skip_every = conn.config.skip_packet_number_every
+
+    # ------------------------------------------------------------- signals
+    def stream_ready(self, stream_id: int) -> None:
+        self._ready[stream_id] = None
+
+    def wake_all_streams(self) -> None:
+        for stream_id in self.conn._send_streams:
+            self._ready[stream_id] = None
+
+    # ------------------------------------------------------------- building
+    def build(self, now: float) -> list[bytes]:
+        from transport.connection import State
+
+        conn = self.conn
+        out: list[bytes] = []
+        if conn.state is State.CLOSING:
+            if self.close_frame_due and conn._close_sends_left > 0 and conn._close_frame:
+                self.close_frame_due = False
+                conn._close_sends_left -= 1
+                out.append(self._build_close(conn.state))
+            return out
+        long_header = conn.state is State.HANDSHAKE
+        while True:
+            packet = self._build_one(now, long_header)
+            if packet is None:
+                break
+            out.append(packet)
+        return out
+
+    def _next_pn(self) -> int:
+        pn = self.next_packet_number
+        every = self._skip_every
+        if every and self.conn.config.rng.randrange(every) == 0:
+            self.conn._recovery.skip_packet_number(pn)
+            pn += 1
+        self.next_packet_number = pn + 1
+        return pn
+
+    def _build_one(self, now: float, long_header: bool) -> bytes | None:
+        conn = self.conn
+        recovery = conn._recovery
+        acks = conn._acks
+        mds = self.max_datagram_size
+        if long_header:
+            overhead = 1 + 4 + 2 + len(conn.peer_cid) + len(conn.local_cid) + 1 + 2 + 4
+        else:
+            overhead = 1 + len(conn.peer_cid) + 4
+        overhead += CRC_LENGTH
+        space = mds - overhead
+        specs: list[tuple[int, int, int, int, int, object]] = []
+        items: list[tuple] = []  # type: ignore[type-arg]
+
+        probe = self.probes_due > 0
+        window_open = probe or conn._cc.available_bytes(recovery.bytes_in_flight) > 0
+        ack_due = acks.should_send_ack(now)
+        eliciting = False
+        largest_acked_in_ack = -1
+        if ack_due or (window_open and acks.ack_pending and self._has_work()):
+            ranges, delay = acks.build_ack(now)
+            if ranges:
+                specs.append((FrameType.ACK, ranges[1], delay, 0, 0, ranges))
+                largest_acked_in_ack = ranges[1]
+                space -= 1 + 8 + 4 + 2 + 4 * len(ranges)
+        if window_open:
+            space, eliciting = self._add_control(specs, items, space)
+            if conn._crypto_pending and space > 64:
+                space = self._add_crypto(specs, items, space)
+                eliciting = True
+            if not long_header:
+                if conn._datagrams_out:
+                    space, sent = self._add_datagrams(specs, space)
+                    eliciting = eliciting or sent
+                if self._ready and space > MIN_STREAM_CHUNK:
+                    space, sent = self._add_stream_data(specs, items, space)
+                    eliciting = eliciting or sent
+            if (probe or self.ping_due) and not eliciting:
+                specs.append((FrameType.PING, 0, 0, 0, 0, None))
+                eliciting = True
+            if eliciting:
+                self.ping_due = False
+                if probe:
+                    self.probes_due -= 1
+                    conn.counters.probes_sent += 1
+        if not specs:
+            return None
+        if not eliciting and largest_acked_in_ack < 0:
+            return None
+
+        pn = self._next_pn()
+        pn_len = packet_number_length(pn, recovery.largest_acked)
+        if long_header:
+            data = self._encode_long(specs, pn, pn_len)
+        else:
+            data = self._encode_short(specs, pn, pn_len)
+        if largest_acked_in_ack >= 0:
+            acks.on_ack_sent(pn, largest_acked_in_ack)
+            items.append((ITEM_ACK, largest_acked_in_ack))
+        size = len(data)
+        recovery.on_packet_sent(SentPacket(pn, now, size, eliciting, eliciting, items), now)
+        counters = conn.counters
+        counters.packets_sent += 1
+        counters.bytes_sent += size
+        if eliciting:
+            conn._last_ack_eliciting_sent_s = now
+        return data
+
+    def _has_work(self) -> bool:
+        conn = self.conn
+        return bool(
+            self._ready
+            or conn._crypto_pending
+            or conn._datagrams_out
+            or self.max_data_due
+            or self.max_stream_data_due
+            or self.resets_due
+            or self.stop_sending_due
+            or self.ping_due
+            or self.probes_due
+        )
+
+    # ------------------------------------------------------------- frames
+    def _add_control(self, specs: list, items: list, space: int) -> tuple[int, bool]:  # type: ignore[type-arg]
+        conn = self.conn
+        added = False
+        if self.max_data_due and space >= CONTROL_FRAME_MAX:
+            self.max_data_due = False
+            specs.append((FrameType.MAX_DATA, conn._recv_window.limit, 0, 0, 0, None))
+            items.append((ITEM_MAX_DATA,))
+            space -= CONTROL_FRAME_MAX
+            added = True
+        while self.max_stream_data_due and space >= CONTROL_FRAME_MAX:
+            stream_id = self.max_stream_data_due.pop()
+            stream = conn._recv_streams.get(stream_id)
+            if stream is None:
+                continue
+            specs.append((FrameType.MAX_STREAM_DATA, stream_id, stream.limit, 0, 0, None))
+            items.append((ITEM_MAX_STREAM_DATA, stream_id))
+            space -= CONTROL_FRAME_MAX
+            added = True
+        for bidi in (True, False):
+            if self.max_streams_due[bidi] and space >= CONTROL_FRAME_MAX:
+                self.max_streams_due[bidi] = False
+                ftype = FrameType.MAX_STREAMS_BIDI if bidi else FrameType.MAX_STREAMS_UNI
+                specs.append((ftype, conn._local_max_streams[bidi], 0, 0, 0, None))
+                items.append((ITEM_MAX_STREAMS, bidi))
+                space -= CONTROL_FRAME_MAX
+                added = True
+        while self.resets_due and space >= CONTROL_FRAME_MAX:
+            stream_id = self.resets_due.pop()
+            stream = conn._send_streams.get(stream_id)
+            reset = None if stream is None else stream.take_reset()
+            if reset is None:
+                continue
+            error_code, final_size = reset
+            specs.append((FrameType.RESET_STREAM, stream_id, error_code, final_size, 0, None))
+            items.append((ITEM_RESET, stream_id, error_code))
+            space -= CONTROL_FRAME_MAX
+            added = True
+        while self.stop_sending_due and space >= CONTROL_FRAME_MAX:
+            stream_id, error_code = self.stop_sending_due.popitem()
+            specs.append((FrameType.STOP_SENDING, stream_id, error_code, 0, 0, None))
+            items.append((ITEM_STOP_SENDING, stream_id, error_code))
+            space -= CONTROL_FRAME_MAX
+            added = True
+        while self.path_responses and space >= 9:
+            specs.append((FrameType.PATH_RESPONSE, 0, 0, 0, 0, self.path_responses.pop(0)))
+            space -= 9
+            added = True
+        credit = conn._send_credit
+        if self._ready and space >= CONTROL_FRAME_MAX and credit.should_send_blocked():
+            specs.append((FrameType.DATA_BLOCKED, credit.limit, 0, 0, 0, None))
+            space -= CONTROL_FRAME_MAX
+            added = True
+        return space, added
+
+    def _add_crypto(self, specs: list, items: list, space: int) -> int:  # type: ignore[type-arg]
+        pending = self.conn._crypto_pending
+        while pending and space > 32:
+            offset, data = pending.pop(0)
+            room = space - (1 + 8 + 2)
+            chunk, rest = data[:room], data[room:]
+            if rest:
+                pending.insert(0, (offset + len(chunk), rest))
+            specs.append((FrameType.CRYPTO, offset, 0, 0, 0, chunk))
+            items.append((ITEM_CRYPTO, offset, chunk))
+            space -= 1 + 8 + 2 + len(chunk)
+        return space
+
+    def _add_datagrams(self, specs: list, space: int) -> tuple[int, bool]:  # type: ignore[type-arg]
+        queue = self.conn._datagrams_out
+        sent = False
+        while queue and len(queue[0]) + 3 <= space:
+            data = queue.popleft()
+            specs.append((FrameType.DATAGRAM_LEN, 0, 0, 0, 0, data))
+            space -= len(data) + 3
+            sent = True
+        if queue and not sent and len(queue[0]) + 3 > self.max_datagram_size - 64:
+            queue.popleft()  # can never fit (peer lowered its size): drop it
+            self.conn.counters.datagrams_sent_dropped += 1
+        return space, sent
+
+    def _add_stream_data(self, specs: list, items: list, space: int) -> tuple[int, bool]:  # type: ignore[type-arg]
+        conn = self.conn
+        ready = self._ready
+        conn_credit = conn._send_credit
+        counters = conn.counters
+        sent = False
+        for stream_id in list(ready):
+            if space <= MIN_STREAM_CHUNK:
+                break
+            stream = conn._send_streams.get(stream_id)
+            if stream is None:
+                del ready[stream_id]
+                continue
+            stream_credit = conn._stream_send_credit[stream_id]
+            credit = min(stream_credit.available, conn_credit.available)
+            overhead = 1 + varint_size(stream_id) + varint_size(stream.highest_sent_offset + space) + 2
+            chunk = stream.next_frame(space - overhead, credit)
+            if chunk is None:
+                del ready[stream_id]
+                continue
+            offset, data, fin, new_bytes = chunk
+            length = len(data)
+            if new_bytes:
+                stream_credit.consume(new_bytes)
+                conn_credit.consume(new_bytes)
+            if length > new_bytes:
+                counters.stream_bytes_retransmitted += length - new_bytes
+                counters.packets_retransmitted += 1
+            counters.stream_bytes_sent += length
+            specs.append((STREAM_FRAME_TYPE | fin, stream_id, offset, 0, 0, data))
+            items.append((ITEM_STREAM, stream_id, offset, length, fin))
+            space -= overhead + length
+            sent = True
+            # round robin: the stream goes to the back of the queue
+            del ready[stream_id]
+            ready[stream_id] = None
+        return space, sent
+
+    # ------------------------------------------------------------- encoding
+    def _encode_short(self, specs: list, pn: int, pn_len: int) -> bytes:  # type: ignore[type-arg]
+        buf = self._buf
+        end_limit = self.max_datagram_size - CRC_LENGTH
+        pos = encode_short_header(buf, 0, self.conn.peer_cid, pn, pn_len)
+        end = encode_frames(specs, buf, pos, end_limit)
+        return _with_crc(buf, end)
+
+    def _encode_long(self, specs: list, pn: int, pn_len: int) -> bytes:  # type: ignore[type-arg]
+        conn = self.conn
+        ptype = PacketType.INITIAL if conn.is_client else PacketType.HANDSHAKE
+        header_len = (
+            1 + 4 + 1 + len(conn.peer_cid) + 1 + len(conn.local_cid)
+            + (1 if ptype == PacketType.INITIAL else 0) + 2 + pn_len
+        )
+        scratch = self._scratch
+        payload_len = encode_frames(specs, scratch, 0, self.max_datagram_size)
+        if conn.is_client:
+            shortfall = MIN_INITIAL_DATAGRAM_SIZE - (header_len + payload_len + CRC_LENGTH)
+            if shortfall > 0:
+                payload_len = encode_frames(
+                    [(FrameType.PADDING, shortfall, 0, 0, 0, None)],
+                    scratch,
+                    payload_len,
+                    len(scratch),
+                )
+        length = pn_len + payload_len + CRC_LENGTH
+        buf = self._buf
+        pos = encode_long_header(
+            buf, 0, ptype, VERSION_1, conn.peer_cid, conn.local_cid, b"", pn, pn_len, length
+        )
+        buf[pos : pos + payload_len] = scratch[:payload_len]
+        return _with_crc(buf, pos + payload_len)
+
+    def _build_close(self, state: object) -> bytes:
+        conn = self.conn
+        code, frame_type, reason, app = conn._close_frame  # type: ignore[misc]
+        if app:
+            spec = (FrameType.APPLICATION_CLOSE, code, 0, 0, 0, reason)
+        else:
+            spec = (FrameType.CONNECTION_CLOSE, code, frame_type, 0, 0, reason)
+        pn = self._next_pn()
+        pn_len = packet_number_length(pn, conn._recovery.largest_acked)
+        if conn.handshake_completed:
+            data = self._encode_short([spec], pn, pn_len)
+        else:
+            data = self._encode_long([spec], pn, pn_len)
+        conn.counters.packets_sent += 1
+        conn.counters.bytes_sent += len(data)
+        return data
+
+
+def _with_crc(buf: bytearray, end: int) -> bytes:
+    view = memoryview(buf)
+    try:
+        buf[end : end + CRC_LENGTH] = crc32c(view[:end]).to_bytes(4, "big")
+    finally:
+        view.release()
+    return bytes(buf[: end + CRC_LENGTH])

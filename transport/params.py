@@ -1,0 +1,135 @@
+"""Transport parameters exchanged in the handshake.
+
+How this works
+--------------
+Each side sends its parameters once, as a sequence of TLV entries
+``(id varint, length varint, value)`` (docs/wire-format.md, "Transport
+parameters"). Integer values are varints; connection IDs and tokens are raw
+bytes. Unknown ids are skipped so later versions can add parameters; a known
+id that appears twice or holds a malformed value is a
+TRANSPORT_PARAMETER_ERROR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transport.errors import RemoteProtocolError, WireError
+from transport.wire import decode_varint, encode_varint
+from transport.wire.constants import ErrorCode
+from transport.wire.constants import TransportParameter as TP
+
+_INT_PARAMS: dict[int, str] = {
+    TP.MAX_IDLE_TIMEOUT_MS: "max_idle_timeout_ms",
+    TP.MAX_UDP_PAYLOAD_SIZE: "max_udp_payload_size",
+    TP.INITIAL_MAX_DATA: "initial_max_data",
+    TP.INITIAL_MAX_STREAM_DATA_BIDI_LOCAL: "initial_max_stream_data_bidi_local",
+    TP.INITIAL_MAX_STREAM_DATA_BIDI_REMOTE: "initial_max_stream_data_bidi_remote",
+    TP.INITIAL_MAX_STREAM_DATA_UNI: "initial_max_stream_data_uni",
+    TP.INITIAL_MAX_STREAMS_BIDI: "initial_max_streams_bidi",
+    TP.INITIAL_MAX_STREAMS_UNI: "initial_max_streams_uni",
+    TP.ACK_DELAY_EXPONENT: "ack_delay_exponent",
+    TP.MAX_ACK_DELAY_MS: "max_ack_delay_ms",
+    TP.ACTIVE_CONNECTION_ID_LIMIT: "active_connection_id_limit",
+    TP.MAX_DATAGRAM_FRAME_SIZE: "max_datagram_frame_size",
+    TP.FEC_CAPABILITY: "fec_capability",
+    TP.AEAD_ALGORITHM: "aead_algorithm",
+}
+_BYTES_PARAMS: dict[int, str] = {
+    TP.ORIGINAL_DESTINATION_CID: "original_destination_cid",
+    TP.STATELESS_RESET_TOKEN: "stateless_reset_token",
+    TP.INITIAL_SOURCE_CID: "initial_source_cid",
+    TP.RETRY_SOURCE_CID: "retry_source_cid",
+}
+MAX_PARAMS_BYTES = 4096
+
+
+@dataclass
+class TransportParameters:
+    """Values one side announces. ``None`` means "not sent" (the default applies)."""
+
+    original_destination_cid: bytes | None = None
+    stateless_reset_token: bytes | None = None
+    initial_source_cid: bytes | None = None
+    retry_source_cid: bytes | None = None
+    max_idle_timeout_ms: int | None = None
+    max_udp_payload_size: int | None = None
+    initial_max_data: int | None = None
+    initial_max_stream_data_bidi_local: int | None = None
+    initial_max_stream_data_bidi_remote: int | None = None
+    initial_max_stream_data_uni: int | None = None
+    initial_max_streams_bidi: int | None = None
+    initial_max_streams_uni: int | None = None
+    ack_delay_exponent: int | None = None
+    max_ack_delay_ms: int | None = None
+    active_connection_id_limit: int | None = None
+    max_datagram_frame_size: int | None = None
+    fec_capability: int | None = None
+    aead_algorithm: int | None = None
+
+    def encode(self) -> bytes:
+        out = bytearray()
+        for param_id, name in _BYTES_PARAMS.items():
+            value = getattr(self, name)
+            if value is not None:
+                out += encode_varint(param_id) + encode_varint(len(value)) + value
+        for param_id, name in _INT_PARAMS.items():
+            value = getattr(self, name)
+            if value is not None:
+                body = encode_varint(value)
+                out += encode_varint(param_id) + encode_varint(len(body)) + body
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, data: bytes) -> TransportParameters:
+        """Parse a TLV list; raise RemoteProtocolError(TRANSPORT_PARAMETER_ERROR)."""
+        if len(data) > MAX_PARAMS_BYTES:
+            raise _param_error("transport parameters too long")
+        params = cls()
+        seen: set[int] = set()
+        pos = 0
+        try:
+            while pos < len(data):
+                param_id, pos = decode_varint(data, pos)
+                length, pos = decode_varint(data, pos)
+                if pos + length > len(data):
+                    raise _param_error("transport parameter overruns its block")
+                value = bytes(data[pos : pos + length])
+                pos += length
+                if param_id in seen:
+                    raise _param_error(f"duplicate transport parameter 0x{param_id:x}")
+                seen.add(param_id)
+                if param_id in _BYTES_PARAMS:
+                    setattr(params, _BYTES_PARAMS[param_id], value)
+                elif param_id in _INT_PARAMS:
+                    number, end = decode_varint(value, 0)
+                    if end != len(value):
+                        raise _param_error(f"malformed transport parameter 0x{param_id:x}")
+                    setattr(params, _INT_PARAMS[param_id], number)
+        except WireError as exc:
+            raise _param_error(f"malformed transport parameters: {exc}") from exc
+        params._validate()
+        return params
+
+    def _validate(self) -> None:
+        if self.max_udp_payload_size is not None and self.max_udp_payload_size < 1200:
+            raise _param_error("max_udp_payload_size below 1200")
+        if self.ack_delay_exponent is not None and self.ack_delay_exponent > 20:
+            raise _param_error("ack_delay_exponent above 20")
+        if self.max_ack_delay_ms is not None and self.max_ack_delay_ms >= 2**14:
+            raise _param_error("max_ack_delay_ms too large")
+        for name in ("initial_max_streams_bidi", "initial_max_streams_uni"):
+            value = getattr(self, name)
+            if value is not None and value > 2**60:
+                raise _param_error(f"{name} above 2**60")
+        token = self.stateless_reset_token
+        if token is not None and len(token) != 16:
+            raise _param_error("stateless_reset_token must be 16 bytes")
+        for name in ("original_destination_cid", "initial_source_cid", "retry_source_cid"):
+            value = getattr(self, name)
+            if value is not None and len(value) > 20:
+                raise _param_error(f"{name} longer than 20 bytes")
+
+
+def _param_error(reason: str) -> RemoteProtocolError:
+    return RemoteProtocolError(ErrorCode.TRANSPORT_PARAMETER_ERROR, reason)

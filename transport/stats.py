@@ -1,0 +1,72 @@
+"""Counters a user can read from a connection at any time.
+
+How this works
+--------------
+The connection increments plain integer attributes on a mutable, slotted
+:class:`Counters` object on its hot path (cheap), and ``Connection.get_stats()``
+copies them, with the recovery and congestion figures of the moment, into an
+immutable :class:`ConnectionStats` snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class Counters:
+    """Mutable counters updated by the connection (internal)."""
+
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "datagrams_dropped",
+        "datagrams_dropped_malformed",
+        "datagrams_received_dropped",
+        "datagrams_sent_dropped",
+        "duplicate_packets",
+        "packets_lost",
+        "packets_received",
+        "packets_retransmitted",
+        "packets_sent",
+        "probes_sent",
+        "stream_bytes_delivered",
+        "stream_bytes_retransmitted",
+        "stream_bytes_sent",
+    )
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    """A snapshot of one connection's figures. Times in seconds, sizes in bytes."""
+
+    packets_sent: int
+    packets_received: int
+    packets_lost: int
+    #: packets that carried at least one retransmitted stream frame
+    packets_retransmitted: int
+    spurious_retransmits: int
+    probes_sent: int
+    bytes_sent: int
+    bytes_received: int
+    stream_bytes_sent: int
+    stream_bytes_retransmitted: int
+    #: stream bytes handed to the application in order
+    stream_bytes_delivered: int
+    duplicate_packets: int
+    #: datagrams dropped because they were malformed, forged or for no connection
+    datagrams_dropped: int
+    #: received unreliable datagrams dropped because the queue was full
+    datagrams_received_dropped: int
+    #: queued unreliable datagrams dropped because the queue was full
+    datagrams_sent_dropped: int
+    smoothed_rtt_s: float
+    latest_rtt_s: float
+    min_rtt_s: float
+    rttvar_s: float
+    congestion_window_bytes: int
+    bytes_in_flight: int
+    congestion_state: str
