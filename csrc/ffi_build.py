@@ -22,7 +22,7 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["crc32c.c", "codec.c", "frames.c"]
+SOURCES = ["crc32c.c", "codec.c", "frames.c", "packet.c"]
 
 CDEF = """
 enum tp_status {
@@ -30,8 +30,12 @@ enum tp_status {
     TP_ERR_TRUNCATED = -1,
     TP_ERR_UNKNOWN_FRAME = -2,
     TP_ERR_FIELD_VALUE = -3,
-    TP_ERR_BUFFER_TOO_SMALL = -4
+    TP_ERR_BUFFER_TOO_SMALL = -4,
+    TP_ERR_FOREIGN_PACKET = -5,
+    TP_ERR_CHECKSUM = -6
 };
+
+#define TP_OPEN_COUNT_BITS ...
 
 typedef struct {
     uint64_t type, a, b, c, d;
@@ -90,6 +94,15 @@ int64_t tp_encode_short_header(uint8_t *out, size_t end, size_t pos, const uint8
 int64_t tp_decode_frames(tp_decoder *dec, const uint8_t *buf, size_t start, size_t end);
 int64_t tp_encode_frames(const tp_frame_spec *specs, size_t n, uint8_t *out, size_t pos,
                          size_t end);
+
+int64_t tp_seal_stream_packet(uint8_t *out, size_t out_len, const uint8_t *dcid,
+                              size_t dcid_len, uint64_t pn, uint32_t pn_length,
+                              const uint64_t *ack_ranges, size_t n_ack_ints, uint32_t has_ack,
+                              uint64_t ack_delay, uint64_t stream_id, uint64_t offset,
+                              const uint8_t *data, size_t data_len, uint32_t fin,
+                              uint32_t crc);
+int64_t tp_open_short_packet(tp_decoder *dec, const uint8_t *buf, size_t size,
+                             const uint8_t *dcid, size_t dcid_len, uint32_t crc);
 """
 
 SANITIZE = os.environ.get("TRANSPORT_SANITIZE", "") not in ("", "0")

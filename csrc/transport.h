@@ -28,11 +28,15 @@ enum tp_status {
     TP_ERR_TRUNCATED = -1,        /* input ended inside a structure       */
     TP_ERR_UNKNOWN_FRAME = -2,    /* frame type not defined by v1         */
     TP_ERR_FIELD_VALUE = -3,      /* field out of range / inconsistent    */
-    TP_ERR_BUFFER_TOO_SMALL = -4  /* output does not fit                  */
+    TP_ERR_BUFFER_TOO_SMALL = -4, /* output does not fit                  */
+    TP_ERR_FOREIGN_PACKET = -5,   /* packet carries another DCID          */
+    TP_ERR_CHECKSUM = -6          /* CRC32C trailer does not match        */
 };
 
 #define TP_MAX_VARINT ((uint64_t)0x3FFFFFFFFFFFFFFFULL)
 #define TP_MAX_CID_LENGTH 20u
+/* tp_open_short_packet packs (truncated_pn << TP_OPEN_COUNT_BITS) | count. */
+#define TP_OPEN_COUNT_BITS 20
 
 /* One decoded frame ("compact record"; field meaning per frame type is
  * FRAME_FIELDS in constants.py).  data_off is absolute in the decoded buffer. */
@@ -111,5 +115,21 @@ int64_t tp_decode_frames(tp_decoder *dec, const uint8_t *buf, size_t start, size
 /* Encodes specs[0..n-1] into out[pos:end]; returns the new position. */
 int64_t tp_encode_frames(const tp_frame_spec *specs, size_t n, uint8_t *out, size_t pos,
                          size_t end);
+
+/* ---- packet-level fast paths (packet.c) ------------------------------ */
+/* Writes a whole short-header packet at out[0]: header, an ACK frame when
+ * has_ack (ranges = flat inclusive (low, high) pairs, highest first), one
+ * STREAM frame with OFF and LEN (and FIN when fin), then when crc a
+ * big-endian CRC32C trailer.  Returns the packet length or an error. */
+int64_t tp_seal_stream_packet(uint8_t *out, size_t out_len, const uint8_t *dcid,
+                              size_t dcid_len, uint64_t pn, uint32_t pn_length,
+                              const uint64_t *ack_ranges, size_t n_ack_ints, uint32_t has_ack,
+                              uint64_t ack_delay, uint64_t stream_id, uint64_t offset,
+                              const uint8_t *data, size_t data_len, uint32_t fin,
+                              uint32_t crc);
+/* Checks and decodes a whole short-header datagram addressed to dcid (see
+ * packet.c); returns (truncated_pn << TP_OPEN_COUNT_BITS) | frame_count. */
+int64_t tp_open_short_packet(tp_decoder *dec, const uint8_t *buf, size_t size,
+                             const uint8_t *dcid, size_t dcid_len, uint32_t crc);
 
 #endif /* TRANSPORT_H */

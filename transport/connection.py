@@ -76,9 +76,16 @@ from transport.params import TransportParameters
 from transport.recovery import LossRecovery, RttEstimator, SentPacket
 from transport.stats import ConnectionStats, Counters
 from transport.streams import ReceiveStream, SendStream
-from transport.wire import FrameDecoder, crc32c, decode_header, decode_packet_number, decode_varint
+from transport.wire import (
+    FrameDecoder,
+    crc32c,
+    decode_header,
+    decode_packet_number,
+    decode_varint,
+)
 from transport.wire.constants import (
     CRC_LENGTH,
+    HEADER_FORM_LONG,
     PACKET_TYPE_SHORT,
     RESERVED_LONG_MASK,
     RESERVED_SHORT_MASK,
@@ -89,6 +96,24 @@ from transport.wire.constants import (
 )
 
 Address = tuple[str, int]
+
+
+def open_short_packet(
+    data: bytes, dcid: bytes, decoder: FrameDecoder
+) -> tuple[int, int, int, int]:
+    """Temporary composition of the generic codec calls (header, DCID, CRC, frames)."""
+    header = decode_header(data, len(dcid))
+    if header.packet_type != PACKET_TYPE_SHORT or header.dcid != dcid:
+        raise WireError("not a 1-RTT packet for this connection")
+    end = len(data) - CRC_LENGTH
+    payload_start = header.pn_offset + header.pn_length
+    if end < payload_start or crc32c(memoryview(data)[:end]) != int.from_bytes(
+        data[end:], "big"
+    ):
+        raise WireError("checksum mismatch")
+    truncated = int.from_bytes(data[header.pn_offset : payload_start], "big")
+    count = decoder.decode(data, payload_start, end)
+    return header.first_byte, truncated, header.pn_length, count
 
 MAX_CRYPTO_BYTES = 8192
 #: Times a closing connection re-sends CONNECTION_CLOSE in answer to packets.
@@ -193,7 +218,10 @@ class Connection:
         self._close_graceful_pending = False
         self._close_deadline: float | None = None
         self._close_sends_left = 0
-        self._idle_deadline: float | None = None
+        # idle timer: deadline = _idle_since_s + _idle_limit_s (kept as two numbers
+        # so that each received packet only stores a timestamp)
+        self._idle_since_s: float | None = None
+        self._idle_limit_s = config.handshake_timeout_s
         self._idle_timeout_s = config.idle_timeout_s
         self._last_ack_eliciting_sent_s = 0.0
 
@@ -212,7 +240,7 @@ class Connection:
         self._now = now
         self.peer_addr = addr
         self.state = State.HANDSHAKE
-        self._idle_deadline = now + self.config.handshake_timeout_s
+        self._idle_since_s = now
         self._queue_handshake_message()
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
@@ -225,7 +253,10 @@ class Connection:
             self.peer_addr = addr
         self.counters.bytes_received += len(data)
         try:
-            self._receive(data, now)
+            if self.state is State.ESTABLISHED and data and not data[0] & HEADER_FORM_LONG:
+                self._receive_1rtt(data, now)
+            else:
+                self._receive(data, now)
         except WireError:
             self.counters.datagrams_dropped_malformed += 1
         except RemoteProtocolError as exc:
@@ -244,12 +275,15 @@ class Connection:
                 self.state = State.CLOSED
                 self._close_deadline = None
             return
-        if self._idle_deadline is not None and now >= self._idle_deadline:
+        idle_since = self._idle_since_s
+        if idle_since is not None and now >= idle_since + self._idle_limit_s:
             handshaking = self.state in (State.IDLE, State.HANDSHAKE)
             self.state = State.CLOSED
             self._push_event(
                 events.ConnectionTerminated(
-                    error_code=ErrorCode.HANDSHAKE_FAILED if handshaking else ErrorCode.IDLE_TIMEOUT,
+                    error_code=(
+                        ErrorCode.HANDSHAKE_FAILED if handshaking else ErrorCode.IDLE_TIMEOUT
+                    ),
                     reason="handshake timed out" if handshaking else "idle timeout",
                     by_peer=False,
                 )
@@ -291,7 +325,8 @@ class Connection:
             return None
         if self._close_deadline is not None:
             return self._close_deadline
-        deadline = self._idle_deadline
+        idle_since = self._idle_since_s
+        deadline = None if idle_since is None else idle_since + self._idle_limit_s
         for candidate in (self._recovery.get_timer(), self._acks.get_timer()):
             if candidate is not None and (deadline is None or candidate < deadline):
                 deadline = candidate
@@ -335,7 +370,9 @@ class Connection:
         self._create_stream(stream_id)
         return stream_id
 
-    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> int:
+    def send_stream_data(
+        self, stream_id: int, data: bytes | bytearray | memoryview, end_stream: bool = False
+    ) -> int:
         """Queue bytes on a stream; returns how many were accepted (the rest must
         be offered again after a StreamWritable event). ``end_stream`` takes
         effect only if every byte was accepted."""
@@ -492,6 +529,32 @@ class Connection:
             self._receive_long(packet[:end], header, now)
             pos += end
 
+    def _receive_1rtt(self, data: bytes, now: float) -> None:
+        """Fast path for a short-header packet on an established connection: one
+        codec call checks the header, DCID and CRC32C and decodes every frame."""
+        first, truncated, pn_length, count = open_short_packet(data, self.local_cid, self._decoder)
+        if first & RESERVED_SHORT_MASK:
+            raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
+        acks = self._acks
+        # RFC 9000 A.3 packet-number recovery, inlined
+        expected = acks.largest_received + 1
+        window = 1 << (pn_length * 8)
+        pn = (expected & ~(window - 1)) | truncated
+        half = window >> 1
+        if pn <= expected - half and pn < (1 << 62) - window:
+            pn += window
+        elif pn > expected + half and pn >= window:
+            pn -= window
+        if acks.is_duplicate(pn):
+            self.counters.duplicate_packets += 1
+            return
+        if count == 0:
+            raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "packet without frames")
+        ack_eliciting = self._handle_frames(data, count, now)
+        acks.on_packet_received(pn, ack_eliciting, now)
+        self.counters.packets_received += 1
+        self._idle_since_s = now
+
     def _check_crc(self, packet: memoryview, end: int) -> bool:
         body_end = end - CRC_LENGTH
         if body_end < 0:
@@ -533,7 +596,7 @@ class Connection:
             self.peer_cid = bytes(h.scid)  # type: ignore[attr-defined]
         if self.state is State.IDLE and not self.is_client:
             self.state = State.HANDSHAKE
-            self._idle_deadline = now + self.config.handshake_timeout_s
+            self._idle_since_s = now
         self._process_packet(
             packet, h.pn_offset, h.pn_length, len(packet) - CRC_LENGTH, now  # type: ignore[attr-defined]
         )
@@ -556,10 +619,9 @@ class Connection:
         ack_eliciting = self._handle_frames(packet, count, now)
         self._acks.on_packet_received(pn, ack_eliciting, now)
         self.counters.packets_received += 1
-        if self.state is not State.CLOSING:
-            self._idle_deadline = now + self._effective_idle_timeout()
+        self._idle_since_s = now
 
-    def _handle_frames(self, packet: memoryview, count: int, now: float) -> bool:
+    def _handle_frames(self, packet: bytes | memoryview, count: int, now: float) -> bool:
         frames = self._decoder.frames
         ack_eliciting = False
         for index in range(count):
@@ -584,7 +646,9 @@ class Connection:
                     return False
         return ack_eliciting
 
-    def _on_control_frame(self, ftype: int, frame: object, packet: memoryview, now: float) -> None:
+    def _on_control_frame(
+        self, ftype: int, frame: object, packet: bytes | memoryview, now: float
+    ) -> None:
         f = frame
         a = f.a  # type: ignore[attr-defined]
         b = f.b  # type: ignore[attr-defined]
@@ -615,7 +679,9 @@ class Connection:
             self._on_datagram_frame(body)
         elif ftype == FrameType.HANDSHAKE_DONE:
             if not self.is_client:
-                raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "HANDSHAKE_DONE from client")
+                raise RemoteProtocolError(
+                    ErrorCode.PROTOCOL_VIOLATION, "HANDSHAKE_DONE from client"
+                )
         elif ftype == FrameType.PATH_CHALLENGE:
             self._packetizer.path_responses.append(body)
             if len(self._packetizer.path_responses) > 4:
@@ -700,11 +766,10 @@ class Connection:
             self._queue_handshake_message()
 
     def _apply_peer_params(self, params: TransportParameters) -> None:
-        if self.is_client:
-            if params.original_destination_cid != self.original_dcid:
-                raise RemoteProtocolError(
-                    ErrorCode.TRANSPORT_PARAMETER_ERROR, "original_destination_cid mismatch"
-                )
+        if self.is_client and params.original_destination_cid != self.original_dcid:
+            raise RemoteProtocolError(
+                ErrorCode.TRANSPORT_PARAMETER_ERROR, "original_destination_cid mismatch"
+            )
         if params.initial_source_cid is not None and params.initial_source_cid != self.peer_cid:
             raise RemoteProtocolError(
                 ErrorCode.TRANSPORT_PARAMETER_ERROR, "initial_source_cid mismatch"
@@ -721,8 +786,8 @@ class Connection:
         if params.max_idle_timeout_ms:
             self._idle_timeout_s = min(self._idle_timeout_s, params.max_idle_timeout_ms / 1000.0)
         if params.max_udp_payload_size:
-            self._packetizer.max_datagram_size = min(
-                self.config.max_datagram_size, params.max_udp_payload_size
+            self._packetizer.set_max_datagram_size(
+                min(self.config.max_datagram_size, params.max_udp_payload_size)
             )
 
     def _complete_handshake(self) -> None:
@@ -730,13 +795,14 @@ class Connection:
             return
         self.state = State.ESTABLISHED
         self.handshake_completed = True
-        self._idle_deadline = self._now + self._effective_idle_timeout()
+        self._idle_since_s = self._now
+        self._update_idle_limit()
         self._push_event(events.HandshakeCompleted())
 
-    def _effective_idle_timeout(self) -> float:
-        if self.state is State.HANDSHAKE:
-            return self.config.handshake_timeout_s
-        return max(self._idle_timeout_s, 3 * self._pto_s())
+    def _update_idle_limit(self) -> None:
+        """The idle timeout in force: the negotiated one, but never under 3 PTO."""
+        if self.handshake_completed:
+            self._idle_limit_s = max(self._idle_timeout_s, 3 * self._pto_s())
 
     def _pto_s(self) -> float:
         rtt = self._rtt
@@ -748,6 +814,7 @@ class Connection:
     def _on_ack_frame(self, ranges: list[int], ack_delay_encoded: int, now: float) -> None:
         ack_delay_s = (ack_delay_encoded << self._peer_ack_delay_exponent) / 1_000_000
         acked, lost = self._recovery.on_ack_received(ranges, ack_delay_s, now)
+        self._update_idle_limit()
         if acked:
             self._on_packets_acked(acked)
         if lost:
@@ -801,9 +868,8 @@ class Connection:
                     if stream is not None:
                         stream.on_reset_lost()
                         p.resets_due.add(item[1])
-                elif kind == ITEM_STOP_SENDING:
-                    if item[1] in self._recv_streams:
-                        p.stop_sending_due[item[1]] = item[2]
+                elif kind == ITEM_STOP_SENDING and item[1] in self._recv_streams:
+                    p.stop_sending_due[item[1]] = item[2]
 
     # -- streams -------------------------------------------------------------
     def _on_stream_frame(self, stream_id: int, offset: int, data: bytes, fin: int) -> None:

@@ -95,8 +95,7 @@ class Endpoint:
         if conn is None:
             return
         conn.receive_datagram(data, addr, now)
-        self._touch(conn)
-        self._collect(conn)
+        self._dirty[conn] = None  # events and deadline are collected lazily
 
     def handle_timer(self, now: float) -> None:
         """Fire every connection deadline that has passed."""
@@ -130,6 +129,8 @@ class Endpoint:
         return out
 
     def get_timer(self) -> float | None:
+        for conn in list(self._dirty):
+            self._collect(conn)
         heap = self._heap
         while heap and self._deadline.get(heap[0][2]) != heap[0][0]:
             heapq.heappop(heap)

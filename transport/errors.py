@@ -23,22 +23,26 @@ If anything else escapes a public call, that is a bug in this package.
 from __future__ import annotations
 
 __all__ = [
-    "TransportError",
-    "WireError",
-    "TruncatedError",
-    "UnknownFrameError",
-    "FieldValueError",
+    "BackendUnavailableError",
     "BufferTooSmallError",
-    "LocalError",
-    "InvalidStateError",
+    "ChecksumError",
     "ConfigurationError",
+    "ConnectionClosedError",
+    "DecryptionError",
+    "FieldValueError",
+    "FlowControlBlockedError",
+    "ForeignPacketError",
+    "HandshakeError",
+    "InvalidStateError",
+    "KeyFormatError",
+    "LocalError",
+    "RemoteProtocolError",
     "StreamError",
     "StreamLimitError",
-    "ConnectionClosedError",
-    "FlowControlBlockedError",
-    "RemoteProtocolError",
-    "HandshakeError",
-    "BackendUnavailableError",
+    "TransportError",
+    "TruncatedError",
+    "UnknownFrameError",
+    "WireError",
 ]
 
 
@@ -68,6 +72,22 @@ class BufferTooSmallError(WireError):
     """An encode did not fit in the space the caller provided."""
 
 
+class ForeignPacketError(WireError):
+    """A short-header packet whose destination connection ID is not the one
+    expected (it belongs to another connection, or is not ours at all)."""
+
+
+class ChecksumError(WireError):
+    """A packet's CRC32C trailer does not match its contents (bytes changed in
+    transit); the packet is dropped and counted."""
+
+
+class DecryptionError(WireError):
+    """An AEAD-protected packet or Noise transport message failed to open (wrong
+    key, wrong packet number / nonce, or bytes changed in transit). The input is
+    dropped and counted; no state changes."""
+
+
 # --------------------------------------------------------------- local ----
 class LocalError(TransportError):
     """The caller misused the API."""
@@ -75,6 +95,12 @@ class LocalError(TransportError):
 
 class ConfigurationError(LocalError, ValueError):
     """A configuration value is invalid."""
+
+
+class KeyFormatError(ConfigurationError):
+    """A key is missing, unreadable, of the wrong type (not X25519), the wrong
+    length, or not in a format this package reads (PEM PKCS#8 /
+    SubjectPublicKeyInfo, or raw 32 bytes in base64)."""
 
 
 class InvalidStateError(LocalError):

@@ -30,7 +30,6 @@ from transport.wire import (
     encode_long_header,
     encode_short_header,
     packet_number_length,
-    varint_size,
 )
 from transport.wire.constants import (
     CRC_LENGTH,
@@ -67,7 +66,6 @@ class Packetizer:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.max_datagram_size = conn.config.max_datagram_size
         self.next_packet_number = 0
         self.probes_due = 0
         self.ping_due = False
@@ -82,6 +80,14 @@ class Packetizer:
         self._buf = bytearray(65536)
         self._scratch = bytearray(65536)
         self._skip_every = conn.config.skip_packet_number_every
+        self._skip_countdown = self._draw_skip_distance()
+        self.set_max_datagram_size(conn.config.max_datagram_size)
+
+    def set_max_datagram_size(self, size_bytes: int) -> None:
+        self.max_datagram_size = size_bytes
+        #: payload room in a 1-RTT packet: header (form byte, DCID, up to 4 bytes
+        #: of packet number) and the CRC32C trailer taken off
+        self._short_room = size_bytes - (1 + self.conn.config.connection_id_length + 4) - CRC_LENGTH
 
     # ------------------------------------------------------------- signals
     def stream_ready(self, stream_id: int) -> None:
@@ -104,21 +110,126 @@ class Packetizer:
                 out.append(self._build_close(conn.state))
             return out
         long_header = conn.state is State.HANDSHAKE
+        generic = long_header or self._needs_generic()
         while True:
-            packet = self._build_one(now, long_header)
-            if packet is None:
-                break
+            if generic:
+                packet = self._build_one(now, long_header)
+                if packet is None:
+                    break
+                generic = long_header or self._needs_generic()
+            else:
+                packet = self._build_stream_packet(now)
+                if packet is None:
+                    # the fast path is done; an ACK-only packet or a BLOCKED
+                    # frame may still be due
+                    packet = self._build_one(now, False)
+                    if packet is None:
+                        break
             out.append(packet)
         return out
 
+    def _needs_generic(self) -> bool:
+        """True when anything but stream data and ACKs is waiting."""
+        conn = self.conn
+        return bool(
+            conn._crypto_pending
+            or conn._datagrams_out
+            or self.max_data_due
+            or self.max_stream_data_due
+            or self.max_streams_due[True]
+            or self.max_streams_due[False]
+            or self.resets_due
+            or self.stop_sending_due
+            or self.path_responses
+            or self.ping_due
+            or self.probes_due
+        )
+
     def _next_pn(self) -> int:
         pn = self.next_packet_number
-        every = self._skip_every
-        if every and self.conn.config.rng.randrange(every) == 0:
+        countdown = self._skip_countdown - 1
+        if countdown == 0:
             self.conn._recovery.skip_packet_number(pn)
             pn += 1
+            countdown = self._draw_skip_distance()
+        self._skip_countdown = countdown
         self.next_packet_number = pn + 1
         return pn
+
+    def _draw_skip_distance(self) -> int:
+        every = self._skip_every
+        if not every:
+            return -1  # never reaches zero
+        return int(self.conn.config.rng.randint(1, 2 * every))
+
+    def _build_stream_packet(self, now: float) -> bytes | None:
+        """Fast path: one STREAM frame (plus a piggybacked ACK) in a 1-RTT packet."""
+        ready = self._ready
+        if not ready:
+            return None
+        conn = self.conn
+        recovery = conn._recovery
+        if conn._cc.congestion_window_bytes <= recovery.bytes_in_flight:
+            return None
+        send_streams = conn._send_streams
+        conn_available = conn._send_credit.available
+        acks = conn._acks
+        while ready:
+            stream_id = next(iter(ready))
+            stream = send_streams.get(stream_id)
+            if stream is None:
+                del ready[stream_id]
+                continue
+            stream_credit = conn._stream_send_credit[stream_id]
+            credit = stream_credit.available
+            if conn_available < credit:
+                credit = conn_available
+            room = self._short_room
+            ack_ranges = None
+            ack_delay = 0
+            if acks.ack_pending:
+                ack_ranges, ack_delay = acks.build_ack(now)
+                if ack_ranges:
+                    room -= ack_frame_size(ack_ranges, ack_delay)
+                else:
+                    ack_ranges = None
+            offset_bound = stream.highest_sent_offset + room
+            room -= 3 + _varint_len(stream_id) + _varint_len(offset_bound)
+            chunk = stream.next_frame(room, credit)
+            if chunk is None:
+                del ready[stream_id]
+                continue
+            offset, data, fin, new_bytes = chunk
+            length = len(data)
+            counters = conn.counters
+            if new_bytes:
+                stream_credit.consume(new_bytes)
+                conn._send_credit.consume(new_bytes)
+            if length > new_bytes:
+                counters.stream_bytes_retransmitted += length - new_bytes
+                counters.packets_retransmitted += 1
+            counters.stream_bytes_sent += length
+            if len(ready) > 1:  # round robin: this stream goes to the back
+                del ready[stream_id]
+                ready[stream_id] = None
+            pn = self._next_pn()
+            unacked = pn - recovery.largest_acked
+            pn_len = 1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
+            buf = self._buf
+            size = seal_stream_packet(
+                buf, conn.peer_cid, pn, pn_len, ack_ranges, ack_delay, stream_id, offset, data, fin
+            )
+            items: list[tuple] = [(ITEM_STREAM, stream_id, offset, length, fin)]
+            if ack_ranges is not None:
+                largest = ack_ranges[1]
+                acks.on_ack_sent(pn, largest)
+                items.append((ITEM_ACK, largest))
+            recovery.on_packet_sent(SentPacket(pn, now, size, True, True, items), now)
+            counters.packets_sent += 1
+            counters.bytes_sent += size
+            conn._last_ack_eliciting_sent_s = now
+            return bytes(buf[:size])
+        return None
 
     def _build_one(self, now: float, long_header: bool) -> bytes | None:
         conn = self.conn
@@ -132,7 +243,7 @@ class Packetizer:
         overhead += CRC_LENGTH
         space = mds - overhead
         specs: list[tuple[int, int, int, int, int, object]] = []
-        items: list[tuple] = []  # type: ignore[type-arg]
+        items: list[tuple] = []
 
         probe = self.probes_due > 0
         window_open = probe or conn._cc.available_bytes(recovery.bytes_in_flight) > 0
@@ -144,7 +255,7 @@ class Packetizer:
             if ranges:
                 specs.append((FrameType.ACK, ranges[1], delay, 0, 0, ranges))
                 largest_acked_in_ack = ranges[1]
-                space -= 1 + 8 + 4 + 2 + 4 * len(ranges)
+                space -= ack_frame_size(ranges, delay)
         if window_open:
             space, eliciting = self._add_control(specs, items, space)
             if conn._crypto_pending and space > 64:
@@ -203,7 +314,7 @@ class Packetizer:
         )
 
     # ------------------------------------------------------------- frames
-    def _add_control(self, specs: list, items: list, space: int) -> tuple[int, bool]:  # type: ignore[type-arg]
+    def _add_control(self, specs: list, items: list, space: int) -> tuple[int, bool]:
         conn = self.conn
         added = False
         if self.max_data_due and space >= CONTROL_FRAME_MAX:
@@ -231,8 +342,8 @@ class Packetizer:
                 added = True
         while self.resets_due and space >= CONTROL_FRAME_MAX:
             stream_id = self.resets_due.pop()
-            stream = conn._send_streams.get(stream_id)
-            reset = None if stream is None else stream.take_reset()
+            send_stream = conn._send_streams.get(stream_id)
+            reset = None if send_stream is None else send_stream.take_reset()
             if reset is None:
                 continue
             error_code, final_size = reset
@@ -257,7 +368,7 @@ class Packetizer:
             added = True
         return space, added
 
-    def _add_crypto(self, specs: list, items: list, space: int) -> int:  # type: ignore[type-arg]
+    def _add_crypto(self, specs: list, items: list, space: int) -> int:
         pending = self.conn._crypto_pending
         while pending and space > 32:
             offset, data = pending.pop(0)
@@ -270,7 +381,7 @@ class Packetizer:
             space -= 1 + 8 + 2 + len(chunk)
         return space
 
-    def _add_datagrams(self, specs: list, space: int) -> tuple[int, bool]:  # type: ignore[type-arg]
+    def _add_datagrams(self, specs: list, space: int) -> tuple[int, bool]:
         queue = self.conn._datagrams_out
         sent = False
         while queue and len(queue[0]) + 3 <= space:
@@ -283,7 +394,7 @@ class Packetizer:
             self.conn.counters.datagrams_sent_dropped += 1
         return space, sent
 
-    def _add_stream_data(self, specs: list, items: list, space: int) -> tuple[int, bool]:  # type: ignore[type-arg]
+    def _add_stream_data(self, specs: list, items: list, space: int) -> tuple[int, bool]:
         conn = self.conn
         ready = self._ready
         conn_credit = conn._send_credit
@@ -298,7 +409,8 @@ class Packetizer:
                 continue
             stream_credit = conn._stream_send_credit[stream_id]
             credit = min(stream_credit.available, conn_credit.available)
-            overhead = 1 + varint_size(stream_id) + varint_size(stream.highest_sent_offset + space) + 2
+            offset_bound = stream.highest_sent_offset + space
+            overhead = 3 + _varint_len(stream_id) + _varint_len(offset_bound)
             chunk = stream.next_frame(space - overhead, credit)
             if chunk is None:
                 del ready[stream_id]
@@ -322,14 +434,14 @@ class Packetizer:
         return space, sent
 
     # ------------------------------------------------------------- encoding
-    def _encode_short(self, specs: list, pn: int, pn_len: int) -> bytes:  # type: ignore[type-arg]
+    def _encode_short(self, specs: list, pn: int, pn_len: int) -> bytes:
         buf = self._buf
         end_limit = self.max_datagram_size - CRC_LENGTH
         pos = encode_short_header(buf, 0, self.conn.peer_cid, pn, pn_len)
         end = encode_frames(specs, buf, pos, end_limit)
         return _with_crc(buf, end)
 
-    def _encode_long(self, specs: list, pn: int, pn_len: int) -> bytes:  # type: ignore[type-arg]
+    def _encode_long(self, specs: list, pn: int, pn_len: int) -> bytes:
         conn = self.conn
         ptype = PacketType.INITIAL if conn.is_client else PacketType.HANDSHAKE
         header_len = (
@@ -380,3 +492,46 @@ def _with_crc(buf: bytearray, end: int) -> bytes:
     finally:
         view.release()
     return bytes(buf[: end + CRC_LENGTH])
+
+
+def _varint_len(value: int) -> int:
+    return 1 if value < 64 else 2 if value < 16384 else 4 if value < 1073741824 else 8
+
+
+def ack_frame_size(ranges: list[int], ack_delay: int) -> int:
+    """Exact encoded size of an ACK frame for flat inclusive ranges (highest first)."""
+    size = 1 + _varint_len(ranges[1]) + _varint_len(ack_delay)
+    count = len(ranges) // 2
+    size += _varint_len(count - 1) + _varint_len(ranges[1] - ranges[0])
+    previous_low = ranges[0]
+    for i in range(2, len(ranges), 2):
+        low, high = ranges[i], ranges[i + 1]
+        size += _varint_len(previous_low - high - 2) + _varint_len(high - low)
+        previous_low = low
+    return size
+
+
+def seal_stream_packet(
+    out: bytearray,
+    dcid: bytes,
+    pn: int,
+    pn_length: int,
+    ack_ranges: list[int] | None,
+    ack_delay: int,
+    stream_id: int,
+    offset: int,
+    data: bytes,
+    fin: bool,
+) -> int:
+    """Header + [ACK] + STREAM + CRC32C trailer into ``out``; returns the length."""
+    pos = encode_short_header(out, 0, dcid, pn, pn_length)
+    specs: list[tuple[int, int, int, int, int, object]] = []
+    if ack_ranges is not None:
+        specs.append((FrameType.ACK, ack_ranges[1], ack_delay, 0, 0, ack_ranges))
+    specs.append((STREAM_FRAME_TYPE | fin, stream_id, offset, 0, 0, data))
+    end = encode_frames(specs, out, pos, len(out) - CRC_LENGTH)
+    view = memoryview(out)
+    out[end : end + CRC_LENGTH] = crc32c(view[:end]).to_bytes(4, "big")
+    view.release()
+    return end + CRC_LENGTH
+

@@ -35,8 +35,21 @@ class Counters:
     )
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.datagrams_dropped = 0
+        self.datagrams_dropped_malformed = 0
+        self.datagrams_received_dropped = 0
+        self.datagrams_sent_dropped = 0
+        self.duplicate_packets = 0
+        self.packets_lost = 0
+        self.packets_received = 0
+        self.packets_retransmitted = 0
+        self.packets_sent = 0
+        self.probes_sent = 0
+        self.stream_bytes_delivered = 0
+        self.stream_bytes_retransmitted = 0
+        self.stream_bytes_sent = 0
 
 
 @dataclass(frozen=True, slots=True)

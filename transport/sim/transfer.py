@@ -32,7 +32,13 @@ from dataclasses import dataclass, field
 from transport.config import Config
 from transport.connection import Connection
 from transport.endpoint import Endpoint
-from transport.events import ConnectionTerminated, Event, HandshakeCompleted, StreamReadable, StreamWritable
+from transport.events import (
+    ConnectionTerminated,
+    Event,
+    HandshakeCompleted,
+    StreamReadable,
+    StreamWritable,
+)
 from transport.sim.link import LinkStats, Path
 from transport.sim.simulator import Simulator
 from transport.stats import ConnectionStats

@@ -70,19 +70,19 @@ encode_frames = codec.encode_frames
 decode_frames = codec.decode_frames
 
 __all__ = [
+    "FrameDecoder",
+    "Header",
     "backend",
     "codec",
     "crc32c",
-    "varint_size",
-    "encode_varint",
+    "decode_frames",
+    "decode_header",
+    "decode_packet_number",
     "decode_varint",
+    "encode_frames",
     "encode_long_header",
     "encode_short_header",
-    "decode_header",
-    "Header",
+    "encode_varint",
     "packet_number_length",
-    "decode_packet_number",
-    "FrameDecoder",
-    "encode_frames",
-    "decode_frames",
+    "varint_size",
 ]
