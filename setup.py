@@ -2,4 +2,4 @@
 
 from setuptools import setup
 
-setup(cffi_modules=["csrc/ffi_build.py:ffibuilder"])
+setup(cffi_modules=["csrc/ffi_build.py:ffibuilder", "csrc/fec_build.py:ffibuilder"])

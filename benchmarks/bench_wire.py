@@ -7,7 +7,14 @@ with 2 ranges + one STREAM frame (OFF|LEN) carrying ~1350 bytes, 1400 bytes in
 all. "encode" = encode_short_header + encode_frames into a reused bytearray;
 "decode" = decode_header + FrameDecoder.decode (one C call). Each figure is the
 median of RUNS runs, each timing many iterations with time.perf_counter_ns.
-CRC32C throughput is measured on 64 KiB buffers. Prints one JSON object.
+CRC32C throughput is measured on 64 KiB buffers.
+
+"fast path": the same packet (short header, ACK with 2 ranges, STREAM OFF|LEN)
+plus the 4-byte CRC32C trailer the wire format requires with security="none",
+1400 bytes in all, sealed with seal_stream_packet (header + frames + CRC in one
+call) and opened with open_short_packet (header checks, DCID, CRC check, frame
+decode in one call). Its per-datagram ratio pure/native = (seal + open, pure) /
+(seal + open, native). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -89,6 +96,45 @@ def _bench_codec(codec: ModuleType, iterations: int) -> dict[str, float]:
     }
 
 
+ACK_RANGES = [990, 1000, 900, 980]
+
+
+def _fast_body_size() -> int:
+    out = bytearray(PACKET_SIZE)
+    probe = pure.seal_stream_packet(out, DCID, 123456, 2, ACK_RANGES, 25, 4, 1 << 20,
+                                    b"x" * 1350, False, True)
+    return 1350 + (PACKET_SIZE - probe)
+
+
+def _bench_fast_path(codec: ModuleType, iterations: int) -> dict[str, float]:
+    body = bytes(i & 0xFF for i in range(_fast_body_size()))
+    out = bytearray(PACKET_SIZE)
+    seal_stream_packet = codec.seal_stream_packet
+    open_short_packet = codec.open_short_packet
+
+    def seal() -> int:
+        return int(seal_stream_packet(out, DCID, 123456, 2, ACK_RANGES, 25, 4, 1 << 20, body,
+                                      False, True))
+
+    if seal() != PACKET_SIZE:
+        raise RuntimeError("fast-path packet has the wrong size")
+    wire = bytes(out)
+    decoder = codec.FrameDecoder()
+
+    def open_packet() -> int:
+        return int(open_short_packet(wire, DCID, decoder, True)[3])
+
+    if open_packet() != 2:
+        raise RuntimeError("open_short_packet did not find 2 frames")
+    ack = decoder.frames[0]
+    if list(decoder.ranges[ack.c:ack.c + 2 * ack.d]) != ACK_RANGES:
+        raise RuntimeError("open_short_packet decoded the wrong ACK ranges")
+    return {
+        "seal_stream_packet_us": _per_call_us(seal, iterations),
+        "open_short_packet_us": _per_call_us(open_packet, iterations),
+    }
+
+
 def _crc_gbps(fn: Callable[[bytes], Any], data: bytes, iterations: int) -> float:
     seconds = _per_call_us(lambda: fn(data), iterations) / 1e6
     return len(data) / seconds / 1e9
@@ -110,13 +156,18 @@ def main() -> None:
     pur = _bench_codec(pure, 2000)
     data = bytes((i * 131) & 0xFF for i in range(65536))
     lib = native.lib
-    crc = {
+    crc: dict[str, Any] = {
         "native_path": native.crc32c_path(),
         "native_gbps": _crc_gbps(native.crc32c, data, 2000),
         "native_fallback_slice8_gbps": _crc_gbps(
             lambda d: lib.tp_crc32c_sw(0, d, len(d)), data, 500),
         "pure_gbps": _crc_gbps(pure.crc32c, data, 3),
     }
+    fast_nat = _bench_fast_path(native, 20000)
+    fast_pur = _bench_fast_path(pure, 100)
+    fast_total_native = fast_nat["seal_stream_packet_us"] + fast_nat["open_short_packet_us"]
+    fast_total_pure = fast_pur["seal_stream_packet_us"] + fast_pur["open_short_packet_us"]
+    fast_ratio = fast_total_pure / fast_total_native
     total_native = nat["encode_us"] + nat["decode_us"]
     total_pure = pur["encode_us"] + pur["decode_us"]
     ratios = {
@@ -127,6 +178,7 @@ def main() -> None:
     targets = {
         "native_vs_pure_per_datagram_min_ratio": 10.0,
         "native_frame_decode_max_us": 0.5,
+        "native_open_short_packet_max_us": 0.5,
         "crc32c_min_gbps": 10.0,
     }
     result = {
@@ -136,11 +188,21 @@ def main() -> None:
         "native_us": nat,
         "pure_us": pur,
         "ratio_pure_over_native": ratios,
+        "fast_path": {
+            "packet": "as above + 4-byte CRC32C trailer, 1400 bytes in all",
+            "native_us": fast_nat,
+            "pure_us": fast_pur,
+            "native_per_datagram_us": fast_total_native,
+            "pure_per_datagram_us": fast_total_pure,
+            "ratio_pure_over_native_per_datagram": fast_ratio,
+        },
         "crc32c_64KiB": crc,
         "targets": targets,
         "targets_met": {
-            "native_10x_pure_per_datagram": ratios["per_datagram"] >= 10.0,
+            "native_10x_pure_per_datagram_generic_no_crc": ratios["per_datagram"] >= 10.0,
+            "native_10x_pure_per_datagram_fast_path_with_crc": fast_ratio >= 10.0,
             "native_frame_decode_le_0_5us": nat["frame_decode_only_us"] <= 0.5,
+            "native_open_short_packet_le_0_5us": fast_nat["open_short_packet_us"] <= 0.5,
             "crc32c_ge_10_gbps": crc["native_gbps"] >= 10.0,
         },
         "cpu": _cpu_model(),

@@ -82,6 +82,7 @@ from transport.wire import (
     decode_header,
     decode_packet_number,
     decode_varint,
+    open_short_packet,
 )
 from transport.wire.constants import (
     CRC_LENGTH,
@@ -96,24 +97,6 @@ from transport.wire.constants import (
 )
 
 Address = tuple[str, int]
-
-
-def open_short_packet(
-    data: bytes, dcid: bytes, decoder: FrameDecoder
-) -> tuple[int, int, int, int]:
-    """Temporary composition of the generic codec calls (header, DCID, CRC, frames)."""
-    header = decode_header(data, len(dcid))
-    if header.packet_type != PACKET_TYPE_SHORT or header.dcid != dcid:
-        raise WireError("not a 1-RTT packet for this connection")
-    end = len(data) - CRC_LENGTH
-    payload_start = header.pn_offset + header.pn_length
-    if end < payload_start or crc32c(memoryview(data)[:end]) != int.from_bytes(
-        data[end:], "big"
-    ):
-        raise WireError("checksum mismatch")
-    truncated = int.from_bytes(data[header.pn_offset : payload_start], "big")
-    count = decoder.decode(data, payload_start, end)
-    return header.first_byte, truncated, header.pn_length, count
 
 MAX_CRYPTO_BYTES = 8192
 #: Times a closing connection re-sends CONNECTION_CLOSE in answer to packets.

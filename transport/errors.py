@@ -29,6 +29,8 @@ __all__ = [
     "ConfigurationError",
     "ConnectionClosedError",
     "DecryptionError",
+    "FecDecodeError",
+    "FecError",
     "FieldValueError",
     "FlowControlBlockedError",
     "ForeignPacketError",
@@ -125,6 +127,15 @@ class FlowControlBlockedError(LocalError):
 
 class BackendUnavailableError(LocalError, ImportError):
     """The native (C) backend was requested but cannot be loaded."""
+
+
+class FecError(LocalError, ValueError):
+    """An FEC call got bad arguments: symbol sizes or buffer lengths that do not
+    match the block, symbol indexes out of range or repeated."""
+
+
+class FecDecodeError(FecError):
+    """The symbols given cannot rebuild the block (fewer than k distinct ones)."""
 
 
 # -------------------------------------------------------------- remote ----

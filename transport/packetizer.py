@@ -30,6 +30,7 @@ from transport.wire import (
     encode_long_header,
     encode_short_header,
     packet_number_length,
+    seal_stream_packet,
 )
 from transport.wire.constants import (
     CRC_LENGTH,
@@ -509,29 +510,3 @@ def ack_frame_size(ranges: list[int], ack_delay: int) -> int:
         size += _varint_len(previous_low - high - 2) + _varint_len(high - low)
         previous_low = low
     return size
-
-
-def seal_stream_packet(
-    out: bytearray,
-    dcid: bytes,
-    pn: int,
-    pn_length: int,
-    ack_ranges: list[int] | None,
-    ack_delay: int,
-    stream_id: int,
-    offset: int,
-    data: bytes,
-    fin: bool,
-) -> int:
-    """Header + [ACK] + STREAM + CRC32C trailer into ``out``; returns the length."""
-    pos = encode_short_header(out, 0, dcid, pn, pn_length)
-    specs: list[tuple[int, int, int, int, int, object]] = []
-    if ack_ranges is not None:
-        specs.append((FrameType.ACK, ack_ranges[1], ack_delay, 0, 0, ack_ranges))
-    specs.append((STREAM_FRAME_TYPE | fin, stream_id, offset, 0, 0, data))
-    end = encode_frames(specs, out, pos, len(out) - CRC_LENGTH)
-    view = memoryview(out)
-    out[end : end + CRC_LENGTH] = crc32c(view[:end]).to_bytes(4, "big")
-    view.release()
-    return end + CRC_LENGTH
-

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from transport.errors import ConfigurationError
 
-__all__ = ["PATTERNS", "HandshakePattern", "parse_pattern", "get_pattern"]
+__all__ = ["PATTERNS", "HandshakePattern", "get_pattern", "parse_pattern"]
 
 _TOKENS = frozenset({"e", "s", "ee", "es", "se", "ss"})
 

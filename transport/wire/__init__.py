@@ -19,14 +19,24 @@ Public API (both backends)
 ``crc32c(data, value=0) -> int``
 ``varint_size(value) -> int``; ``encode_varint(value) -> bytes``;
 ``decode_varint(buf, pos) -> (value, next_pos)``
-``encode_long_header(out, pos, packet_type, version, dcid, scid, token, pn, pn_length, length) -> pos``
+``encode_long_header(out, pos, packet_type, version, dcid, scid, token, pn, pn_length,
+length) -> pos``
 ``encode_short_header(out, pos, dcid, pn, pn_length, key_phase=0, spin=0) -> pos``
 ``decode_header(buf, short_cid_length) -> Header``
-``packet_number_length(pn, largest_acked) -> int``; ``decode_packet_number(truncated, pn_length, largest) -> int``
+``packet_number_length(pn, largest_acked) -> int``;
+``decode_packet_number(truncated, pn_length, largest) -> int``
 ``FrameDecoder(max_frames, max_ranges)`` with ``.decode(buf, start=0, end=-1) -> count``,
 ``.frames[i]`` (records with ``type a b c d data_off data_len``) and ``.ranges[j]``
 ``encode_frames(frames, out, pos, end) -> pos``
 ``decode_frames(buf, start=0, end=-1) -> list[tuple]`` (convenience, slow path)
+
+Packet-level fast paths (one C call each on the native backend):
+``seal_stream_packet(out, dcid, pn, pn_length, ack_ranges, ack_delay, stream_id, offset,
+data, fin, crc=True) -> length``: short header + optional ACK + STREAM(OFF|LEN[|FIN])
++ CRC32C trailer, byte-identical to the generic encoders.
+``open_short_packet(buf, dcid, decoder, crc=True) -> (first_byte, truncated_pn,
+pn_length, frame_count)``: checks form/fixed bits, DCID (ForeignPacketError) and the
+CRC32C trailer (ChecksumError), then decodes the frames into ``decoder``.
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ if _requested == "pure":
     from transport.wire import codec_pure as codec
 else:
     try:
-        from transport.wire import codec_native as codec
+        from transport.wire import codec_native as codec  # type: ignore[no-redef]
     except ImportError as exc:  # pragma: no cover - depends on the build
         raise BackendUnavailableError(
             "the native codec (transport._native) is not built: reinstall the package "
@@ -68,6 +78,8 @@ decode_packet_number = codec.decode_packet_number
 FrameDecoder = codec.FrameDecoder
 encode_frames = codec.encode_frames
 decode_frames = codec.decode_frames
+seal_stream_packet = codec.seal_stream_packet
+open_short_packet = codec.open_short_packet
 
 __all__ = [
     "FrameDecoder",
@@ -83,6 +95,8 @@ __all__ = [
     "encode_long_header",
     "encode_short_header",
     "encode_varint",
+    "open_short_packet",
     "packet_number_length",
+    "seal_stream_packet",
     "varint_size",
 ]

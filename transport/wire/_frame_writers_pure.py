@@ -47,7 +47,7 @@ from transport.wire.constants import (
     FrameType,
 )
 
-__all__ = ["encode_frames"]
+__all__ = ["encode_frames", "write_ack_head", "write_stream_head"]
 
 _ACK_ECN = FrameType.ACK_ECN.value
 _FEC_RECOVERED = FrameType.FEC_RECOVERED.value
@@ -279,3 +279,15 @@ def encode_frames(
             out[head_stop:stop] = data
         pos = stop
     return pos
+
+
+def write_ack_head(frame_type: int, largest: int, ack_delay: int, ranges: Any) -> bytes:
+    """The bytes of an ACK-like frame, exactly as ``encode_frames`` writes them."""
+    return _write_ack(frame_type, largest, ack_delay, 0, 0, ranges)[0]
+
+
+def write_stream_head(
+    frame_type: int, stream_id: int, offset: int, data: Any
+) -> tuple[bytes, Buffer]:
+    """(header bytes, body) of a STREAM frame, exactly as ``encode_frames`` writes it."""
+    return _write_stream(frame_type, stream_id, offset, 0, 0, data)

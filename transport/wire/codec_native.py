@@ -16,6 +16,11 @@ How this works
   (``struct.pack_into``) with body pointers from ``ffi.from_buffer`` and makes a
   single ``tp_encode_frames`` call.
 * Headers, CRC32C: one call each.
+* ``seal_stream_packet`` / ``open_short_packet`` (whole 1-RTT data packets):
+  one call each (``tp_seal_stream_packet`` / ``tp_open_short_packet`` in
+  ``csrc/packet.c``). ACK ranges are packed (``struct``) into a reused
+  ``uint64`` array from a small free-list; the open call returns ``(pn << 20) | frame_count`` so no
+  result memory is read back.
 
 Behaviour matches ``codec_pure`` exactly: C status codes map to the same
 :mod:`transport.errors` classes. Python values the C ABI cannot carry (negative
@@ -39,8 +44,10 @@ from typing import Any
 
 from transport.errors import (
     BufferTooSmallError,
+    ChecksumError,
     ConfigurationError,
     FieldValueError,
+    ForeignPacketError,
     TruncatedError,
     UnknownFrameError,
     WireError,
@@ -100,7 +107,9 @@ __all__ = [
     "encode_varint",
     "ffi",
     "lib",
+    "open_short_packet",
     "packet_number_length",
+    "seal_stream_packet",
     "varint_size",
 ]
 
@@ -109,12 +118,16 @@ _ERRORS: dict[int, type[WireError]] = {
     lib.TP_ERR_UNKNOWN_FRAME: UnknownFrameError,
     lib.TP_ERR_FIELD_VALUE: FieldValueError,
     lib.TP_ERR_BUFFER_TOO_SMALL: BufferTooSmallError,
+    lib.TP_ERR_FOREIGN_PACKET: ForeignPacketError,
+    lib.TP_ERR_CHECKSUM: ChecksumError,
 }
 _MESSAGES = {
     lib.TP_ERR_TRUNCATED: "input ended inside {}",
     lib.TP_ERR_UNKNOWN_FRAME: "unknown frame type in {}",
     lib.TP_ERR_FIELD_VALUE: "invalid field value in {}",
     lib.TP_ERR_BUFFER_TOO_SMALL: "output buffer too small for {}",
+    lib.TP_ERR_FOREIGN_PACKET: "destination CID of {} is not this connection's",
+    lib.TP_ERR_CHECKSUM: "CRC32C trailer does not match {}",
 }
 # Errors a Python value raises on its way into a C argument or struct field.
 _ABI_ERRORS = (TypeError, OverflowError, ValueError, BufferError, struct.error)
@@ -145,12 +158,14 @@ _crc32c = lib.tp_crc32c
 
 def crc32c(data: Buffer, value: int = 0) -> int:
     """CRC32C of ``data``, continuing from a previous result ``value`` (0 to start)."""
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise FieldValueError(f"CRC32C start value {value} is not a u32")
-    if type(data) is bytes:
-        return int(_crc32c(value, data, len(data)))
-    view = ffi.from_buffer(as_view(data))
-    return int(_crc32c(value, view, len(view)))
+    try:
+        if type(data) is bytes:
+            return _crc32c(value, data, len(data))
+        view = _from_buffer(data if type(data) is bytearray else as_view(data))
+        return _crc32c(value, view, len(view))
+    except _ABI_ERRORS:
+        # value outside u32 (FieldValueError) or not a buffer: the reference decides.
+        return _pure.crc32c(data, value)
 
 
 def crc32c_path() -> str:
@@ -173,7 +188,16 @@ def decode_header(buf: Buffer, short_cid_length: int = DEFAULT_CID_LENGTH) -> He
         # Short header: three fields, no loop; one cffi call plus reading the
         # result costs more than these few operations, so the rule is applied
         # here (identical to codec_pure, and to the C tp_decode_header).
-        return _decode_short(buf, short_cid_length)
+        first = buf[0]
+        size = len(buf)
+        pn_offset = 1 + short_cid_length
+        if (size <= MAX_DATAGRAM_SIZE and first & FIXED_BIT and 0 <= short_cid_length <= 20
+                and pn_offset + (first & 3) < size):
+            dcid = buf[1:pn_offset]
+            return Header(first, PACKET_TYPE_SHORT, 0,
+                          dcid if type(dcid) is bytes else bytes(dcid), b"", b"",
+                          pn_offset, (first & 3) + 1, size, (), b"")
+        return _decode_short(buf, short_cid_length)  # raises the reference's error
     cbuf, size = _cbuf(buf)
     cid_length = short_cid_length if 0 <= short_cid_length <= 255 else 255
     h = _header_pool.pop() if _header_pool else ffi.new("tp_header *")
@@ -382,16 +406,33 @@ def decode_frames(buf: Buffer, start: int = 0, end: int = -1) -> list[tuple[Any,
 
 # ----------------------------------------------------------- frame encode ---
 _SPEC_SIZE = ffi.sizeof("tp_frame_spec")
-# type, a, b, c, d, (body pointer skipped: zeroed), body_len, (ranges ptr zeroed), n_ranges
-_PACK_SPEC = struct.Struct("<5Q8xQ8xQ").pack_into
+# type, a, b, c, d, (body pointer skipped: zeroed), body_len, ranges pointer, n_ranges
+_SPEC_STRUCT = struct.Struct("@5QPQPQ")
+if _SPEC_STRUCT.size != _SPEC_SIZE:  # pragma: no cover - exotic ABI
+    raise ImportError("tp_frame_spec layout does not match struct format @5QPQPQ")
+_PACK_SPEC = _SPEC_STRUCT.pack_into
+# Packs n uint64 (native order) into a bytearray, indexed by n (ACK_ECN needs 2*256+3).
+_PACK_INTS = [struct.Struct(f"{n}Q").pack_into for n in range(2 * 256 + 4)]
+
+
+def _pack_ints(raw: bytearray, offset: int, ints: Sequence[int]) -> None:
+    n = len(ints)
+    packer = _PACK_INTS[n] if n < len(_PACK_INTS) else struct.Struct(f"{n}Q").pack_into
+    packer(raw, offset, *ints)
 _encode_frames_c = lib.tp_encode_frames
 _from_buffer = ffi.from_buffer
 
 
 class _EncodeScratch:
-    """Reusable spec and range arrays for one encode_frames call at a time."""
+    """Reusable spec and range arrays for one encode_frames call at a time.
 
-    __slots__ = ("capacity", "keep", "range_capacity", "ranges", "raw", "specs")
+    Both live in bytearrays filled with ``struct`` (cheaper than cdata field
+    stores); ``ranges_address`` is the C address of the range array, so a
+    spec's range pointer is packed as a plain integer.
+    """
+
+    __slots__ = ("capacity", "keep", "range_capacity", "range_keep", "ranges",
+                 "ranges_address", "raw", "specs")
 
     def __init__(self, capacity: int, range_capacity: int) -> None:
         self.capacity = capacity
@@ -399,7 +440,9 @@ class _EncodeScratch:
         self.keep = _from_buffer(self.raw)
         self.specs = ffi.cast("tp_frame_spec *", self.keep)
         self.range_capacity = range_capacity
-        self.ranges = ffi.new("uint64_t[]", range_capacity)
+        self.ranges = bytearray(8 * range_capacity)
+        self.range_keep = _from_buffer(self.ranges)
+        self.ranges_address = int(ffi.cast("uintptr_t", self.range_keep))
 
 
 _scratch_pool: list[_EncodeScratch] = []
@@ -431,7 +474,8 @@ def encode_frames(
     try:
         raw = scratch.raw
         cspecs = scratch.specs
-        cranges = scratch.ranges
+        ranges_raw = scratch.ranges
+        ranges_address = scratch.ranges_address
         keep = []
         offset = 0
         r = 0
@@ -446,18 +490,17 @@ def encode_frames(
                     body = as_view(body)
                 view = _from_buffer(body)
                 keep.append(view)
-                _PACK_SPEC(raw, offset, frame_type, a, b, c, d, len(view), 0)
+                _PACK_SPEC(raw, offset, frame_type, a, b, c, d, 0, len(view), 0, 0)
                 cspecs[i].body = view
             elif kind == 2:
                 if type(body) not in (tuple, list):
                     raise TypeError("ACK-like body")
                 n = len(body)
-                cranges[r:r + n] = body
-                _PACK_SPEC(raw, offset, frame_type, a, b, c, d, 0, n)
-                cspecs[i].ranges = cranges + r
+                _pack_ints(ranges_raw, 8 * r, body)
+                _PACK_SPEC(raw, offset, frame_type, a, b, c, d, 0, 0, ranges_address + 8 * r, n)
                 r += n
             else:
-                _PACK_SPEC(raw, offset, frame_type, a, b, c, d, 0, 0)
+                _PACK_SPEC(raw, offset, frame_type, a, b, c, d, 0, 0, 0, 0)
             offset += _SPEC_SIZE
         cout = _from_buffer(out) if type(out) is bytearray else _writable(out)
         result = _encode_frames_c(cspecs, count, cout, pos, end)
@@ -469,3 +512,95 @@ def encode_frames(
     if result < 0:
         _raise(result, "a frame")
     return int(result)
+
+
+# ------------------------------------------------- packet-level fast paths ---
+_ACK_INTS = 2 * 256  # MAX_ACK_RANGES (low, high) pairs
+_seal_c = lib.tp_seal_stream_packet
+_open_c = lib.tp_open_short_packet
+_NULL = ffi.NULL
+if lib.TP_OPEN_COUNT_BITS != 20:  # pragma: no cover - the literals below assume 20
+    raise ImportError("transport._native packs open results differently; rebuild it")
+
+
+class _RangeArray:
+    """A reusable uint64[_ACK_INTS] for one seal call at a time (bytearray + C view)."""
+
+    __slots__ = ("pointer", "raw", "view")
+
+    def __init__(self) -> None:
+        self.raw = bytearray(8 * _ACK_INTS)
+        self.view = _from_buffer(self.raw)
+        self.pointer = ffi.cast("uint64_t *", self.view)
+
+
+_range_pool: list[_RangeArray] = []
+
+
+def seal_stream_packet(
+    out: bytearray | memoryview,
+    dcid: Buffer,
+    pn: int,
+    pn_length: int,
+    ack_ranges: Sequence[int] | None,
+    ack_delay: int,
+    stream_id: int,
+    offset: int,
+    data: Buffer,
+    fin: bool,
+    crc: bool = True,
+) -> int:
+    """Write header + [ACK] + STREAM + CRC32C at ``out[0]``; return the length.
+
+    Same bytes and errors as ``codec_pure.seal_stream_packet``, in one C call.
+    """
+    try:
+        cout = _from_buffer(out) if type(out) is bytearray else _writable(out)
+        if type(data) is not bytes:
+            data = _from_buffer(as_view(data))
+        if type(dcid) is not bytes:
+            dcid = bytes(as_view(dcid))
+        if ack_ranges is None:
+            result = _seal_c(cout, len(cout), dcid, len(dcid), pn, pn_length, _NULL, 0, 0, 0,
+                             stream_id, offset, data, len(data), 1 if fin else 0,
+                             1 if crc else 0)
+        else:
+            n = len(ack_ranges)
+            if n > _ACK_INTS:  # too many ranges: the reference reports it in its order
+                raise OverflowError
+            ranges = _range_pool.pop() if _range_pool else _RangeArray()
+            _PACK_INTS[n](ranges.raw, 0, *ack_ranges)  # struct.error: negative / too big
+            result = _seal_c(cout, len(cout), dcid, len(dcid), pn, pn_length, ranges.pointer,
+                             n, 1, ack_delay, stream_id, offset, data, len(data),
+                             1 if fin else 0, 1 if crc else 0)
+            _range_pool.append(ranges)  # lost on an exception; a new one is made then
+    except _ABI_ERRORS:
+        return _pure.seal_stream_packet(out, dcid, pn, pn_length, ack_ranges, ack_delay,
+                                        stream_id, offset, data, fin, crc)
+    if result < 0:
+        _raise(result, "the packet")
+    return int(result)
+
+
+def open_short_packet(
+    buf: Buffer, dcid: Buffer, decoder: Any, crc: bool = True
+) -> tuple[int, int, int, int]:
+    """Check a short-header datagram and decode its frames (see ``codec_pure``).
+
+    Returns ``(first_byte, truncated_pn, pn_length, frame_count)``.
+    """
+    if type(decoder) is not FrameDecoder:  # e.g. a pure decoder: the reference path
+        return _pure.open_short_packet(buf, dcid, decoder, crc)
+    if type(buf) is bytes:
+        cbuf = buf
+    else:
+        buf = as_view(buf)
+        cbuf = _from_buffer(buf)
+    if type(dcid) is not bytes:
+        dcid = bytes(as_view(dcid))
+    result = _open_c(decoder._dec, cbuf, len(cbuf), dcid, len(dcid), 1 if crc else 0)
+    if result < 0:
+        _raise(result, "the packet")
+    first = buf[0]
+    # result = (truncated_pn << TP_OPEN_COUNT_BITS) | frame_count, with 20 bits
+    return first, result >> 20, (first & 3) + 1, result & 0xFFFFF

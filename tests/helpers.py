@@ -1,0 +1,182 @@
+"""Shared test helpers: a two-connection driver in virtual time and a packet forger.
+
+How this works
+--------------
+:class:`Pair` wires a client and a server :class:`~transport.Connection`
+together in one process, with an explicit virtual clock and a fixed one-way
+delay. It only uses the public driver contract (``receive_datagram``,
+``datagrams_to_send``, ``get_timer``, ``handle_timer``, ``next_event``): after
+every input it drains both sides' datagrams into an in-flight list and (unless
+``auto_drain`` is off) their events into :attr:`Pair.client_events` /
+:attr:`Pair.server_events`. Drop filters (``drop_to_server`` /
+``drop_to_client``) script losses.
+
+:func:`forge_short_packet` builds a short-header packet with arbitrary frames
+and a valid CRC32C trailer (``security="none"``), the way a misbehaving peer
+would, from the public codec in :mod:`transport.wire`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from transport import Config, Connection
+from transport.events import Event
+from transport.wire import crc32c, encode_frames, encode_short_header
+
+Address = tuple[str, int]
+CLIENT_ADDR: Address = ("10.0.0.1", 50000)
+SERVER_ADDR: Address = ("10.0.0.2", 4433)
+DropFilter = Callable[[bytes, float], bool]
+
+
+def make_config(seed: int, **overrides: Any) -> Config:
+    """A Config with a seeded generator and the given knobs."""
+    return Config(rng=random.Random(seed), **overrides)
+
+
+class Pair:
+    """A client and a server connection joined by a lossless, fixed-delay wire."""
+
+    def __init__(
+        self,
+        client_config: Config | None = None,
+        server_config: Config | None = None,
+        *,
+        one_way_delay_s: float = 0.010,
+        auto_drain: bool = True,
+    ) -> None:
+        self.client = Connection(client_config or make_config(1), is_client=True)
+        self.server = Connection(
+            server_config or make_config(2),
+            is_client=False,
+            original_dcid=self.client.original_dcid,
+        )
+        self.delay_s = one_way_delay_s
+        self.auto_drain = auto_drain
+        self.now = 0.0
+        self.client_events: list[Event] = []
+        self.server_events: list[Event] = []
+        self.drop_to_server: DropFilter | None = None
+        self.drop_to_client: DropFilter | None = None
+        #: every datagram put on the wire: (send time, "c2s" | "s2c", payload)
+        self.sent: list[tuple[float, str, bytes]] = []
+        self._in_flight: list[tuple[float, int, bool, bytes]] = []  # (at, seq, to_server, data)
+        self._seq = 0
+        self.client.connect(SERVER_ADDR, self.now)
+
+    # ------------------------------------------------------------ driving
+    def poll(self) -> None:
+        """Drain both sides' datagrams (onto the wire) and events."""
+        for to_server, conn in ((True, self.client), (False, self.server)):
+            for data, _addr in conn.datagrams_to_send(self.now):
+                self.sent.append((self.now, "c2s" if to_server else "s2c", data))
+                drop = self.drop_to_server if to_server else self.drop_to_client
+                if drop is not None and drop(data, self.now):
+                    continue
+                self._seq += 1
+                self._in_flight.append((self.now + self.delay_s, self._seq, to_server, data))
+        if self.auto_drain:
+            self.drain_events()
+
+    def drain_events(self) -> None:
+        for conn, sink in ((self.client, self.client_events), (self.server, self.server_events)):
+            while (event := conn.next_event()) is not None:
+                sink.append(event)
+
+    def inject(self, data: bytes, *, to_server: bool) -> None:
+        """Deliver ``data`` now, as if it came from the other side."""
+        if to_server:
+            self.server.receive_datagram(data, CLIENT_ADDR, self.now)
+        else:
+            self.client.receive_datagram(data, SERVER_ADDR, self.now)
+        self.poll()
+
+    def _next_time(self) -> float | None:
+        times = [at for at, _seq, _dst, _data in self._in_flight]
+        for conn in (self.client, self.server):
+            deadline = conn.get_timer()
+            if deadline is not None:
+                times.append(max(deadline, self.now))
+        return min(times) if times else None
+
+    def run_until(self, predicate: Callable[[], bool], limit_s: float = 30.0) -> bool:
+        """Advance virtual time until ``predicate()`` holds or ``now`` passes
+        ``limit_s`` (absolute). Returns the predicate's final value."""
+        spins = 0
+        while True:
+            self.poll()
+            if predicate():
+                return True
+            at = self._next_time()
+            if at is None or at > limit_s:
+                self.now = max(self.now, limit_s)
+                self.poll()
+                return predicate()
+            spins = spins + 1 if at == self.now else 0
+            if spins > 10_000:
+                raise AssertionError(f"timer livelock at t={self.now}")
+            self.now = at
+            due = sorted(p for p in self._in_flight if p[0] <= at)
+            self._in_flight = [p for p in self._in_flight if p[0] > at]
+            for _at, _seq, to_server, data in due:
+                self.inject(data, to_server=to_server)
+            for conn in (self.client, self.server):
+                deadline = conn.get_timer()
+                if deadline is not None and deadline <= self.now:
+                    conn.handle_timer(self.now)
+                    self.poll()
+
+    def run_for(self, duration_s: float) -> None:
+        self.run_until(lambda: False, self.now + duration_s)
+
+    def handshake(self) -> None:
+        ok = self.run_until(
+            lambda: self.client.is_established and self.server.is_established, self.now + 10.0
+        )
+        if not ok:
+            raise AssertionError("handshake did not complete")
+        # let the last handshake acknowledgements settle
+        self.run_for(0.1)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def events_of(self, side: str, kind: type) -> list[Any]:
+        source = self.client_events if side == "client" else self.server_events
+        return [e for e in source if isinstance(e, kind)]
+
+
+def read_all(conn: Connection, stream_id: int) -> tuple[bytes, bool]:
+    """Read whatever the stream has now."""
+    chunks: list[bytes] = []
+    finished = False
+    while True:
+        data, finished = conn.recv_stream_data(stream_id)
+        if data:
+            chunks.append(data)
+        if finished or not data:
+            return b"".join(chunks), finished
+
+
+def forge_short_packet(
+    dcid: bytes, packet_number: int, frames: Sequence[tuple[Any, ...]], *, pn_length: int = 4
+) -> bytes:
+    """A short-header packet carrying ``frames`` (codec frame specs) with a
+    correct CRC32C trailer, as ``security="none"`` sends them."""
+    buf = bytearray(4096)
+    pos = encode_short_header(buf, 0, dcid, packet_number, pn_length)
+    pos = encode_frames(list(frames), buf, pos, len(buf) - 4)
+    body = bytes(buf[:pos])
+    return body + crc32c(body).to_bytes(4, "big")
+
+
+def reseal(packet: bytes) -> bytes:
+    """Recompute the CRC32C trailer of a single-packet datagram after a mutation."""
+    if len(packet) < 5:
+        return packet
+    body = packet[:-4]
+    return body + crc32c(body).to_bytes(4, "big")
