@@ -86,7 +86,6 @@ class Config:
     skip_packet_number_every: int = 256
 
     rng: random.Random = field(default_factory=random.Random)
-    max_pending_events: int = 4096
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
@@ -113,7 +112,6 @@ class Config:
             "max_received_datagrams",
             "ack_eliciting_threshold",
             "max_ack_ranges",
-            "max_pending_events",
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")

@@ -194,6 +194,7 @@ class Connection:
 
         # unreliable datagrams
         self._datagrams_out: deque[bytes] = deque()
+        self._datagrams_queued = 0  # DatagramReceived events waiting in _events
         self._peer_max_datagram_frame_size = 0
 
         # close
@@ -280,6 +281,7 @@ class Connection:
                 self._on_packets_lost(lost)
             if probes:
                 self._packetizer.probes_due += probes
+                self._requeue_oldest_for_probe()
         keepalive = self.config.keepalive_interval_s
         if (
             keepalive is not None
@@ -323,7 +325,10 @@ class Connection:
     def next_event(self) -> events.Event | None:
         """Pop the next event, or None when there is none."""
         if self._events:
-            return self._events.popleft()
+            event = self._events.popleft()
+            if isinstance(event, events.DatagramReceived):
+                self._datagrams_queued -= 1
+            return event
         return None
 
     @property
@@ -825,6 +830,29 @@ class Connection:
                 elif kind == ITEM_CRYPTO:
                     self._handshake_acked = True
 
+    def _requeue_oldest_for_probe(self) -> None:
+        """RFC 9002 §6.2.4: a probe should carry data the peer may be missing.
+        The oldest ack-eliciting packet's stream and handshake bytes are queued
+        again -- without declaring it lost or telling congestion control -- so
+        the probes repair a lost tail even when every ACK is being lost."""
+        for packet in self._recovery.outstanding():
+            if packet.ack_eliciting:
+                self._requeue_items(packet.items)
+                return
+
+    def _requeue_items(self, items: list) -> None:  # type: ignore[type-arg]
+        p = self._packetizer
+        for item in items:
+            kind = item[0]
+            if kind == ITEM_STREAM:
+                stream = self._send_streams.get(item[1])
+                if stream is not None:
+                    stream.on_lost(item[2], item[3], item[4])
+                    p.stream_ready(item[1])
+            elif kind == ITEM_CRYPTO:
+                if self.peer_params is None or not self._handshake_acked:
+                    self._crypto_pending.append((item[1], item[2]))
+
     def _on_packets_lost(self, packets: list[SentPacket]) -> None:
         self.counters.packets_lost += len(packets)
         p = self._packetizer
@@ -998,16 +1026,21 @@ class Connection:
             self._push_event(events.StreamWritable(stream_id=stream_id))
 
     def _all_streams_done(self) -> bool:
-        return all(s.is_all_acked or s.is_reset for s in self._send_streams.values())
+        """Every byte written on every stream has been acknowledged (a FIN is
+        not required: a stream left open is simply closed with the connection)."""
+        return all(
+            s.is_all_acked or s.is_reset or (not s.fin_written and s.bytes_acked == s.write_offset)
+            for s in self._send_streams.values()
+        )
 
     # -- datagrams and close -----------------------------------------------
     def _on_datagram_frame(self, body: bytes) -> None:
         if len(body) > self.config.max_datagram_frame_size:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "datagram frame too large")
-        queued = sum(1 for e in self._events if isinstance(e, events.DatagramReceived))
-        if queued >= self.config.max_received_datagrams:
+        if self._datagrams_queued >= self.config.max_received_datagrams:
             self.counters.datagrams_received_dropped += 1
             return
+        self._datagrams_queued += 1
         self._push_event(events.DatagramReceived(data=body))
 
     def _on_close_frame(self, ftype: int, error_code: int, reason: bytes) -> None:
@@ -1057,9 +1090,9 @@ class Connection:
             raise InvalidStateError("call connect() first")
 
     def _push_event(self, event: events.Event) -> None:
-        if len(self._events) >= self.config.max_pending_events:
-            # The caller is not draining events; drop the oldest coalescible one.
-            self._events.popleft()
+        # Bounded by construction: stream events are coalesced per stream (so at
+        # most a few per stream, and streams are limited), received datagrams are
+        # capped in _on_datagram_frame, the rest happen once per connection.
         self._events.append(event)
 
     def _notify(self) -> None:

@@ -68,8 +68,13 @@ class Endpoint:
         self._connections: dict[Connection, None] = {}
         self._dirty: dict[Connection, None] = {}
         self._deadline: dict[Connection, float | None] = {}
-        self._heap: list[tuple[float, int, Connection]] = []
+        # timer heap entries are (deadline, key); a key maps to a live connection
+        # only while it is attached, so a forgotten connection is not kept alive
+        # by stale entries
+        self._heap: list[tuple[float, int]] = []
         self._heap_seq = 0
+        self._key_of: dict[Connection, int] = {}
+        self._conn_of: dict[int, Connection] = {}
         self._stateless: deque[tuple[bytes, Address]] = deque()
         self._events: deque[tuple[Connection, Event]] = deque()
         self._now = 0.0
@@ -103,8 +108,9 @@ class Endpoint:
         heap = self._heap
         due: list[Connection] = []
         while heap and heap[0][0] <= now:
-            deadline, _, conn = heapq.heappop(heap)
-            if self._deadline.get(conn) != deadline:
+            deadline, key = heapq.heappop(heap)
+            conn = self._conn_of.get(key)
+            if conn is None or self._deadline.get(conn) != deadline:
                 continue  # stale entry
             self._deadline[conn] = None
             due.append(conn)
@@ -132,9 +138,13 @@ class Endpoint:
         for conn in list(self._dirty):
             self._collect(conn)
         heap = self._heap
-        while heap and self._deadline.get(heap[0][2]) != heap[0][0]:
+        while heap:
+            deadline, key = heap[0]
+            conn = self._conn_of.get(key)
+            if conn is not None and self._deadline.get(conn) == deadline:
+                return deadline
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return None
 
     def next_event(self) -> tuple[Connection, Event] | None:
         for conn in list(self._dirty):
@@ -151,11 +161,22 @@ class Endpoint:
             self._by_cid[conn.original_dcid] = conn
         conn.on_activity = self._touch
         self._deadline[conn] = None
+        self._heap_seq += 1
+        self._key_of[conn] = self._heap_seq
+        self._conn_of[self._heap_seq] = conn
 
     def _forget(self, conn: Connection) -> None:
         self._connections.pop(conn, None)
         self._deadline.pop(conn, None)
         self._dirty.pop(conn, None)
+        key = self._key_of.pop(conn, None)
+        if key is not None:
+            del self._conn_of[key]
+        conn.on_activity = None
+        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._connections):
+            # many stale entries: rebuild so the heap stays proportional
+            self._heap = [e for e in self._heap if e[1] in self._conn_of]
+            heapq.heapify(self._heap)
         for cid in (conn.local_cid, conn.original_dcid):
             if self._by_cid.get(cid) is conn:
                 del self._by_cid[cid]
@@ -177,8 +198,7 @@ class Endpoint:
         if deadline != self._deadline.get(conn):
             self._deadline[conn] = deadline
             if deadline is not None:
-                self._heap_seq += 1
-                heapq.heappush(self._heap, (deadline, self._heap_seq, conn))
+                heapq.heappush(self._heap, (deadline, self._key_of[conn]))
 
     def _route(self, data: bytes, addr: Address, now: float) -> Connection | None:
         if not data:

@@ -409,29 +409,34 @@ class Packetizer:
                 del ready[stream_id]
                 continue
             stream_credit = conn._stream_send_credit[stream_id]
-            credit = min(stream_credit.available, conn_credit.available)
-            offset_bound = stream.highest_sent_offset + space
-            overhead = 3 + _varint_len(stream_id) + _varint_len(offset_bound)
-            chunk = stream.next_frame(space - overhead, credit)
-            if chunk is None:
+            took = False
+            # several frames from one stream when it has them (a small re-sent
+            # range followed by new data), until the packet is full
+            while space > MIN_STREAM_CHUNK:
+                credit = min(stream_credit.available, conn_credit.available)
+                offset_bound = stream.highest_sent_offset + space
+                overhead = 3 + _varint_len(stream_id) + _varint_len(offset_bound)
+                chunk = stream.next_frame(space - overhead, credit)
+                if chunk is None:
+                    del ready[stream_id]
+                    break
+                offset, data, fin, new_bytes = chunk
+                length = len(data)
+                if new_bytes:
+                    stream_credit.consume(new_bytes)
+                    conn_credit.consume(new_bytes)
+                if length > new_bytes:
+                    counters.stream_bytes_retransmitted += length - new_bytes
+                    counters.packets_retransmitted += 1
+                counters.stream_bytes_sent += length
+                specs.append((STREAM_FRAME_TYPE | fin, stream_id, offset, 0, 0, data))
+                items.append((ITEM_STREAM, stream_id, offset, length, fin))
+                space -= overhead + length
+                sent = took = True
+            if took and stream_id in ready:
+                # round robin: the stream goes to the back of the queue
                 del ready[stream_id]
-                continue
-            offset, data, fin, new_bytes = chunk
-            length = len(data)
-            if new_bytes:
-                stream_credit.consume(new_bytes)
-                conn_credit.consume(new_bytes)
-            if length > new_bytes:
-                counters.stream_bytes_retransmitted += length - new_bytes
-                counters.packets_retransmitted += 1
-            counters.stream_bytes_sent += length
-            specs.append((STREAM_FRAME_TYPE | fin, stream_id, offset, 0, 0, data))
-            items.append((ITEM_STREAM, stream_id, offset, length, fin))
-            space -= overhead + length
-            sent = True
-            # round robin: the stream goes to the back of the queue
-            del ready[stream_id]
-            ready[stream_id] = None
+                ready[stream_id] = None
         return space, sent
 
     # ------------------------------------------------------------- encoding

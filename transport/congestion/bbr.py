@@ -338,9 +338,7 @@ class BBR(CongestionController):
             estimate = ordered[len(ordered) // 2]
             self.random_loss = estimate if estimate < self.max_random_loss else self.max_random_loss
         if state == Mode.STARTUP:
-            self._startup_lossy = (
-                excessive and self._round_lost_count >= STARTUP_FULL_LOSS_COUNT
-            )
+            self._startup_lossy = excessive and self._round_lost_count >= STARTUP_FULL_LOSS_COUNT
         elif excessive and state in (
             Mode.PROBE_BW_DOWN,
             Mode.PROBE_BW_CRUISE,
@@ -400,13 +398,12 @@ class BBR(CongestionController):
         if state in _PROBE_BW:
             self._update_probe_bw(round_start, inflight, now, acked)
         # ProbeRTT (draft §4.3.4)
-        if self.state != Mode.PROBE_RTT:
-            if self._probe_rtt_expired:
-                self._prior_cwnd = max(self._prior_cwnd, self._cwnd_f)
-                self.state = Mode.PROBE_RTT
-                self.pacing_gain = 1.0
-                self.cwnd_gain = PROBE_RTT_CWND_GAIN
-                self._probe_rtt_done_s = None
+        if self.state != Mode.PROBE_RTT and self._probe_rtt_expired:
+            self._prior_cwnd = max(self._prior_cwnd, self._cwnd_f)
+            self.state = Mode.PROBE_RTT
+            self.pacing_gain = 1.0
+            self.cwnd_gain = PROBE_RTT_CWND_GAIN
+            self._probe_rtt_done_s = None
         if self.state == Mode.PROBE_RTT:
             self._handle_probe_rtt(round_start, inflight, now)
 

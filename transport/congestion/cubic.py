@@ -80,11 +80,11 @@ class Cubic(CongestionController):
     use ``functools.partial(Cubic, hystart=False)`` etc. for options."""
 
     __slots__ = (
-        "_cwnd_f",
-        "_cwnd_prior_bytes",
         "_css_baseline_rtt_s",
         "_css_rounds",
         "_current_round_min_rtt_s",
+        "_cwnd_f",
+        "_cwnd_prior_bytes",
         "_delivered_bytes",
         "_epoch_start_s",
         "_idle_since_s",
@@ -334,9 +334,11 @@ class Cubic(CongestionController):
             reduced = float(self.min_window_bytes)
         self.ssthresh_bytes = int(reduced)
         self._set_cwnd(reduced)
-        self._k_s = ((self._w_max_bytes - reduced) / self.max_datagram_size / CUBIC_C) ** (
-            1.0 / 3.0
-        ) if self._w_max_bytes > reduced else 0.0
+        self._k_s = (
+            ((self._w_max_bytes - reduced) / self.max_datagram_size / CUBIC_C) ** (1.0 / 3.0)
+            if self._w_max_bytes > reduced
+            else 0.0
+        )
         self._epoch_start_s = None  # set by the first ACK of the new epoch
         self._w_est_bytes = reduced
         self.state = "recovery"

@@ -45,9 +45,11 @@ __all__ = [
 DEFAULT_BURST_PACKETS = 16
 #: Time worth of data released per timer wake-up (before the burst cap).
 DEFAULT_QUANTUM_S = 0.001
-#: A packet whose tokens are this close (in time) to ready goes now: keeps
-#: deadlines strictly in the future despite float rounding.
-_SEND_SLACK_S = 1e-6
+#: A packet short of this many tokens goes now (absorbs float rounding), and a
+#: deadline is at least ``_MIN_WAIT_S`` ahead: a timer never re-fires at the
+#: same instant without progress.
+_SLACK_BYTES = 1.0
+_MIN_WAIT_S = 1e-6
 #: Smallest RTT used to derive a rate from a window (avoids a division by ~0).
 _MIN_RTT_FOR_RATE_S = 1e-4
 
@@ -118,10 +120,9 @@ class Pacer:
 
     def can_send(self, size_bytes: int, now: float) -> bool:
         """True if a packet of ``size_bytes`` may leave at ``now``."""
-        rate = self._rate_bytes_per_s
-        if rate is None:
+        if self._rate_bytes_per_s is None:
             return True
-        return self._refill(now) + rate * _SEND_SLACK_S >= size_bytes
+        return self._refill(now) + _SLACK_BYTES >= size_bytes
 
     def on_sent(self, size_bytes: int, now: float) -> None:
         """A packet of ``size_bytes`` left at ``now``."""
@@ -136,7 +137,7 @@ class Pacer:
         if rate is None:
             return now
         tokens = self._refill(now)
-        if tokens + rate * _SEND_SLACK_S >= size_bytes:
+        if tokens + _SLACK_BYTES >= size_bytes:
             return now
         want = rate * self.quantum_s
         if want > self.max_burst_bytes:
@@ -144,4 +145,4 @@ class Pacer:
         if want < size_bytes:
             want = float(size_bytes)
         wait_s = (want - tokens) / rate
-        return now + (wait_s if wait_s > _SEND_SLACK_S else _SEND_SLACK_S)
+        return now + (wait_s if wait_s > _MIN_WAIT_S else _MIN_WAIT_S)

@@ -138,8 +138,10 @@ class _BulkSender:
                 self.hashes[stream_id] = hashlib.sha256()
             for stream_id in list(self.per_stream):
                 self._fill(conn, stream_id, now)
+            self._maybe_finish(conn)
         elif isinstance(event, StreamWritable):
             self._fill(conn, event.stream_id, now)
+            self._maybe_finish(conn)
 
     def _fill(self, conn: Connection, stream_id: int, now: float) -> None:
         state = self.per_stream[stream_id]
@@ -163,7 +165,9 @@ class _BulkSender:
         state[0] = sent
         if sent == total and total == 0:
             conn.send_stream_data(stream_id, b"", end_stream=True)
-        if all(s >= t for s, t in self.per_stream.values()) and not self.done:
+
+    def _maybe_finish(self, conn: Connection) -> None:
+        if not self.done and all(s >= t for s, t in self.per_stream.values()):
             self.done = True
             if self.close_when_done:
                 conn.close()
