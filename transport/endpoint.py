@@ -66,7 +66,8 @@ class Endpoint:
         self.counters = EndpointCounters()
         self._by_cid: dict[bytes, Connection] = {}
         self._connections: dict[Connection, None] = {}
-        self._dirty: dict[Connection, None] = {}
+        self._dirty: dict[Connection, None] = {}  # may have datagrams to send
+        self._stale: dict[Connection, None] = {}  # events and deadline not collected
         self._deadline: dict[Connection, float | None] = {}
         # timer heap entries are (deadline, key); a key maps to a live connection
         # only while it is attached, so a forgotten connection is not kept alive
@@ -100,7 +101,9 @@ class Endpoint:
         if conn is None:
             return
         conn.receive_datagram(data, addr, now)
-        self._dirty[conn] = None  # events and deadline are collected lazily
+        # events and the deadline are collected lazily, once per batch of input
+        self._dirty[conn] = None
+        self._stale[conn] = None
 
     def handle_timer(self, now: float) -> None:
         """Fire every connection deadline that has passed."""
@@ -118,8 +121,8 @@ class Endpoint:
         # is due, say) are met by the datagrams_to_send the caller makes next.
         for conn in due:
             conn.handle_timer(now)
-            self._touch(conn)
-            self._collect(conn)
+            self._dirty[conn] = None
+            self._stale[conn] = None
 
     # ----------------------------------------------------------------- outputs
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
@@ -129,14 +132,16 @@ class Endpoint:
             out.append(self._stateless.popleft())
         dirty = self._dirty
         self._dirty = {}
+        stale = self._stale
         for conn in dirty:
             out.extend(conn.datagrams_to_send(now))
-            self._collect(conn)
+            stale[conn] = None
+        self._collect_stale()
         return out
 
     def get_timer(self) -> float | None:
-        for conn in list(self._dirty):
-            self._collect(conn)
+        if self._stale:
+            self._collect_stale()
         heap = self._heap
         while heap:
             deadline, key = heap[0]
@@ -147,8 +152,8 @@ class Endpoint:
         return None
 
     def next_event(self) -> tuple[Connection, Event] | None:
-        for conn in list(self._dirty):
-            self._collect(conn)
+        if self._stale:
+            self._collect_stale()
         if self._events:
             return self._events.popleft()
         return None
@@ -169,6 +174,7 @@ class Endpoint:
         self._connections.pop(conn, None)
         self._deadline.pop(conn, None)
         self._dirty.pop(conn, None)
+        self._stale.pop(conn, None)
         key = self._key_of.pop(conn, None)
         if key is not None:
             del self._conn_of[key]
@@ -183,6 +189,13 @@ class Endpoint:
 
     def _touch(self, conn: Connection) -> None:
         self._dirty[conn] = None
+        self._stale[conn] = None
+
+    def _collect_stale(self) -> None:
+        stale = self._stale
+        self._stale = {}
+        for conn in stale:
+            self._collect(conn)
 
     def _collect(self, conn: Connection) -> None:
         """Move the connection's events out, re-arm its deadline, forget it if closed."""

@@ -66,11 +66,9 @@ class AppNode:
         self._drain(now)
         out = self.endpoint.datagrams_to_send(now)
         for _ in range(8):
-            self._drain(now)
-            more = self.endpoint.datagrams_to_send(now)
-            if not more:
+            if not self._drain(now):
                 break
-            out.extend(more)
+            out.extend(self.endpoint.datagrams_to_send(now))
         return out
 
     def get_timer(self) -> float | None:
@@ -80,12 +78,15 @@ class AppNode:
         self.endpoint.handle_timer(now)
         self._drain(now)
 
-    def _drain(self, now: float) -> None:
+    def _drain(self, now: float) -> int:
+        """Hand pending events to the application; returns how many."""
+        handled = 0
         while True:
             item = self.endpoint.next_event()
             if item is None:
-                return
+                return handled
             self.on_event(item[0], item[1], now)
+            handled += 1
 
 
 def payload_pattern(seed: int) -> bytes:
