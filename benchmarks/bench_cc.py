@@ -445,9 +445,15 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     quick = args.quick
     started = time.perf_counter()
+    import inspect
+
+    import transport.packetizer
+
     results: dict[str, Any] = {
         "path": {"rate_mbps": RATE_BPS / 1e6, "rtt_ms": RTT_S * 1e3, "queue_bdp": 1.0},
         "quick": quick,
+        # whether the connection releases packets through the Pacer (see docs/congestion.md)
+        "pacing_integrated": "pacer" in inspect.getsource(transport.packetizer),
     }
     runs: dict[str, RunResult] = {}
     if "a" in only:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,7 +15,7 @@ ops = st.lists(st.tuples(st.sampled_from(["add", "sub", "below"]), span), max_si
 
 def _check_invariants(rs: RangeSet) -> None:
     pairs = list(rs)
-    for (s1, e1), (s2, e2) in zip(pairs, pairs[1:]):
+    for (s1, e1), (s2, e2) in itertools.pairwise(pairs):
         assert s1 < e1 < s2 < e2  # disjoint, non-adjacent, sorted
     for s, e in pairs:
         assert s < e

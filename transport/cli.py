@@ -43,10 +43,10 @@ def _parse_fraction(text: str) -> float:
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    from transport.sim import Bernoulli, GilbertElliott, Path
+    from transport.sim import Bernoulli, GilbertElliott, LossModel, Path
     from transport.sim.transfer import run_transfer
 
-    loss = None
+    loss: LossModel | None = None
     if args.loss > 0:
         if args.burst > 1:
             loss = GilbertElliott.from_mean(args.loss, args.burst)

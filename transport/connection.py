@@ -73,6 +73,7 @@ from transport.packetizer import (
     Packetizer,
 )
 from transport.params import TransportParameters
+from transport.rangeset import RangeSet
 from transport.recovery import LossRecovery, RttEstimator, SentPacket
 from transport.stats import ConnectionStats, Counters
 from transport.streams import ReceiveStream, SendStream
@@ -81,7 +82,6 @@ from transport.wire import (
     crc32c,
     decode_header,
     decode_packet_number,
-    decode_varint,
     open_short_packet,
 )
 from transport.wire.constants import (
@@ -99,6 +99,10 @@ from transport.wire.constants import (
 Address = tuple[str, int]
 
 MAX_CRYPTO_BYTES = 8192
+#: Frames a long-header (handshake) packet may carry (wire format §10.1).
+LONG_HEADER_FRAMES = frozenset(
+    {FrameType.PING, FrameType.CRYPTO, FrameType.CONNECTION_CLOSE}
+)  # plus PADDING and ACK, which are handled before this check
 #: Times a closing connection re-sends CONNECTION_CLOSE in answer to packets.
 MAX_CLOSE_REPEATS = 8
 
@@ -165,15 +169,15 @@ class Connection:
             ack_delay_exponent=config.ack_delay_exponent,
         )
         self._peer_ack_delay_exponent = 3
+        self._in_long_packet = False  # frames being processed came in a long header
         self._decoder = FrameDecoder()
 
         # handshake
         self._crypto_send: bytes = b""
         self._crypto_pending: list[tuple[int, bytes]] = []
         self._crypto_recv = bytearray()
-        self._crypto_received_ranges: list[tuple[int, int]] = []
+        self._crypto_received = RangeSet(max_ranges=64)
         self.peer_params: TransportParameters | None = None
-        self._handshake_acked = False
 
         # streams
         self._send_streams: dict[int, SendStream] = {}
@@ -585,9 +589,17 @@ class Connection:
         if self.state is State.IDLE and not self.is_client:
             self.state = State.HANDSHAKE
             self._idle_since_s = now
-        self._process_packet(
-            packet, h.pn_offset, h.pn_length, len(packet) - CRC_LENGTH, now  # type: ignore[attr-defined]
-        )
+        self._in_long_packet = True
+        try:
+            self._process_packet(
+                packet,
+                h.pn_offset,  # type: ignore[attr-defined]
+                h.pn_length,  # type: ignore[attr-defined]
+                len(packet) - CRC_LENGTH,
+                now,
+            )
+        finally:
+            self._in_long_packet = False
 
     def _process_packet(
         self, packet: memoryview, pn_offset: int, pn_length: int, payload_end: int, now: float
@@ -629,6 +641,12 @@ class Connection:
                 continue
             else:
                 ack_eliciting = True
+                if self._in_long_packet and ftype not in LONG_HEADER_FRAMES:
+                    raise RemoteProtocolError(
+                        ErrorCode.PROTOCOL_VIOLATION,
+                        f"frame 0x{ftype:x} not allowed in a long-header packet",
+                        ftype,
+                    )
                 self._on_control_frame(ftype, frame, packet, now)
                 if self.state is State.DRAINING:
                     return False
@@ -644,6 +662,10 @@ class Connection:
         if ftype == FrameType.PING:
             return
         if ftype == FrameType.CRYPTO:
+            if not self._in_long_packet:
+                raise RemoteProtocolError(
+                    ErrorCode.PROTOCOL_VIOLATION, "CRYPTO in a 1-RTT packet", ftype
+                )
             self._on_crypto_frame(a, body)
         elif ftype == FrameType.MAX_DATA:
             if self._send_credit.raise_limit(a):
@@ -716,9 +738,7 @@ class Connection:
 
     def _queue_handshake_message(self) -> None:
         body = self._local_params().encode()
-        from transport.wire import encode_varint
-
-        message = encode_varint(len(body)) + body
+        message = len(body).to_bytes(2, "big") + body  # u16 length prefix (wire format §12)
         self._crypto_send = message
         self._crypto_pending.append((0, message))
         self._notify()
@@ -733,20 +753,17 @@ class Connection:
         if len(buf) < end:
             buf.extend(bytes(end - len(buf)))
         buf[offset:end] = data
-        self._crypto_received_ranges.append((offset, end))
-        self._crypto_received_ranges.sort()
-        contiguous = 0
-        for start, stop in self._crypto_received_ranges:
-            if start > contiguous:
-                break
-            contiguous = max(contiguous, stop)
-        try:
-            length, pos = decode_varint(buf[:contiguous], 0)
-        except WireError:
-            return  # not enough bytes yet
-        if pos + length > contiguous:
+        received = self._crypto_received
+        received.add(offset, end)
+        if not received or received.first_start() != 0:
             return
-        params = TransportParameters.decode(bytes(buf[pos : pos + length]))
+        contiguous = received.first()[1]
+        if contiguous < 2:
+            return
+        length = int.from_bytes(buf[:2], "big")
+        if 2 + length > contiguous:
+            return
+        params = TransportParameters.decode(bytes(buf[2 : 2 + length]))
         self._apply_peer_params(params)
         if self.is_client:
             self._complete_handshake()
@@ -761,6 +778,11 @@ class Connection:
         if params.initial_source_cid is not None and params.initial_source_cid != self.peer_cid:
             raise RemoteProtocolError(
                 ErrorCode.TRANSPORT_PARAMETER_ERROR, "initial_source_cid mismatch"
+            )
+        if (params.aead_algorithm or 0) != 0:
+            raise RemoteProtocolError(
+                ErrorCode.HANDSHAKE_FAILED,
+                "peer wants an encrypted connection; this side is security='none'",
             )
         self.peer_params = params
         self._send_credit.raise_limit(params.initial_max_data or 0)
@@ -783,6 +805,7 @@ class Connection:
             return
         self.state = State.ESTABLISHED
         self.handshake_completed = True
+        self._crypto_pending.clear()  # CRYPTO travels in long-header packets only
         self._idle_since_s = self._now
         self._update_idle_limit()
         self._push_event(events.HandshakeCompleted())
@@ -827,8 +850,6 @@ class Connection:
                         stream.on_reset_acked()
                         if stream.is_all_acked:
                             self._retire_send_stream(item[1])
-                elif kind == ITEM_CRYPTO:
-                    self._handshake_acked = True
 
     def _requeue_oldest_for_probe(self) -> None:
         """RFC 9002 §6.2.4: a probe should carry data the peer may be missing.
@@ -840,7 +861,7 @@ class Connection:
                 self._requeue_items(packet.items)
                 return
 
-    def _requeue_items(self, items: list) -> None:  # type: ignore[type-arg]
+    def _requeue_items(self, items: list) -> None:
         p = self._packetizer
         for item in items:
             kind = item[0]
@@ -849,9 +870,8 @@ class Connection:
                 if stream is not None:
                     stream.on_lost(item[2], item[3], item[4])
                     p.stream_ready(item[1])
-            elif kind == ITEM_CRYPTO:
-                if self.peer_params is None or not self._handshake_acked:
-                    self._crypto_pending.append((item[1], item[2]))
+            elif kind == ITEM_CRYPTO and self.state is State.HANDSHAKE:
+                self._crypto_pending.append((item[1], item[2]))
 
     def _on_packets_lost(self, packets: list[SentPacket]) -> None:
         self.counters.packets_lost += len(packets)
@@ -865,7 +885,7 @@ class Connection:
                         stream.on_lost(item[2], item[3], item[4])
                         p.stream_ready(item[1])
                 elif kind == ITEM_CRYPTO:
-                    if not self._handshake_acked:
+                    if self.state is State.HANDSHAKE:
                         self._crypto_pending.append((item[1], item[2]))
                 elif kind == ITEM_MAX_DATA:
                     p.max_data_due = True

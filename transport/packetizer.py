@@ -36,6 +36,7 @@ from transport.wire.constants import (
     CRC_LENGTH,
     MIN_INITIAL_DATAGRAM_SIZE,
     VERSION_1,
+    ErrorCode,
     FrameType,
     PacketType,
 )
@@ -258,8 +259,9 @@ class Packetizer:
                 largest_acked_in_ack = ranges[1]
                 space -= ack_frame_size(ranges, delay)
         if window_open:
-            space, eliciting = self._add_control(specs, items, space)
-            if conn._crypto_pending and space > 64:
+            if not long_header:  # flow-control and stream frames are 1-RTT only
+                space, eliciting = self._add_control(specs, items, space)
+            if long_header and conn._crypto_pending and space > 64:
                 space = self._add_crypto(specs, items, space)
                 eliciting = True
             if not long_header:
@@ -476,7 +478,11 @@ class Packetizer:
     def _build_close(self, state: object) -> bytes:
         conn = self.conn
         code, frame_type, reason, app = conn._close_frame  # type: ignore[misc]
-        if app:
+        spec: tuple[int, int, int, int, int, bytes]
+        if app and not conn.handshake_completed:
+            # nothing about the application leaks before the handshake (§10.17)
+            spec = (FrameType.CONNECTION_CLOSE, int(ErrorCode.APPLICATION_ERROR), 0, 0, 0, b"")
+        elif app:
             spec = (FrameType.APPLICATION_CLOSE, code, 0, 0, 0, reason)
         else:
             spec = (FrameType.CONNECTION_CLOSE, code, frame_type, 0, 0, reason)

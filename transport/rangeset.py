@@ -45,7 +45,7 @@ class RangeSet:
         return bool(self._starts)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter(zip(self._starts, self._ends))
+        return iter(zip(self._starts, self._ends, strict=True))
 
     def __contains__(self, value: int) -> bool:
         i = bisect_right(self._starts, value) - 1
@@ -88,7 +88,7 @@ class RangeSet:
 
     def descending(self) -> list[tuple[int, int]]:
         """Ranges highest first, as (start, end) half-open pairs."""
-        return list(zip(reversed(self._starts), reversed(self._ends)))
+        return list(zip(reversed(self._starts), reversed(self._ends), strict=True))
 
     # ---------------------------------------------------------------- changes
     def add(self, start: int, end: int) -> None:
