@@ -225,6 +225,7 @@ class TransportParameter(IntEnum):
     MAX_DATAGRAM_FRAME_SIZE = 0x20
     FEC_CAPABILITY = 0x40  # value: varint bitmask (1 = XOR, 2 = Reed-Solomon GF(256))
     AEAD_ALGORITHM = 0x41  # value: varint (0 = none/CRC32C, 1 = AES-128-GCM, 2 = ChaCha20-Poly1305)
+    HEADER_PROTECTION = 0x42  # empty value: header protection on when both sides send it
 
 
 DEFAULT_ACK_DELAY_EXPONENT = 3
