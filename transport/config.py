@@ -11,8 +11,9 @@ Tests control behaviour only through these public knobs.
 
 from __future__ import annotations
 
+import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,8 +26,9 @@ from transport.wire.constants import (
 
 if TYPE_CHECKING:
     from transport.congestion.base import CongestionController
+    from transport.crypto.keys import KeyPair
 
-SECURITY_MODES = ("none",)
+SECURITY_MODES = ("noise", "none")
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -46,9 +48,31 @@ class Config:
     (connection IDs, skipped packet numbers, ...); seed it for replayable runs.
     """
 
-    #: "none": CRC32C integrity only, no confidentiality -- for trusted networks
-    #: and benchmarks. (Encrypted modes arrive with the security work.)
+    #: "noise": Noise handshake (NK, or IK when the client has a static key) and
+    #: AEAD-protected 1-RTT packets. "none": CRC32C integrity only, no
+    #: confidentiality -- for trusted networks and benchmarks.
     security: str = "none"
+    #: This side's X25519 key pair (transport.crypto.keys.KeyPair). Required on a
+    #: noise server; on a client it turns the handshake into IK (mutual).
+    static_key: KeyPair | None = None
+    #: The server's 32-byte public key, pinned by a noise client (required there).
+    server_public_key: bytes | None = None
+    #: Server: which client keys may connect. None accepts anonymous (NK) clients
+    #: and any IK client; a collection or predicate requires IK and an allowed key.
+    authorized_clients: Callable[[bytes], bool] | Collection[bytes] | None = None
+    #: AEAD for our 1-RTT packets: "aes128gcm", "chacha20", or None for AES-GCM
+    #: where the CPU has AES instructions and ChaCha20-Poly1305 elsewhere.
+    aead: str | None = None
+    #: Source of key material (ephemeral keys, tokens). Simulations may pass a
+    #: seeded generator's randbytes to replay runs exactly.
+    crypto_randbytes: Callable[[int], bytes] = os.urandom
+    #: Update the 1-RTT send keys after this many packets under one key.
+    key_update_after_packets: int = 1 << 22
+    #: Server endpoint: answer INITIALs without a valid token with RETRY.
+    require_retry: bool = False
+    #: Server endpoint secret for retry and stateless-reset tokens (32 random
+    #: bytes per endpoint when None).
+    endpoint_secret: bytes | None = None
     connection_id_length: int = DEFAULT_CID_LENGTH
     #: Largest UDP payload we send (and advertise we accept).
     max_datagram_size: int = 1400
@@ -125,5 +149,13 @@ class Config:
             raise ConfigurationError("ack_delay_exponent must be 0..20")
         if self.keepalive_interval_s is not None and self.keepalive_interval_s <= 0:
             raise ConfigurationError("keepalive_interval_s must be positive or None")
+        if self.aead not in (None, "aes128gcm", "chacha20"):
+            raise ConfigurationError("aead must be 'aes128gcm', 'chacha20' or None")
+        if self.key_update_after_packets < 16:
+            raise ConfigurationError("key_update_after_packets must be at least 16")
+        if self.server_public_key is not None and len(self.server_public_key) != 32:
+            raise ConfigurationError("server_public_key must be a 32-byte X25519 public key")
+        if self.endpoint_secret is not None and len(self.endpoint_secret) < 16:
+            raise ConfigurationError("endpoint_secret must be at least 16 bytes")
         if self.skip_packet_number_every < 0:
             raise ConfigurationError("skip_packet_number_every must be >= 0")

@@ -53,6 +53,7 @@ from transport.ack import AckManager
 from transport.config import Config
 from transport.errors import (
     ConnectionClosedError,
+    DecryptionError,
     InvalidStateError,
     LocalError,
     RemoteProtocolError,
@@ -72,7 +73,9 @@ from transport.packetizer import (
     ITEM_STREAM,
     Packetizer,
 )
+from transport.crypto.tokens import is_stateless_reset
 from transport.params import TransportParameters
+from transport.security import Session, handshake_prologue
 from transport.rangeset import RangeSet
 from transport.recovery import LossRecovery, RttEstimator, SentPacket
 from transport.stats import ConnectionStats, Counters
@@ -85,8 +88,12 @@ from transport.wire import (
     open_short_packet,
 )
 from transport.wire.constants import (
+    AEAD_TAG_LENGTH,
     CRC_LENGTH,
+    FIXED_BIT,
     HEADER_FORM_LONG,
+    PN_LENGTH_MASK,
+    VERSION_1,
     PACKET_TYPE_SHORT,
     RESERVED_LONG_MASK,
     RESERVED_SHORT_MASK,
@@ -171,6 +178,22 @@ class Connection:
         self._peer_ack_delay_exponent = 3
         self._in_long_packet = False  # frames being processed came in a long header
         self._decoder = FrameDecoder()
+        self._session = Session(
+            is_client=is_client,
+            security=config.security,
+            static_key=config.static_key,
+            server_public_key=config.server_public_key,
+            authorized_clients=config.authorized_clients,
+            aead=config.aead,
+            randbytes=config.crypto_randbytes,
+        )
+        self._key_update_requested = False
+        #: DCID of the client INITIAL that carried message 1 (bound by the prologue)
+        self._initial_dcid: bytes = self.original_dcid
+        #: servers may send at most 3x what an unvalidated address sent them
+        self.address_validated = is_client
+        self._unvalidated_received_bytes = 0
+        self._unvalidated_sent_bytes = 0
 
         # handshake
         self._crypto_send: bytes = b""
@@ -240,6 +263,8 @@ class Connection:
         if self.peer_addr is None:
             self.peer_addr = addr
         self.counters.bytes_received += len(data)
+        if not self.address_validated:
+            self._unvalidated_received_bytes += len(data)
         try:
             if self.state is State.ESTABLISHED and data and not data[0] & HEADER_FORM_LONG:
                 self._receive_1rtt(data, now)
@@ -471,6 +496,20 @@ class Connection:
             self._start_closing(error_code, 0, reason.encode(), True)
         self._notify()
 
+    def update_keys(self) -> None:
+        """Update the 1-RTT send keys as soon as the protocol allows (after a
+        packet under the current keys has been acknowledged)."""
+        self._check_usable()
+        if self._session.mode == 0:
+            raise InvalidStateError("key update needs security='noise'")
+        self._key_update_requested = True
+        self._notify()
+
+    @property
+    def peer_static_key(self) -> bytes | None:
+        """The peer's authenticated static public key (the server's, or an IK client's)."""
+        return self._session.peer_static
+
     def get_stats(self) -> ConnectionStats:
         """A snapshot of the connection's counters and estimates."""
         c = self.counters
@@ -522,12 +561,27 @@ class Connection:
             pos += end
 
     def _receive_1rtt(self, data: bytes, now: float) -> None:
-        """Fast path for a short-header packet on an established connection: one
-        codec call checks the header, DCID and CRC32C and decodes every frame."""
-        first, truncated, pn_length, count = open_short_packet(data, self.local_cid, self._decoder)
-        if first & RESERVED_SHORT_MASK:
-            raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
+        """A short-header (1-RTT) packet. With security="none" one codec call
+        checks the header, DCID and CRC32C and decodes every frame; with
+        security="noise" the payload is opened with the AEAD first (a packet that
+        does not authenticate is dropped and changes nothing)."""
+        keys = self._session.keys
         acks = self._acks
+        if keys is None:
+            first, truncated, pn_length, count = open_short_packet(
+                data, self.local_cid, self._decoder
+            )
+            payload: bytes = data
+        else:
+            cid_end = 1 + len(self.local_cid)
+            first = data[0]
+            if not first & FIXED_BIT or data[1:cid_end] != self.local_cid:
+                raise WireError("not a 1-RTT packet for this connection")
+            pn_length = (first & PN_LENGTH_MASK) + 1
+            header_end = cid_end + pn_length
+            if len(data) < header_end + AEAD_TAG_LENGTH + 1:
+                raise WireError("1-RTT packet too short")
+            truncated = int.from_bytes(data[cid_end:header_end], "big")
         # RFC 9000 A.3 packet-number recovery, inlined
         expected = acks.largest_received + 1
         window = 1 << (pn_length * 8)
@@ -537,15 +591,48 @@ class Connection:
             pn += window
         elif pn > expected + half and pn >= window:
             pn -= window
+        if keys is not None:
+            try:
+                payload = keys.open(
+                    data[:header_end], memoryview(data)[header_end:], pn, 1 if first & 4 else 0
+                )
+            except DecryptionError:
+                if self._is_stateless_reset(data):
+                    self._on_stateless_reset()
+                    return
+                raise
+            if self._session.keys is not None and keys.send.generation < keys.recv_current.generation:
+                # the peer updated its keys: follow with ours (wire format §9.3)
+                keys.update_send(-1)
+            count = self._decoder.decode(payload, 0, len(payload))
+        if first & RESERVED_SHORT_MASK:
+            raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if acks.is_duplicate(pn):
             self.counters.duplicate_packets += 1
             return
         if count == 0:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "packet without frames")
-        ack_eliciting = self._handle_frames(data, count, now)
+        if not self.address_validated:
+            self.address_validated = True  # it could open our 1-RTT keys: it is the peer
+        ack_eliciting = self._handle_frames(payload, count, now)
         acks.on_packet_received(pn, ack_eliciting, now)
         self.counters.packets_received += 1
         self._idle_since_s = now
+
+    def _is_stateless_reset(self, data: bytes) -> bool:
+        params = self.peer_params
+        token = None if params is None else params.stateless_reset_token
+        return token is not None and is_stateless_reset(data, token)
+
+    def _on_stateless_reset(self) -> None:
+        """The peer lost its state (wire format §7): end at once, send nothing."""
+        self._push_event(
+            events.ConnectionTerminated(
+                error_code=ErrorCode.NO_ERROR, reason="stateless reset", by_peer=True
+            )
+        )
+        self.state = State.CLOSED
+        self._recovery.discard_all()
 
     def _check_crc(self, packet: memoryview, end: int) -> bool:
         body_end = end - CRC_LENGTH
@@ -555,20 +642,20 @@ class Connection:
         return bool(crc32c(packet[:body_end]) == expected)
 
     def _receive_short(self, packet: memoryview, header: object, now: float) -> None:
-        if self.state is State.IDLE or (self.is_client and self.state is State.HANDSHAKE):
+        if (
+            self.state is State.IDLE
+            or (self.is_client and self.state is State.HANDSHAKE)
+            or (self._session.mode and self._session.keys is None)
+        ):
             self.counters.datagrams_dropped += 1  # no 1-RTT context yet
             return
-        end = len(packet)
-        if header.dcid != self.local_cid or not self._check_crc(packet, end):  # type: ignore[attr-defined]
-            self.counters.datagrams_dropped += 1
-            return
-        first = header.first_byte  # type: ignore[attr-defined]
-        if first & RESERVED_SHORT_MASK:
-            raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
-        pn_offset = header.pn_offset  # type: ignore[attr-defined]
-        pn_length = header.pn_length  # type: ignore[attr-defined]
-        self._process_packet(packet, pn_offset, pn_length, end - CRC_LENGTH, now)
-        if self.state is State.HANDSHAKE and not self.is_client:
+        received_before = self.counters.packets_received
+        self._receive_1rtt(bytes(packet), now)
+        if (
+            self.state is State.HANDSHAKE
+            and not self.is_client
+            and self.counters.packets_received > received_before
+        ):
             self._complete_handshake()
 
     def _receive_long(self, packet: memoryview, header: object, now: float) -> None:
@@ -589,6 +676,7 @@ class Connection:
         if self.state is State.IDLE and not self.is_client:
             self.state = State.HANDSHAKE
             self._idle_since_s = now
+            self._initial_dcid = bytes(dcid)
         self._in_long_packet = True
         try:
             self._process_packet(
@@ -733,12 +821,16 @@ class Connection:
             ack_delay_exponent=cfg.ack_delay_exponent,
             max_ack_delay_ms=max(1, round(cfg.max_ack_delay_s * 1000)),
             max_datagram_frame_size=cfg.max_datagram_frame_size,
-            aead_algorithm=0,
+            aead_algorithm=self._session.aead_id,
         )
 
     def _queue_handshake_message(self) -> None:
-        body = self._local_params().encode()
-        message = len(body).to_bytes(2, "big") + body  # u16 length prefix (wire format §12)
+        block = self._local_params().encode()
+        if self.is_client:
+            prologue = handshake_prologue(VERSION_1, self.original_dcid, self.local_cid)
+            message = self._session.client_hello(block, prologue)
+        else:
+            message = self._session.server_reply(block)
         self._crypto_send = message
         self._crypto_pending.append((0, message))
         self._notify()
@@ -758,17 +850,26 @@ class Connection:
         if not received or received.first_start() != 0:
             return
         contiguous = received.first()[1]
-        if contiguous < 2:
+        start = 2 if self.is_client else 3  # the client's stream starts with its mode byte
+        if contiguous < start:
             return
-        length = int.from_bytes(buf[:2], "big")
-        if 2 + length > contiguous:
+        length = int.from_bytes(buf[start - 2 : start], "big")
+        if start + length > contiguous:
             return
-        params = TransportParameters.decode(bytes(buf[2 : 2 + length]))
+        message = bytes(buf[start : start + length])
+        session = self._session
+        if self.is_client:
+            block = session.client_read(message)
+        else:
+            prologue = handshake_prologue(VERSION_1, self._initial_dcid, self.peer_cid)
+            block = session.server_read(buf[0], message, prologue)
+        params = TransportParameters.decode(block)
         self._apply_peer_params(params)
+        if not self.is_client:
+            self._queue_handshake_message()
+        session.install_keys(params.aead_algorithm or 0)
         if self.is_client:
             self._complete_handshake()
-        else:
-            self._queue_handshake_message()
 
     def _apply_peer_params(self, params: TransportParameters) -> None:
         if self.is_client and params.original_destination_cid != self.original_dcid:
@@ -778,11 +879,6 @@ class Connection:
         if params.initial_source_cid is not None and params.initial_source_cid != self.peer_cid:
             raise RemoteProtocolError(
                 ErrorCode.TRANSPORT_PARAMETER_ERROR, "initial_source_cid mismatch"
-            )
-        if (params.aead_algorithm or 0) != 0:
-            raise RemoteProtocolError(
-                ErrorCode.HANDSHAKE_FAILED,
-                "peer wants an encrypted connection; this side is security='none'",
             )
         self.peer_params = params
         self._send_credit.raise_limit(params.initial_max_data or 0)

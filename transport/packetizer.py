@@ -33,7 +33,9 @@ from transport.wire import (
     seal_stream_packet,
 )
 from transport.wire.constants import (
+    AEAD_TAG_LENGTH,
     CRC_LENGTH,
+    KEY_PHASE_BIT,
     MIN_INITIAL_DATAGRAM_SIZE,
     VERSION_1,
     ErrorCode,
@@ -89,7 +91,9 @@ class Packetizer:
         self.max_datagram_size = size_bytes
         #: payload room in a 1-RTT packet: header (form byte, DCID, up to 4 bytes
         #: of packet number) and the CRC32C trailer taken off
-        self._short_room = size_bytes - (1 + self.conn.config.connection_id_length + 4) - CRC_LENGTH
+        trailer = AEAD_TAG_LENGTH if self.conn.config.security == "noise" else CRC_LENGTH
+        self._trailer = trailer
+        self._short_room = size_bytes - (1 + self.conn.config.connection_id_length + 4) - trailer
 
     # ------------------------------------------------------------- signals
     def stream_ready(self, stream_id: int) -> None:
@@ -114,6 +118,11 @@ class Packetizer:
         long_header = conn.state is State.HANDSHAKE
         generic = long_header or self._needs_generic()
         while True:
+            if not conn.address_validated and (
+                3 * conn._unvalidated_received_bytes - conn._unvalidated_sent_bytes
+                < self.max_datagram_size
+            ):
+                break  # anti-amplification: at most 3x what the address sent us
             if generic:
                 packet = self._build_one(now, long_header)
                 if packet is None:
@@ -128,6 +137,8 @@ class Packetizer:
                     if packet is None:
                         break
             out.append(packet)
+            if not conn.address_validated:
+                conn._unvalidated_sent_bytes += len(packet)
         return out
 
     def _needs_generic(self) -> bool:
@@ -218,8 +229,19 @@ class Packetizer:
             unacked = pn - recovery.largest_acked
             pn_len = 1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
             buf = self._buf
+            keys = conn._session.keys
             size = seal_stream_packet(
-                buf, conn.peer_cid, pn, pn_len, ack_ranges, ack_delay, stream_id, offset, data, fin
+                buf,
+                conn.peer_cid,
+                pn,
+                pn_len,
+                ack_ranges,
+                ack_delay,
+                stream_id,
+                offset,
+                data,
+                fin,
+                keys is None,
             )
             items: list[tuple] = [(ITEM_STREAM, stream_id, offset, length, fin)]
             if ack_ranges is not None:
@@ -228,10 +250,39 @@ class Packetizer:
                 items.append((ITEM_ACK, largest))
             recovery.on_packet_sent(SentPacket(pn, now, size, True, True, items), now)
             counters.packets_sent += 1
-            counters.bytes_sent += size
             conn._last_ack_eliciting_sent_s = now
-            return bytes(buf[:size])
+            if keys is None:
+                counters.bytes_sent += size
+                return bytes(buf[:size])
+            packet = self._protect(buf, 1 + len(conn.peer_cid) + pn_len, size, pn)
+            counters.bytes_sent += len(packet)
+            return packet
         return None
+
+    def _protect(self, buf: bytearray, header_end: int, end: int, pn: int) -> bytes:
+        """Seal a 1-RTT packet built in ``buf[:end]`` with the current send keys
+        (setting its key phase bit); updates the keys first when it is time."""
+        conn = self.conn
+        keys = conn._session.keys
+        if keys is None:  # pragma: no cover - callers check
+            raise RuntimeError("no 1-RTT keys")
+        if keys.send_first_pn < 0:
+            keys.send_first_pn = pn
+        send = keys.send
+        if (
+            conn._key_update_requested or send.sealed_count >= conn.config.key_update_after_packets
+        ) and conn._recovery.largest_acked >= keys.send_first_pn:
+            # allowed once a packet under the current keys was acknowledged (§9.3)
+            keys.update_send(pn)
+            send = keys.send
+            conn._key_update_requested = False
+        if send.key_phase:
+            buf[0] |= KEY_PHASE_BIT
+        view = memoryview(buf)
+        header = bytes(view[:header_end])
+        sealed = send.seal(header, view[header_end:end], pn)
+        view.release()
+        return header + sealed
 
     def _build_one(self, now: float, long_header: bool) -> bytes | None:
         conn = self.conn
@@ -242,7 +293,7 @@ class Packetizer:
             overhead = 1 + 4 + 2 + len(conn.peer_cid) + len(conn.local_cid) + 1 + 2 + 4
         else:
             overhead = 1 + len(conn.peer_cid) + 4
-        overhead += CRC_LENGTH
+        overhead += self._trailer
         space = mds - overhead
         specs: list[tuple[int, int, int, int, int, object]] = []
         items: list[tuple] = []
@@ -444,10 +495,12 @@ class Packetizer:
     # ------------------------------------------------------------- encoding
     def _encode_short(self, specs: list, pn: int, pn_len: int) -> bytes:
         buf = self._buf
-        end_limit = self.max_datagram_size - CRC_LENGTH
+        end_limit = self.max_datagram_size - self._trailer
         pos = encode_short_header(buf, 0, self.conn.peer_cid, pn, pn_len)
         end = encode_frames(specs, buf, pos, end_limit)
-        return _with_crc(buf, end)
+        if self.conn._session.keys is None:
+            return _with_crc(buf, end)
+        return self._protect(buf, pos, end, pn)
 
     def _encode_long(self, specs: list, pn: int, pn_len: int) -> bytes:
         conn = self.conn

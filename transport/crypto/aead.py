@@ -330,7 +330,7 @@ class PacketProtection:
             raise FieldValueError("packet number out of range 0..2**62-1")
         return (self._iv ^ packet_number).to_bytes(12, "big")
 
-    def seal(self, header: bytes, payload: bytes, packet_number: int) -> bytes:
+    def seal(self, header: bytes, payload: bytes | memoryview, packet_number: int) -> bytes:
         """Ciphertext || 16-byte tag of ``payload``, ``header`` as associated data.
 
         InvalidStateError once ``confidentiality_limit`` packets were sealed with
@@ -352,7 +352,7 @@ class PacketProtection:
         self.sealed_count += 1
         return int(written)
 
-    def open(self, header: bytes, ciphertext: bytes, packet_number: int) -> bytes:
+    def open(self, header: bytes, ciphertext: bytes | memoryview, packet_number: int) -> bytes:
         """Plaintext of ``ciphertext`` (which ends with the tag); DecryptionError if it
         does not authenticate (nothing changes except ``failed_open_count``)."""
         if len(ciphertext) < AEAD_TAG_LENGTH:

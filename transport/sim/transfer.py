@@ -221,20 +221,23 @@ def run_transfer(
     seed: int = 0,
     streams: int = 1,
     config: Callable[[random.Random], Config] | None = None,
+    server_config: Callable[[random.Random], Config] | None = None,
     time_limit_s: float = 600.0,
     close: bool = True,
 ) -> TransferResult:
     """Send ``size_bytes`` from client to server over ``path`` and verify them.
 
     ``config(rng)`` builds each side's :class:`Config` from a seeded generator
-    (default: ``Config(rng=rng)``). The run stops when the receiver has read
+    (default: ``Config(rng=rng)``); ``server_config(rng)``, when given, builds
+    the server's instead (security settings differ by side). The run stops when the receiver has read
     everything (and, with ``close``, both sides finished closing) or at
     ``time_limit_s`` of virtual time.
     """
     sim = Simulator(seed=seed)
     make = config or (lambda rng: Config(rng=rng))
+    make_server = server_config or make
     client_ep = Endpoint(make(sim.rng("client")), is_server=False)
-    server_ep = Endpoint(make(sim.rng("server")), is_server=True)
+    server_ep = Endpoint(make_server(sim.rng("server")), is_server=True)
     pattern = payload_pattern(seed)
     sender = _BulkSender(size_bytes, streams, pattern, close)
     receiver = _BulkReceiver()
