@@ -156,7 +156,7 @@ def _initial_datagram(seed: int = 1) -> tuple[Connection, bytes]:
     return client, data
 
 
-def test_unknown_short_header_dcid_is_dropped_and_counted() -> None:
+def test_unknown_short_header_dcid_is_counted_and_answered_with_a_reset() -> None:
     ep = Endpoint(make_config(10), is_server=True)
     junk = bytes([0x40]) + bytes(8) + b"\x01" * 40
     for count in range(1, 4):
@@ -164,7 +164,15 @@ def test_unknown_short_header_dcid_is_dropped_and_counted() -> None:
         assert ep.counters.datagrams_dropped == count
     ep.receive_datagram(b"", ("10.0.0.9", 1), 0.0)
     assert ep.counters.datagrams_dropped == 4
-    assert ep.datagrams_to_send(0.0) == []
+    # each 1-RTT packet for no connection is answered with a stateless reset
+    # (wire format section 7): short-header form, smaller than what triggered it,
+    # ending in the token the server derives for that DCID
+    replies = ep.datagrams_to_send(0.0)
+    assert ep.counters.stateless_resets_sent == 3 == len(replies)
+    for reply, addr in replies:
+        assert addr == ("10.0.0.9", 1)
+        assert reply[0] & 0xC0 == 0x40 and len(reply) < len(junk)
+    assert len({reply[-16:] for reply, _ in replies}) == 1  # same DCID, same token
     assert ep.connections == [] and ep.get_timer() is None and ep.next_event() is None
 
 

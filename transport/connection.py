@@ -51,6 +51,7 @@ from enum import IntEnum
 from transport import events
 from transport.ack import AckManager
 from transport.config import Config
+from transport.crypto.tokens import is_stateless_reset, retry_integrity_tag
 from transport.errors import (
     ConnectionClosedError,
     DecryptionError,
@@ -73,11 +74,10 @@ from transport.packetizer import (
     ITEM_STREAM,
     Packetizer,
 )
-from transport.crypto.tokens import is_stateless_reset
 from transport.params import TransportParameters
-from transport.security import Session, handshake_prologue
 from transport.rangeset import RangeSet
 from transport.recovery import LossRecovery, RttEstimator, SentPacket
+from transport.security import Session, handshake_prologue
 from transport.stats import ConnectionStats, Counters
 from transport.streams import ReceiveStream, SendStream
 from transport.wire import (
@@ -92,12 +92,12 @@ from transport.wire.constants import (
     CRC_LENGTH,
     FIXED_BIT,
     HEADER_FORM_LONG,
-    PN_LENGTH_MASK,
-    VERSION_1,
     PACKET_TYPE_SHORT,
+    PN_LENGTH_MASK,
     RESERVED_LONG_MASK,
     RESERVED_SHORT_MASK,
     SUPPORTED_VERSIONS,
+    VERSION_1,
     ErrorCode,
     FrameType,
     PacketType,
@@ -144,7 +144,15 @@ class Connection:
         is_client: bool,
         local_cid: bytes | None = None,
         original_dcid: bytes | None = None,
+        initial_dcid: bytes | None = None,
+        retry_source_cid: bytes | None = None,
+        stateless_reset_token: bytes | None = None,
     ) -> None:
+        """``original_dcid``: the DCID of the client's very first INITIAL (a server
+        learns it from the datagram, or from a retry token); ``initial_dcid``: the
+        DCID of the INITIAL carrying the handshake (differs after a RETRY);
+        ``retry_source_cid``: the SCID of the RETRY a server endpoint sent;
+        ``stateless_reset_token``: the token a server announces for its CID."""
         self.config = config
         self.is_client = is_client
         rng = config.rng
@@ -189,9 +197,13 @@ class Connection:
         )
         self._key_update_requested = False
         #: DCID of the client INITIAL that carried message 1 (bound by the prologue)
-        self._initial_dcid: bytes = self.original_dcid
-        #: servers may send at most 3x what an unvalidated address sent them
-        self.address_validated = is_client
+        self.initial_dcid: bytes = initial_dcid or self.original_dcid
+        self._retry_source_cid = retry_source_cid
+        self._retry_token = b""  # client: the token of a RETRY, echoed in INITIALs
+        self._stateless_reset_token = stateless_reset_token
+        #: servers may send at most 3x what an unvalidated address sent them (a
+        #: valid retry token validates the address at once)
+        self.address_validated = is_client or retry_source_cid is not None
         self._unvalidated_received_bytes = 0
         self._unvalidated_sent_bytes = 0
 
@@ -601,7 +613,7 @@ class Connection:
                     self._on_stateless_reset()
                     return
                 raise
-            if self._session.keys is not None and keys.send.generation < keys.recv_current.generation:
+            if keys.send.generation < keys.recv_current.generation:
                 # the peer updated its keys: follow with ours (wire format §9.3)
                 keys.update_send(-1)
             count = self._decoder.decode(payload, 0, len(payload))
@@ -618,6 +630,39 @@ class Connection:
         acks.on_packet_received(pn, ack_eliciting, now)
         self.counters.packets_received += 1
         self._idle_since_s = now
+
+    def _on_retry(self, packet: memoryview, header: object) -> None:
+        """A server demands address validation (wire format §13): start the
+        handshake again towards the CID it chose, echoing its token."""
+        h = header
+        valid = (
+            self.is_client
+            and self.state is State.HANDSHAKE
+            and self._retry_source_cid is None
+            and self._acks.largest_received < 0  # nothing from the server yet
+            and h.dcid == self.local_cid  # type: ignore[attr-defined]
+            and len(h.token) > 0  # type: ignore[attr-defined]
+            and retry_integrity_tag(self.original_dcid, bytes(packet[:-16]))
+            == bytes(h.integrity_tag)  # type: ignore[attr-defined]
+        )
+        if not valid:
+            self.counters.datagrams_dropped += 1
+            return
+        self._retry_token = bytes(h.token)  # type: ignore[attr-defined]
+        self._retry_source_cid = self.peer_cid = self.initial_dcid = bytes(h.scid)  # type: ignore[attr-defined]
+        # the first INITIAL is void: rebuild message 1 for the new CIDs
+        self._recovery.discard_all()
+        self._crypto_pending.clear()
+        self._session = Session(
+            is_client=True,
+            security=self.config.security,
+            static_key=self.config.static_key,
+            server_public_key=self.config.server_public_key,
+            authorized_clients=None,
+            aead=self.config.aead,
+            randbytes=self.config.crypto_randbytes,
+        )
+        self._queue_handshake_message()
 
     def _is_stateless_reset(self, data: bytes) -> bool:
         params = self.peer_params
@@ -661,6 +706,9 @@ class Connection:
     def _receive_long(self, packet: memoryview, header: object, now: float) -> None:
         h = header
         ptype = h.packet_type  # type: ignore[attr-defined]
+        if ptype == PacketType.RETRY:
+            self._on_retry(packet, h)
+            return
         expected = PacketType.INITIAL if not self.is_client else PacketType.HANDSHAKE
         if ptype != expected or not self._check_crc(packet, len(packet)):
             self.counters.datagrams_dropped += 1
@@ -668,7 +716,7 @@ class Connection:
         if h.first_byte & RESERVED_LONG_MASK:  # type: ignore[attr-defined]
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         dcid = h.dcid  # type: ignore[attr-defined]
-        if dcid != self.local_cid and dcid != self.original_dcid:
+        if dcid != self.local_cid and dcid != self.original_dcid and dcid != self.initial_dcid:
             self.counters.datagrams_dropped += 1
             return
         if not self.peer_cid or self.state is State.HANDSHAKE:
@@ -676,7 +724,7 @@ class Connection:
         if self.state is State.IDLE and not self.is_client:
             self.state = State.HANDSHAKE
             self._idle_since_s = now
-            self._initial_dcid = bytes(dcid)
+            self.initial_dcid = bytes(dcid)
         self._in_long_packet = True
         try:
             self._process_packet(
@@ -809,6 +857,8 @@ class Connection:
         cfg = self.config
         return TransportParameters(
             original_destination_cid=None if self.is_client else self.original_dcid,
+            retry_source_cid=None if self.is_client else self._retry_source_cid,
+            stateless_reset_token=None if self.is_client else self._stateless_reset_token,
             initial_source_cid=self.local_cid,
             max_idle_timeout_ms=int(cfg.idle_timeout_s * 1000),
             max_udp_payload_size=cfg.max_datagram_size,
@@ -827,7 +877,7 @@ class Connection:
     def _queue_handshake_message(self) -> None:
         block = self._local_params().encode()
         if self.is_client:
-            prologue = handshake_prologue(VERSION_1, self.original_dcid, self.local_cid)
+            prologue = handshake_prologue(VERSION_1, self.initial_dcid, self.local_cid)
             message = self._session.client_hello(block, prologue)
         else:
             message = self._session.server_reply(block)
@@ -861,7 +911,7 @@ class Connection:
         if self.is_client:
             block = session.client_read(message)
         else:
-            prologue = handshake_prologue(VERSION_1, self._initial_dcid, self.peer_cid)
+            prologue = handshake_prologue(VERSION_1, self.initial_dcid, self.peer_cid)
             block = session.server_read(buf[0], message, prologue)
         params = TransportParameters.decode(block)
         self._apply_peer_params(params)
@@ -875,6 +925,10 @@ class Connection:
         if self.is_client and params.original_destination_cid != self.original_dcid:
             raise RemoteProtocolError(
                 ErrorCode.TRANSPORT_PARAMETER_ERROR, "original_destination_cid mismatch"
+            )
+        if self.is_client and params.retry_source_cid != self._retry_source_cid:
+            raise RemoteProtocolError(
+                ErrorCode.TRANSPORT_PARAMETER_ERROR, "retry_source_cid mismatch"
             )
         if params.initial_source_cid is not None and params.initial_source_cid != self.peer_cid:
             raise RemoteProtocolError(

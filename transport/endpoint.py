@@ -31,13 +31,20 @@ from collections import deque
 
 from transport.config import Config
 from transport.connection import Connection
+from transport.crypto.tokens import (
+    RetryTokenIssuer,
+    build_stateless_reset,
+    retry_integrity_tag,
+    stateless_reset_token,
+)
 from transport.errors import WireError
 from transport.events import Event
-from transport.wire import decode_header
+from transport.wire import decode_header, encode_long_header
 from transport.wire.constants import (
     HEADER_FORM_LONG,
     MIN_INITIAL_DATAGRAM_SIZE,
     SUPPORTED_VERSIONS,
+    VERSION_1,
     PacketType,
 )
 
@@ -46,11 +53,21 @@ MAX_STATELESS_QUEUE = 256
 
 
 class EndpointCounters:
-    __slots__ = ("connections_refused", "datagrams_dropped", "version_negotiations_sent")
+    __slots__ = (
+        "connections_refused",
+        "datagrams_dropped",
+        "invalid_tokens",
+        "retries_sent",
+        "stateless_resets_sent",
+        "version_negotiations_sent",
+    )
 
     def __init__(self) -> None:
         self.connections_refused = 0
         self.datagrams_dropped = 0
+        self.invalid_tokens = 0
+        self.retries_sent = 0
+        self.stateless_resets_sent = 0
         self.version_negotiations_sent = 0
 
 
@@ -79,6 +96,8 @@ class Endpoint:
         self._stateless: deque[tuple[bytes, Address]] = deque()
         self._events: deque[tuple[Connection, Event]] = deque()
         self._now = 0.0
+        self._secret = config.endpoint_secret or config.crypto_randbytes(32)
+        self._tokens = RetryTokenIssuer(self._secret)
 
     @property
     def connections(self) -> list[Connection]:
@@ -164,6 +183,7 @@ class Endpoint:
         self._by_cid[conn.local_cid] = conn
         if not conn.is_client:
             self._by_cid[conn.original_dcid] = conn
+            self._by_cid[conn.initial_dcid] = conn
         conn.on_activity = self._touch
         self._deadline[conn] = None
         self._heap_seq += 1
@@ -183,7 +203,7 @@ class Endpoint:
             # many stale entries: rebuild so the heap stays proportional
             self._heap = [e for e in self._heap if e[1] in self._conn_of]
             heapq.heapify(self._heap)
-        for cid in (conn.local_cid, conn.original_dcid):
+        for cid in (conn.local_cid, conn.original_dcid, conn.initial_dcid):
             if self._by_cid.get(cid) is conn:
                 del self._by_cid[cid]
 
@@ -219,9 +239,12 @@ class Endpoint:
             return None
         cid_len = self.config.connection_id_length
         if not data[0] & HEADER_FORM_LONG:
-            conn = self._by_cid.get(bytes(data[1 : 1 + cid_len]))
+            dcid = bytes(data[1 : 1 + cid_len])
+            conn = self._by_cid.get(dcid)
             if conn is None:
                 self.counters.datagrams_dropped += 1
+                if self.is_server:
+                    self._queue_stateless_reset(dcid, len(data), addr)
             return conn
         try:
             header = decode_header(data, cid_len)
@@ -248,9 +271,56 @@ class Endpoint:
         if len(self._connections) >= self.max_connections:
             self.counters.connections_refused += 1
             return None
-        conn = Connection(self.config, is_client=False, original_dcid=bytes(header.dcid))
+        original_dcid = bytes(header.dcid)
+        retry_scid = None
+        if self.config.require_retry:
+            if not header.token:
+                self._queue_retry(bytes(header.dcid), bytes(header.scid), addr, now)
+                return None
+            checked = self._tokens.validate_retry(bytes(header.token), addr, now)
+            if checked is None or checked.retry_scid != bytes(header.dcid):
+                self.counters.invalid_tokens += 1
+                return None
+            original_dcid, retry_scid = checked.original_dcid, checked.retry_scid
+        local_cid = self.config.rng.randbytes(cid_len)
+        conn = Connection(
+            self.config,
+            is_client=False,
+            local_cid=local_cid,
+            original_dcid=original_dcid,
+            initial_dcid=bytes(header.dcid),
+            retry_source_cid=retry_scid,
+            stateless_reset_token=stateless_reset_token(self._secret, local_cid),
+        )
         self._adopt(conn)
         return conn
+
+    def _queue_retry(self, dcid: bytes, scid: bytes, addr: Address, now: float) -> None:
+        """Answer an INITIAL without a token with RETRY (wire format §13): no
+        state is kept; the token carries what the server needs to resume."""
+        if len(self._stateless) >= MAX_STATELESS_QUEUE:
+            self.counters.datagrams_dropped += 1
+            return
+        retry_scid = self.config.rng.randbytes(self.config.connection_id_length)
+        token = self._tokens.issue(addr, dcid, now, retry_scid=retry_scid)
+        out = bytearray(64 + len(token) + len(scid) + len(retry_scid))
+        end = encode_long_header(
+            out, 0, PacketType.RETRY, VERSION_1, scid, retry_scid, token, 0, 1, 0
+        )
+        packet = bytes(out[:end])
+        self._stateless.append((packet + retry_integrity_tag(dcid, packet), addr))
+        self.counters.retries_sent += 1
+
+    def _queue_stateless_reset(self, dcid: bytes, trigger_length: int, addr: Address) -> None:
+        """A 1-RTT packet for a connection we do not have: tell the sender with a
+        stateless reset (smaller than the trigger, so it cannot amplify)."""
+        if len(self._stateless) >= MAX_STATELESS_QUEUE:
+            return
+        token = stateless_reset_token(self._secret, dcid)
+        reset = build_stateless_reset(token, trigger_length, self.config.crypto_randbytes)
+        if reset is not None:
+            self._stateless.append((reset, addr))
+            self.counters.stateless_resets_sent += 1
 
     def _queue_version_negotiation(self, dcid: bytes, scid: bytes, addr: Address) -> None:
         if len(self._stateless) >= MAX_STATELESS_QUEUE:

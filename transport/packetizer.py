@@ -290,7 +290,9 @@ class Packetizer:
         acks = conn._acks
         mds = self.max_datagram_size
         if long_header:
-            overhead = 1 + 4 + 2 + len(conn.peer_cid) + len(conn.local_cid) + 1 + 2 + 4
+            token_len = len(conn._retry_token)
+            overhead = 1 + 4 + 2 + len(conn.peer_cid) + len(conn.local_cid) + 2 + 4
+            overhead += _varint_len(token_len) + token_len
         else:
             overhead = 1 + len(conn.peer_cid) + 4
         overhead += self._trailer
@@ -505,9 +507,11 @@ class Packetizer:
     def _encode_long(self, specs: list, pn: int, pn_len: int) -> bytes:
         conn = self.conn
         ptype = PacketType.INITIAL if conn.is_client else PacketType.HANDSHAKE
+        token = conn._retry_token if ptype == PacketType.INITIAL else b""
         header_len = (
             1 + 4 + 1 + len(conn.peer_cid) + 1 + len(conn.local_cid)
-            + (1 if ptype == PacketType.INITIAL else 0) + 2 + pn_len
+            + (_varint_len(len(token)) + len(token) if ptype == PacketType.INITIAL else 0)
+            + 2 + pn_len
         )
         scratch = self._scratch
         payload_len = encode_frames(specs, scratch, 0, self.max_datagram_size)
@@ -523,7 +527,7 @@ class Packetizer:
         length = pn_len + payload_len + CRC_LENGTH
         buf = self._buf
         pos = encode_long_header(
-            buf, 0, ptype, VERSION_1, conn.peer_cid, conn.local_cid, b"", pn, pn_len, length
+            buf, 0, ptype, VERSION_1, conn.peer_cid, conn.local_cid, token, pn, pn_len, length
         )
         buf[pos : pos + payload_len] = scratch[:payload_len]
         return _with_crc(buf, pos + payload_len)

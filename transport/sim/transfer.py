@@ -229,8 +229,8 @@ def run_transfer(
 
     ``config(rng)`` builds each side's :class:`Config` from a seeded generator
     (default: ``Config(rng=rng)``); ``server_config(rng)``, when given, builds
-    the server's instead (security settings differ by side). The run stops when the receiver has read
-    everything (and, with ``close``, both sides finished closing) or at
+    the server's instead (security settings differ by side). The run stops
+    when the receiver has read everything (and, with ``close``, both sides finished closing) or at
     ``time_limit_s`` of virtual time.
     """
     sim = Simulator(seed=seed)
