@@ -53,8 +53,10 @@ from transport.ack import AckManager
 from transport.config import Config
 from transport.crypto.tokens import is_stateless_reset, retry_integrity_tag
 from transport.errors import (
+    ChecksumError,
     ConnectionClosedError,
     DecryptionError,
+    ForeignPacketError,
     InvalidStateError,
     LocalError,
     RemoteProtocolError,
@@ -161,7 +163,8 @@ class Connection:
         if len(self.local_cid) != cid_len:
             raise LocalError("local_cid length must equal config.connection_id_length")
         #: The connection ID the client first sent to (routes the first packets).
-        self.original_dcid: bytes = original_dcid or rng.randbytes(cid_len)
+        # at least 8 bytes: servers ignore INITIALs to shorter IDs (wire format §12)
+        self.original_dcid: bytes = original_dcid or rng.randbytes(max(8, cid_len))
         self.peer_cid: bytes = self.original_dcid if is_client else b""
         self.peer_addr: Address | None = None
         self.state = State.IDLE
@@ -580,9 +583,19 @@ class Connection:
         keys = self._session.keys
         acks = self._acks
         if keys is None:
-            first, truncated, pn_length, count = open_short_packet(
-                data, self.local_cid, self._decoder
-            )
+            try:
+                first, truncated, pn_length, count = open_short_packet(
+                    data, self.local_cid, self._decoder
+                )
+            except (ChecksumError, ForeignPacketError):
+                raise
+            except WireError as exc:
+                if len(data) > 4 and crc32c(memoryview(data)[:-4]) == int.from_bytes(
+                    data[-4:], "big"
+                ):
+                    # intact per its checksum, yet its frames do not decode
+                    raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
+                raise
             payload: bytes = data
         else:
             cid_end = 1 + len(self.local_cid)
@@ -616,7 +629,10 @@ class Connection:
             if keys.send.generation < keys.recv_current.generation:
                 # the peer updated its keys: follow with ours (wire format §9.3)
                 keys.update_send(-1)
-            count = self._decoder.decode(payload, 0, len(payload))
+            try:
+                count = self._decoder.decode(payload, 0, len(payload))
+            except WireError as exc:  # it authenticated: a real encoding error
+                raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
         if first & RESERVED_SHORT_MASK:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if acks.is_duplicate(pn):
@@ -748,8 +764,10 @@ class Connection:
         if self._acks.is_duplicate(pn):
             self.counters.duplicate_packets += 1
             return
-        decoder = self._decoder
-        count = decoder.decode(packet, payload_start, payload_end)
+        try:
+            count = self._decoder.decode(packet, payload_start, payload_end)
+        except WireError as exc:  # the packet passed its integrity check: a real error
+            raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
         if count == 0:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "packet without frames")
         ack_eliciting = self._handle_frames(packet, count, now)
@@ -764,6 +782,10 @@ class Connection:
             frame = frames[index]
             ftype = frame.type
             if 0x08 <= ftype <= 0x0F:
+                if self._in_long_packet:
+                    raise RemoteProtocolError(
+                        ErrorCode.PROTOCOL_VIOLATION, "STREAM in a long-header packet", ftype
+                    )
                 ack_eliciting = True
                 start = frame.data_off
                 self._on_stream_frame(

@@ -255,7 +255,7 @@ class Endpoint:
         if conn is not None:
             return conn
         if header.version not in SUPPORTED_VERSIONS:
-            if header.version != 0 and len(data) >= MIN_INITIAL_DATAGRAM_SIZE:
+            if self.is_server and header.version != 0 and len(data) >= MIN_INITIAL_DATAGRAM_SIZE:
                 self._queue_version_negotiation(header.dcid, header.scid, addr)
             else:
                 self.counters.datagrams_dropped += 1
