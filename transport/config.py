@@ -82,8 +82,10 @@ class Config:
     handshake_timeout_s: float = 10.0
 
     # flow control
-    initial_max_data: int = 1 * MiB
-    initial_max_stream_data: int = 256 * KiB
+    # Initial windows cover a 50 Mbit/s x 100 ms path with room for loss
+    # recovery; they grow further (auto-tuning) when the application reads fast.
+    initial_max_data: int = 4 * MiB
+    initial_max_stream_data: int = 1 * MiB
     max_connection_window: int = 32 * MiB
     max_stream_window: int = 16 * MiB
     max_streams_bidi: int = 128

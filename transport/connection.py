@@ -51,6 +51,7 @@ from enum import IntEnum
 from transport import events
 from transport.ack import AckManager
 from transport.config import Config
+from transport.congestion.pacing import DEFAULT_BURST_PACKETS, Pacer
 from transport.crypto.tokens import is_stateless_reset, retry_integrity_tag
 from transport.errors import (
     ChecksumError,
@@ -176,7 +177,10 @@ class Connection:
 
         # recovery and congestion
         self._rtt = RttEstimator(initial_rtt_s=config.initial_rtt_s)
-        self._cc = config.congestion_control(max_datagram_size=config.max_datagram_size)
+        self._cc = config.congestion_control(
+            max_datagram_size=config.max_datagram_size, rng=config.rng
+        )
+        self._pacer = Pacer(max_burst_bytes=DEFAULT_BURST_PACKETS * config.max_datagram_size)
         self._recovery = LossRecovery(
             congestion=self._cc, rtt=self._rtt, max_ack_delay_s=config.max_ack_delay_s
         )
@@ -358,6 +362,10 @@ class Connection:
         deadline = None if idle_since is None else idle_since + self._idle_limit_s
         for candidate in (self._recovery.get_timer(), self._acks.get_timer()):
             if candidate is not None and (deadline is None or candidate < deadline):
+                deadline = candidate
+        if self._packetizer.pacing_blocked:
+            candidate = self._pacer.next_send_time(self.config.max_datagram_size, self._now)
+            if deadline is None or candidate < deadline:
                 deadline = candidate
         keepalive = self.config.keepalive_interval_s
         if keepalive is not None and self.state is State.ESTABLISHED:

@@ -72,6 +72,8 @@ class Packetizer:
         self.conn = conn
         self.next_packet_number = 0
         self.probes_due = 0
+        #: set when the pacer, not the window, stopped the last build
+        self.pacing_blocked = False
         self.ping_due = False
         self.close_frame_due = False
         self.max_data_due = False
@@ -109,6 +111,7 @@ class Packetizer:
 
         conn = self.conn
         out: list[bytes] = []
+        self.pacing_blocked = False
         if conn.state is State.CLOSING:
             if self.close_frame_due and conn._close_sends_left > 0 and conn._close_frame:
                 self.close_frame_due = False
@@ -139,6 +142,15 @@ class Packetizer:
             out.append(packet)
             if not conn.address_validated:
                 conn._unvalidated_sent_bytes += len(packet)
+        recovery = conn._recovery
+        if (
+            not self._ready
+            and not self.pacing_blocked
+            and conn._cc.congestion_window_bytes > recovery.bytes_in_flight
+        ):
+            # window to spare and nothing to send: the application is the limit,
+            # so delivery-rate samples from now on must not lower the estimates
+            recovery.on_app_limited()
         return out
 
     def _needs_generic(self) -> bool:
@@ -175,6 +187,17 @@ class Packetizer:
             return -1  # never reaches zero
         return int(self.conn.config.rng.randint(1, 2 * every))
 
+    def _pacing_allows(self, now: float) -> bool:
+        """Ask the pacer (if the controller paces) whether a full packet may go now."""
+        conn = self.conn
+        rate = conn._cc.pacing_rate_bps
+        pacer = conn._pacer
+        pacer.update(rate, now)
+        if rate is None or pacer.can_send(self.max_datagram_size, now):
+            return True
+        self.pacing_blocked = True
+        return False
+
     def _build_stream_packet(self, now: float) -> bytes | None:
         """Fast path: one STREAM frame (plus a piggybacked ACK) in a 1-RTT packet."""
         ready = self._ready
@@ -183,6 +206,8 @@ class Packetizer:
         conn = self.conn
         recovery = conn._recovery
         if conn._cc.congestion_window_bytes <= recovery.bytes_in_flight:
+            return None
+        if not self._pacing_allows(now):
             return None
         send_streams = conn._send_streams
         conn_available = conn._send_credit.available
@@ -248,7 +273,9 @@ class Packetizer:
                 largest = ack_ranges[1]
                 acks.on_ack_sent(pn, largest)
                 items.append((ITEM_ACK, largest))
-            recovery.on_packet_sent(SentPacket(pn, now, size, True, True, items), now)
+            wire_size = size if keys is None else size + AEAD_TAG_LENGTH
+            recovery.on_packet_sent(SentPacket(pn, now, wire_size, True, True, items), now)
+            conn._pacer.on_sent(wire_size, now)
             counters.packets_sent += 1
             conn._last_ack_eliciting_sent_s = now
             if keys is None:
@@ -302,6 +329,8 @@ class Packetizer:
 
         probe = self.probes_due > 0
         window_open = probe or conn._cc.available_bytes(recovery.bytes_in_flight) > 0
+        if window_open and not probe and not self._pacing_allows(now):
+            window_open = False
         ack_due = acks.should_send_ack(now)
         eliciting = False
         largest_acked_in_ack = -1
@@ -348,6 +377,8 @@ class Packetizer:
             items.append((ITEM_ACK, largest_acked_in_ack))
         size = len(data)
         recovery.on_packet_sent(SentPacket(pn, now, size, eliciting, eliciting, items), now)
+        if eliciting:
+            conn._pacer.on_sent(size, now)
         counters = conn.counters
         counters.packets_sent += 1
         counters.bytes_sent += size

@@ -43,6 +43,8 @@ factories.
 
 from __future__ import annotations
 
+import random
+
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -85,7 +87,7 @@ class CongestionController:
         "state",
     )
 
-    def __init__(self, *, max_datagram_size: int) -> None:
+    def __init__(self, *, max_datagram_size: int, rng: random.Random | None = None) -> None:
         if max_datagram_size < 1:
             raise ConfigurationError("max_datagram_size must be positive")
         self.max_datagram_size = max_datagram_size
@@ -140,4 +142,6 @@ class CongestionController:
 class CongestionControllerFactory(Protocol):
     """Builds one controller per connection (path). A controller class is one."""
 
-    def __call__(self, *, max_datagram_size: int) -> CongestionController: ...
+    def __call__(
+        self, *, max_datagram_size: int, rng: random.Random | None = None
+    ) -> CongestionController: ...

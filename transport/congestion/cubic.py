@@ -43,6 +43,8 @@ below are divided by ``max_datagram_size`` (mds) where the cubic needs them.
 
 from __future__ import annotations
 
+import random
+
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -105,6 +107,7 @@ class Cubic(CongestionController):
         self,
         *,
         max_datagram_size: int,
+        rng: random.Random | None = None,
         hystart: bool = True,
         fast_convergence: bool = True,
         pacing: bool = True,

@@ -26,10 +26,13 @@ No pacing (``pacing_rate_bps`` stays ``None``); spurious losses are not undone.
 
 from __future__ import annotations
 
+import random
+
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .base import CongestionController
+from .pacing import window_pacing_rate_bps
 
 if TYPE_CHECKING:
     from ..recovery import RttEstimator, SentPacket
@@ -44,8 +47,8 @@ class NewReno(CongestionController):
 
     __slots__ = ("_acked_bytes_in_ca", "_recovery_start_s")
 
-    def __init__(self, *, max_datagram_size: int) -> None:
-        super().__init__(max_datagram_size=max_datagram_size)
+    def __init__(self, *, max_datagram_size: int, rng: random.Random | None = None) -> None:
+        super().__init__(max_datagram_size=max_datagram_size, rng=rng)
         self._acked_bytes_in_ca = 0
         self._recovery_start_s = _NEG_INF
         self.state = "slow_start"
@@ -66,6 +69,12 @@ class NewReno(CongestionController):
             left_recovery = True
             if not packet.is_app_limited:
                 growth_bytes += packet.size_bytes
+        if rtt.has_sample:
+            self.pacing_rate_bps = window_pacing_rate_bps(
+                self.congestion_window_bytes,
+                rtt.smoothed_rtt_s,
+                2.0 if self.congestion_window_bytes < self.ssthresh_bytes else 1.25,
+            )
         if left_recovery and self.state == "recovery":
             self.state = "congestion_avoidance"  # recovery is over; refined below
         if not growth_bytes:

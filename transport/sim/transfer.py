@@ -25,9 +25,10 @@ Payload bytes come from a seeded generator, so a run is reproducible.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from transport.config import Config
 from transport.connection import Connection
@@ -87,6 +88,29 @@ class AppNode:
                 return handled
             self.on_event(item[0], item[1], now)
             handled += 1
+
+
+def provision_keys(
+    client: Config, server: Config, rng: random.Random
+) -> tuple[Config, Config]:
+    """Fill in what a simulated noise pair lacks: a server key pair (from ``rng``),
+    the client's pin of it, and seeded key material so runs replay exactly.
+    Configs with security="none", or with keys already set, are left as given."""
+    from transport.crypto.keys import generate_keypair
+
+    if server.security == "noise" and server.static_key is None:
+        server = replace(server, static_key=generate_keypair(randbytes=rng.randbytes))
+    if (
+        client.security == "noise"
+        and client.server_public_key is None
+        and server.static_key is not None
+    ):
+        client = replace(client, server_public_key=server.static_key.public)
+    if client.crypto_randbytes is os.urandom:
+        client = replace(client, crypto_randbytes=client.rng.randbytes)
+    if server.crypto_randbytes is os.urandom:
+        server = replace(server, crypto_randbytes=server.rng.randbytes)
+    return client, server
 
 
 def payload_pattern(seed: int) -> bytes:
@@ -236,8 +260,11 @@ def run_transfer(
     sim = Simulator(seed=seed)
     make = config or (lambda rng: Config(rng=rng))
     make_server = server_config or make
-    client_ep = Endpoint(make(sim.rng("client")), is_server=False)
-    server_ep = Endpoint(make_server(sim.rng("server")), is_server=True)
+    client_cfg, server_cfg = provision_keys(
+        make(sim.rng("client")), make_server(sim.rng("server")), sim.rng("keys")
+    )
+    client_ep = Endpoint(client_cfg, is_server=False)
+    server_ep = Endpoint(server_cfg, is_server=True)
     pattern = payload_pattern(seed)
     sender = _BulkSender(size_bytes, streams, pattern, close)
     receiver = _BulkReceiver()
