@@ -21,6 +21,7 @@ everything else waits for window space, except probes after a PTO.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from transport.recovery import SentPacket
@@ -45,6 +46,9 @@ from transport.wire.constants import (
 
 if TYPE_CHECKING:
     from transport.connection import Connection
+
+#: a packet may go when the pacer is this close to holding its size in tokens
+PACING_SLACK_BYTES = 64
 
 # Kinds of item a sent packet records (first element of each tuple); the
 # connection dispatches acknowledgement and loss of each kind to its owner.
@@ -74,6 +78,8 @@ class Packetizer:
         self.probes_due = 0
         #: set when the pacer, not the window, stopped the last build
         self.pacing_blocked = False
+        self._pace_budget = math.inf
+        self._paced_bytes = 0
         self.ping_due = False
         self.close_frame_due = False
         self.max_data_due = False
@@ -112,6 +118,13 @@ class Packetizer:
         conn = self.conn
         out: list[bytes] = []
         self.pacing_blocked = False
+        # One pacer query per build(): the tokens it holds now are this call's
+        # budget, spent packet by packet and settled with the pacer at the end.
+        pacer = conn._pacer
+        rate = conn._cc.pacing_rate_bps
+        pacer.update(rate, now)
+        self._pace_budget = math.inf if rate is None else pacer.tokens_bytes + PACING_SLACK_BYTES
+        self._paced_bytes = 0
         if conn.state is State.CLOSING:
             if self.close_frame_due and conn._close_sends_left > 0 and conn._close_frame:
                 self.close_frame_due = False
@@ -142,6 +155,8 @@ class Packetizer:
             out.append(packet)
             if not conn.address_validated:
                 conn._unvalidated_sent_bytes += len(packet)
+        if self._paced_bytes:
+            pacer.on_sent(self._paced_bytes, now)
         recovery = conn._recovery
         if (
             not self._ready
@@ -188,12 +203,8 @@ class Packetizer:
         return int(self.conn.config.rng.randint(1, 2 * every))
 
     def _pacing_allows(self, now: float) -> bool:
-        """Ask the pacer (if the controller paces) whether a full packet may go now."""
-        conn = self.conn
-        rate = conn._cc.pacing_rate_bps
-        pacer = conn._pacer
-        pacer.update(rate, now)
-        if rate is None or pacer.can_send(self.max_datagram_size, now):
+        """Whether the pacing budget of this build() still holds a full packet."""
+        if self._pace_budget >= self.max_datagram_size:
             return True
         self.pacing_blocked = True
         return False
@@ -275,7 +286,8 @@ class Packetizer:
                 items.append((ITEM_ACK, largest))
             wire_size = size if keys is None else size + AEAD_TAG_LENGTH
             recovery.on_packet_sent(SentPacket(pn, now, wire_size, True, True, items), now)
-            conn._pacer.on_sent(wire_size, now)
+            self._pace_budget -= wire_size
+            self._paced_bytes += wire_size
             counters.packets_sent += 1
             conn._last_ack_eliciting_sent_s = now
             if keys is None:
@@ -378,7 +390,8 @@ class Packetizer:
         size = len(data)
         recovery.on_packet_sent(SentPacket(pn, now, size, eliciting, eliciting, items), now)
         if eliciting:
-            conn._pacer.on_sent(size, now)
+            self._pace_budget -= size
+            self._paced_bytes += size
         counters = conn.counters
         counters.packets_sent += 1
         counters.bytes_sent += size
