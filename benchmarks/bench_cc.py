@@ -167,21 +167,29 @@ def run_flows(
         flows.append(result)
 
         def make(
-            *, max_datagram_size: int, _f: Any = factory, _r: FlowResult = result
+            *,
+            max_datagram_size: int,
+            rng: Any = None,
+            _f: Any = factory,
+            _r: FlowResult = result,
         ) -> CongestionController:
-            controller: CongestionController = _f(max_datagram_size=max_datagram_size)
+            controller: CongestionController = _f(max_datagram_size=max_datagram_size, rng=rng)
             _r.controller = controller
             return controller
 
         client_addr = (f"10.0.1.{index + 1}", 50000)
         server_addr = (f"10.0.2.{index + 1}", 4433)
         client = Endpoint(
-            Config(congestion_control=make, rng=sim.rng(f"c{index}")), is_server=False
+            Config(security="none", congestion_control=make, rng=sim.rng(f"c{index}")),
+            is_server=False,
         )
         # Receive windows large enough for the path (flow control is not under test).
         server = Endpoint(
             Config(
-                rng=sim.rng(f"s{index}"), initial_max_stream_data=8 * MIB, initial_max_data=16 * MIB
+                security="none",
+                rng=sim.rng(f"s{index}"),
+                initial_max_stream_data=8 * MIB,
+                initial_max_data=16 * MIB,
             ),
             is_server=True,
         )

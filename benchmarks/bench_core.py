@@ -42,9 +42,11 @@ def _measure_ours(megabytes: int) -> dict[str, float]:
     from transport.events import StreamReadable, StreamWritable
 
     total = megabytes * 1_000_000
-    client = Connection(Config(rng=random.Random(1)), is_client=True)
+    client = Connection(Config(rng=random.Random(1), security="none"), is_client=True)
     server = Connection(
-        Config(rng=random.Random(2)), is_client=False, original_dcid=client.original_dcid
+        Config(rng=random.Random(2), security="none"),
+        is_client=False,
+        original_dcid=client.original_dcid,
     )
     c_addr, s_addr = ("10.0.0.1", 5000), ("10.0.0.2", 4433)
     now = 0.0

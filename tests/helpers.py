@@ -33,8 +33,11 @@ DropFilter = Callable[[bytes, float], bool]
 
 
 def make_config(seed: int, **overrides: Any) -> Config:
-    """A Config with a seeded generator and the given knobs."""
-    return Config(rng=random.Random(seed), **overrides)
+    """A Config with a seeded generator and the given knobs. security="none"
+    unless overridden: these tests forge CRC32C-protected packets to probe the
+    core (the encrypted path has its own tests in test_security.py)."""
+    settings: dict[str, Any] = {"security": "none", **overrides}
+    return Config(rng=random.Random(seed), **settings)
 
 
 class Pair:

@@ -79,7 +79,7 @@ def test_one_server_many_clients_all_transfers_exact() -> None:
     clients = 200
     size = 20_000
     sim = Simulator(seed=3)
-    server_ep = Endpoint(Config(rng=sim.rng("server")), is_server=True)
+    server_ep = Endpoint(Config(security="none", rng=sim.rng("server")), is_server=True)
     server = _Server()
     sim.attach(SERVER_ADDR, AppNode(server_ep, server.on_event))
     expected: dict[bytes, bytes] = {}  # client CID -> payload digest
@@ -88,7 +88,7 @@ def test_one_server_many_clients_all_transfers_exact() -> None:
     for index in range(clients):
         addr = _client_addr(index)
         payload = random.Random(index).randbytes(size + index)
-        ep = Endpoint(Config(rng=sim.rng(f"client{index}")))
+        ep = Endpoint(Config(security="none", rng=sim.rng(f"client{index}")))
 
         def on_event(conn: Connection, event: Event, now: float, payload: bytes = payload) -> None:
             if isinstance(event, HandshakeCompleted):
@@ -119,10 +119,10 @@ def test_one_client_endpoint_two_connections_routed_by_cid() -> None:
     # Two connections share the client's socket (same address, same port):
     # replies can only be told apart by connection ID.
     sim = Simulator(seed=4)
-    server_ep = Endpoint(Config(rng=sim.rng("server")), is_server=True)
+    server_ep = Endpoint(Config(security="none", rng=sim.rng("server")), is_server=True)
     server = _Server()
     sim.attach(SERVER_ADDR, AppNode(server_ep, server.on_event))
-    client_ep = Endpoint(Config(rng=sim.rng("client")))
+    client_ep = Endpoint(Config(security="none", rng=sim.rng("client")))
     payloads: dict[Connection, bytes] = {}
     closed: list[Connection] = []
 
@@ -252,12 +252,14 @@ def test_max_connections_is_enforced() -> None:
 
 def test_refused_client_gives_up_after_its_handshake_timeout() -> None:
     sim = Simulator(seed=5)
-    server_ep = Endpoint(Config(rng=sim.rng("server")), is_server=True, max_connections=1)
+    server_ep = Endpoint(
+        Config(security="none", rng=sim.rng("server")), is_server=True, max_connections=1
+    )
     sim.attach(SERVER_ADDR, AppNode(server_ep, lambda c, e, n: None))
     outcomes: dict[int, list[Event]] = {0: [], 1: []}
     for index in (0, 1):
         addr = _client_addr(index)
-        ep = Endpoint(Config(rng=sim.rng(f"c{index}"), handshake_timeout_s=3.0))
+        ep = Endpoint(Config(security="none", rng=sim.rng(f"c{index}"), handshake_timeout_s=3.0))
         sim.attach(
             addr,
             AppNode(ep, lambda c, e, n, index=index: outcomes[index].append(e)),  # type: ignore[misc]

@@ -51,7 +51,7 @@ class Config:
     #: "noise": Noise handshake (NK, or IK when the client has a static key) and
     #: AEAD-protected 1-RTT packets. "none": CRC32C integrity only, no
     #: confidentiality -- for trusted networks and benchmarks.
-    security: str = "none"
+    security: str = "noise"
     #: This side's X25519 key pair (transport.crypto.keys.KeyPair). Required on a
     #: noise server; on a client it turns the handshake into IK (mutual).
     static_key: KeyPair | None = None

@@ -37,7 +37,7 @@ from transport.crypto.tokens import (
     retry_integrity_tag,
     stateless_reset_token,
 )
-from transport.errors import WireError
+from transport.errors import ConfigurationError, WireError
 from transport.events import Event
 from transport.wire import decode_header, encode_long_header
 from transport.wire.constants import (
@@ -77,6 +77,8 @@ class Endpoint:
     def __init__(
         self, config: Config, *, is_server: bool = False, max_connections: int = 100_000
     ) -> None:
+        if is_server and config.security == "noise" and config.static_key is None:
+            raise ConfigurationError("a noise server endpoint needs Config.static_key")
         self.config = config
         self.is_server = is_server
         self.max_connections = max_connections

@@ -44,7 +44,6 @@ factories.
 from __future__ import annotations
 
 import random
-
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 

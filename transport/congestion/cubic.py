@@ -44,7 +44,6 @@ below are divided by ``max_datagram_size`` (mds) where the cubic needs them.
 from __future__ import annotations
 
 import random
-
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 

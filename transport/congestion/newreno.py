@@ -27,7 +27,6 @@ No pacing (``pacing_rate_bps`` stays ``None``); spurious losses are not undone.
 from __future__ import annotations
 
 import random
-
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
