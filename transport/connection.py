@@ -688,6 +688,20 @@ class Connection:
         )
         self._queue_handshake_message()
 
+    @property
+    def peer_reset_token(self) -> bytes | None:
+        """The stateless reset token the peer announced, once known."""
+        params = self.peer_params
+        return None if params is None else params.stateless_reset_token
+
+    def handle_stateless_reset(self, data: bytes) -> bool:
+        """A datagram that may be a stateless reset from the peer (the endpoint
+        found our peer's token at its end). True when it was one."""
+        if self.state in (State.CLOSED, State.DRAINING) or not self._is_stateless_reset(data):
+            return False
+        self._on_stateless_reset()
+        return True
+
     def _is_stateless_reset(self, data: bytes) -> bool:
         params = self.peer_params
         token = None if params is None else params.stateless_reset_token

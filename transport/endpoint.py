@@ -30,7 +30,7 @@ import struct
 from collections import deque
 
 from transport.config import Config
-from transport.connection import Connection
+from transport.connection import Connection, State
 from transport.crypto.tokens import (
     RetryTokenIssuer,
     build_stateless_reset,
@@ -39,7 +39,7 @@ from transport.crypto.tokens import (
 )
 from transport.errors import ConfigurationError, WireError
 from transport.events import Event
-from transport.wire import decode_header, encode_long_header
+from transport.wire import crc32c, decode_header, encode_long_header
 from transport.wire.constants import (
     HEADER_FORM_LONG,
     MIN_INITIAL_DATAGRAM_SIZE,
@@ -84,6 +84,8 @@ class Endpoint:
         self.max_connections = max_connections
         self.counters = EndpointCounters()
         self._by_cid: dict[bytes, Connection] = {}
+        #: the peers' stateless reset tokens, to recognise a reset (random DCID)
+        self._by_reset_token: dict[bytes, Connection] = {}
         self._connections: dict[Connection, None] = {}
         self._dirty: dict[Connection, None] = {}  # may have datagrams to send
         self._stale: dict[Connection, None] = {}  # events and deadline not collected
@@ -122,6 +124,10 @@ class Endpoint:
         if conn is None:
             return
         conn.receive_datagram(data, addr, now)
+        if not conn.is_client and conn.state is State.IDLE:
+            # a new server connection that did not accept its first datagram
+            self._forget(conn)
+            return
         # events and the deadline are collected lazily, once per batch of input
         self._dirty[conn] = None
         self._stale[conn] = None
@@ -205,6 +211,9 @@ class Endpoint:
             # many stale entries: rebuild so the heap stays proportional
             self._heap = [e for e in self._heap if e[1] in self._conn_of]
             heapq.heapify(self._heap)
+        token = conn.peer_reset_token
+        if token is not None and self._by_reset_token.get(token) is conn:
+            del self._by_reset_token[token]
         for cid in (conn.local_cid, conn.original_dcid, conn.initial_dcid):
             if self._by_cid.get(cid) is conn:
                 del self._by_cid[cid]
@@ -229,6 +238,9 @@ class Endpoint:
         if conn.is_closed:
             self._forget(conn)
             return
+        token = conn.peer_reset_token
+        if token is not None and token not in self._by_reset_token:
+            self._by_reset_token[token] = conn
         deadline = conn.get_timer()
         if deadline != self._deadline.get(conn):
             self._deadline[conn] = deadline
@@ -245,7 +257,11 @@ class Endpoint:
             conn = self._by_cid.get(dcid)
             if conn is None:
                 self.counters.datagrams_dropped += 1
-                if self.is_server:
+                reset_for = self._by_reset_token.get(bytes(data[-16:])) if len(data) >= 21 else None
+                if reset_for is not None:
+                    reset_for.handle_stateless_reset(data)
+                    self._touch(reset_for)
+                elif self.is_server:
                     self._queue_stateless_reset(dcid, len(data), addr)
             return conn
         try:
@@ -275,6 +291,12 @@ class Endpoint:
             return None
         original_dcid = bytes(header.dcid)
         retry_scid = None
+        end = header.packet_end
+        if end < 4 or crc32c(memoryview(data)[: end - 4]) != int.from_bytes(
+            data[end - 4 : end], "big"
+        ):
+            self.counters.datagrams_dropped += 1  # never create state for a damaged INITIAL
+            return None
         if self.config.require_retry:
             if not header.token:
                 self._queue_retry(bytes(header.dcid), bytes(header.scid), addr, now)
