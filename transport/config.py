@@ -35,9 +35,9 @@ MiB = 1024 * 1024
 
 
 def _default_congestion() -> Callable[..., CongestionController]:
-    from transport.congestion.newreno import NewReno
+    from transport.congestion.bbr import BBR
 
-    return NewReno
+    return BBR
 
 
 @dataclass
