@@ -6,7 +6,10 @@ import json
 
 import pytest
 
-from transport.cli import _parse_fraction, _parse_rate, _parse_seconds, main
+from transport.cli import main
+from transport.cli.units import parse_fraction as _parse_fraction
+from transport.cli.units import parse_rate as _parse_rate
+from transport.cli.units import parse_seconds as _parse_seconds
 
 
 def test_units_parse() -> None:
