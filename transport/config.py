@@ -93,6 +93,16 @@ class Config:
     #: Bytes a stream's send buffer holds before writes are refused.
     stream_send_buffer_bytes: int = 1 * MiB
 
+    # forward error correction (docs/fec.md)
+    #: "off", "fixed" (always ``fec_block`` = (k, m)) or "adaptive" (k and m
+    #: from the measured loss; no repair traffic on a clean path).
+    fec: str = "off"
+    fec_block: tuple[int, int] = (10, 2)
+    #: A block closes after this long even if it has fewer than k sources.
+    fec_latency_budget_s: float = 0.010
+    #: Tell congestion control about losses that FEC repaired (RFC 9265).
+    fec_report_losses: bool = True
+
     # unreliable datagrams
     max_datagram_frame_size: int = 1200
     max_queued_datagrams: int = 256
@@ -151,6 +161,13 @@ class Config:
             raise ConfigurationError("ack_delay_exponent must be 0..20")
         if self.keepalive_interval_s is not None and self.keepalive_interval_s <= 0:
             raise ConfigurationError("keepalive_interval_s must be positive or None")
+        if self.fec not in ("off", "fixed", "adaptive"):
+            raise ConfigurationError("fec must be 'off', 'fixed' or 'adaptive'")
+        k, m = self.fec_block
+        if not (1 <= k <= 64 and 1 <= m <= k):
+            raise ConfigurationError("fec_block needs 1 <= k <= 64 and 1 <= m <= k")
+        if not self.fec_latency_budget_s > 0:
+            raise ConfigurationError("fec_latency_budget_s must be positive")
         if self.aead not in (None, "aes128gcm", "chacha20"):
             raise ConfigurationError("aead must be 'aes128gcm', 'chacha20' or None")
         if self.key_update_after_packets < 16:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from collections import deque
 from enum import IntEnum
+from typing import Any
 
 from transport import events
 from transport.ack import AckManager
@@ -65,6 +66,7 @@ from transport.errors import (
     StreamLimitError,
     WireError,
 )
+from transport.fec.protocol import FecPolicy, FecReceiver, FecSender
 from transport.flow import ReceiveWindow, SendCredit
 from transport.packetizer import (
     ITEM_ACK,
@@ -89,6 +91,7 @@ from transport.wire import (
     decode_header,
     decode_packet_number,
     open_short_packet,
+    varint_size,
 )
 from transport.wire.constants import (
     AEAD_TAG_LENGTH,
@@ -107,6 +110,12 @@ from transport.wire.constants import (
 )
 
 Address = tuple[str, int]
+#: FEC_CAPABILITY bits (wire format §14): 1 XOR, 2 Reed-Solomon over GF(256)
+FEC_CAPABILITY_RS = 3
+#: REPAIR frame bytes besides the symbol (type, block, k, m, index, length)
+REPAIR_FRAME_OVERHEAD = 16
+#: packets per sample of the loss-rate estimate
+LOSS_WINDOW_PACKETS = 200
 
 MAX_CRYPTO_BYTES = 8192
 #: Frames a long-header (handshake) packet may carry (wire format §10.1).
@@ -203,6 +212,20 @@ class Connection:
             randbytes=config.crypto_randbytes,
         )
         self._key_update_requested = False
+        # forward error correction (transport/fec/protocol.py)
+        self._fec_policy = FecPolicy(config.fec, *config.fec_block)
+        self._fec_sender: FecSender | None = None  # set once the peer can decode
+        self._fec_receiver = FecReceiver()
+        self._fec_decoder = FrameDecoder()
+        self._fec_recovered_pending: list[int] = []
+        self._fec_source: tuple[int, int, int] | None = None  # block, index, frames start
+        self._frames_start = self._frames_end = 0
+        self._current_pn = -1
+        self._in_recovered = False
+        # loss rate estimate for the adaptive FEC policy (packets, windowed)
+        self.loss_rate = 0.0
+        self._loss_window_packets = 0
+        self._loss_window_lost = 0
         #: DCID of the client INITIAL that carried message 1 (bound by the prologue)
         self.initial_dcid: bytes = initial_dcid or self.original_dcid
         self._retry_source_cid = retry_source_cid
@@ -330,6 +353,10 @@ class Connection:
             if probes:
                 self._packetizer.probes_due += probes
                 self._requeue_oldest_for_probe()
+        fec = self._fec_sender
+        if fec is not None and fec.deadline is not None and now >= fec.deadline:
+            fec.on_timer(now)
+            self._notify()
         keepalive = self.config.keepalive_interval_s
         if (
             keepalive is not None
@@ -363,6 +390,11 @@ class Connection:
         for candidate in (self._recovery.get_timer(), self._acks.get_timer()):
             if candidate is not None and (deadline is None or candidate < deadline):
                 deadline = candidate
+        fec = self._fec_sender
+        if fec is not None and fec.deadline is not None and (
+            deadline is None or fec.deadline < deadline
+        ):
+            deadline = fec.deadline
         if self._packetizer.pacing_blocked:
             candidate = self._pacer.next_send_time(self.config.max_datagram_size, self._now)
             if deadline is None or candidate < deadline:
@@ -553,6 +585,9 @@ class Connection:
             datagrams_dropped=c.datagrams_dropped_malformed + c.datagrams_dropped,
             datagrams_received_dropped=c.datagrams_received_dropped,
             datagrams_sent_dropped=c.datagrams_sent_dropped,
+            fec_recovered=c.fec_recovered,
+            fec_repair_bytes_sent=c.fec_repair_bytes_sent,
+            fec_reported_recovered=c.fec_reported_recovered,
             smoothed_rtt_s=rtt.smoothed_rtt_s,
             latest_rtt_s=rtt.latest_rtt_s,
             min_rtt_s=rtt.min_rtt_s,
@@ -650,7 +685,17 @@ class Connection:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "packet without frames")
         if not self.address_validated:
             self.address_validated = True  # it could open our 1-RTT keys: it is the peer
+        self._current_pn = pn
+        if keys is None:
+            self._frames_start = 1 + len(self.local_cid) + pn_length
+            self._frames_end = len(payload) - CRC_LENGTH
+        else:
+            self._frames_start, self._frames_end = 0, len(payload)
+        self._fec_source = None
         ack_eliciting = self._handle_frames(payload, count, now)
+        if self._fec_source is not None:
+            block, index, start = self._fec_source
+            self._fec_receiver.on_source(block, index, pn, bytes(payload[start : self._frames_end]))
         acks.on_packet_received(pn, ack_eliciting, now)
         self.counters.packets_received += 1
         self._idle_since_s = now
@@ -701,6 +746,65 @@ class Connection:
             return False
         self._on_stateless_reset()
         return True
+
+    # -- forward error correction --------------------------------------------
+    def _on_fec_source(self, frame: Any, packet: bytes | memoryview) -> None:
+        """FEC_SOURCE (first frame): remember where the protected frames start."""
+        if self._in_recovered or self._in_long_packet or frame is not self._decoder.frames[0]:
+            return  # only the first frame of a 1-RTT packet marks a source symbol
+        block, index = frame.a, frame.b
+        # the frames after FEC_SOURCE start right after its (minimal) encoding
+        start = self._frames_start + 1 + varint_size(block) + varint_size(index)
+        self._fec_source = (block, index, start)
+
+    def _on_repair(
+        self, block: int, k: int, m: int, index: int, symbol: bytes, now: float
+    ) -> None:
+        if self._in_recovered:
+            return
+        for pn, frames in self._fec_receiver.on_repair(block, k, m, index, symbol):
+            self._process_recovered(pn, frames, now)
+
+    def _process_recovered(self, pn: int, frames: bytes, now: float) -> None:
+        """Process a packet rebuilt from repair symbols as if it had arrived."""
+        acks = self._acks
+        if acks.is_duplicate(pn):
+            return
+        decoder = self._fec_decoder
+        try:
+            count = decoder.decode(frames, 0, len(frames))
+        except WireError:
+            return  # a symbol we cannot trust: the sender will retransmit
+        main = self._decoder
+        self._decoder, self._in_recovered = decoder, True
+        try:
+            ack_eliciting = self._handle_frames(frames, count, now)
+        finally:
+            self._decoder, self._in_recovered = main, False
+        acks.on_packet_received(pn, ack_eliciting, now)
+        self.counters.fec_recovered += 1
+        if len(self._fec_recovered_pending) < 256:
+            self._fec_recovered_pending.append(pn)
+
+    def _on_fec_recovered(self, ranges: list[int], now: float) -> None:
+        """The peer rebuilt these packets: nothing to resend, but the path did
+        lose them, so congestion control hears of it (unless configured not to)."""
+        lost = 0
+        for i in range(0, len(ranges), 2):
+            lost += ranges[i + 1] - ranges[i] + 1
+        self.counters.fec_reported_recovered += lost
+        self._loss_window_lost += lost
+        if self.config.fec_report_losses:
+            for _ in range(min(lost, 64)):
+                self._cc.on_ecn_ce(now)
+
+    def _update_loss_rate(self, acked: int, lost: int) -> None:
+        self._loss_window_packets += acked + lost
+        self._loss_window_lost += lost
+        if self._loss_window_packets >= LOSS_WINDOW_PACKETS:
+            sample = self._loss_window_lost / self._loss_window_packets
+            self.loss_rate = sample if not self.loss_rate else 0.5 * (self.loss_rate + sample)
+            self._loss_window_packets = self._loss_window_lost = 0
 
     def _is_stateless_reset(self, data: bytes) -> bool:
         params = self.peer_params
@@ -867,6 +971,14 @@ class Connection:
             self._on_close_frame(ftype, a, body)
         elif ftype in (FrameType.DATAGRAM, FrameType.DATAGRAM_LEN):
             self._on_datagram_frame(body)
+        elif ftype == FrameType.FEC_SOURCE:
+            self._on_fec_source(f, packet)
+        elif ftype == FrameType.REPAIR:
+            self._on_repair(a, b, f.c, f.d, body, now)  # type: ignore[attr-defined]
+        elif ftype == FrameType.FEC_RECOVERED:
+            first = f.c  # type: ignore[attr-defined]
+            ranges = self._decoder.ranges[first : first + 2 * f.d]  # type: ignore[attr-defined]
+            self._on_fec_recovered(ranges, now)
         elif ftype == FrameType.HANDSHAKE_DONE:
             if not self.is_client:
                 raise RemoteProtocolError(
@@ -886,9 +998,6 @@ class Connection:
             FrameType.RETIRE_CONNECTION_ID,
             FrameType.NEW_TOKEN,
             FrameType.ACK_FREQUENCY,
-            FrameType.FEC_SOURCE,
-            FrameType.REPAIR,
-            FrameType.FEC_RECOVERED,
         ):
             return  # informational, or for features this version does not use yet
         else:
@@ -916,6 +1025,7 @@ class Connection:
             max_ack_delay_ms=max(1, round(cfg.max_ack_delay_s * 1000)),
             max_datagram_frame_size=cfg.max_datagram_frame_size,
             aead_algorithm=self._session.aead_id,
+            fec_capability=FEC_CAPABILITY_RS,
         )
 
     def _queue_handshake_message(self) -> None:
@@ -979,6 +1089,11 @@ class Connection:
                 ErrorCode.TRANSPORT_PARAMETER_ERROR, "initial_source_cid mismatch"
             )
         self.peer_params = params
+        if self._fec_policy.mode != "off" and (params.fec_capability or 0) & FEC_CAPABILITY_RS:
+            room = self._packetizer.short_room
+            self._fec_sender = FecSender(
+                self._fec_policy, room - REPAIR_FRAME_OVERHEAD, self.config.fec_latency_budget_s
+            )
         self._send_credit.raise_limit(params.initial_max_data or 0)
         self._peer_max_streams[True] = params.initial_max_streams_bidi or 0
         self._peer_max_streams[False] = params.initial_max_streams_uni or 0
@@ -1020,6 +1135,8 @@ class Connection:
         ack_delay_s = (ack_delay_encoded << self._peer_ack_delay_exponent) / 1_000_000
         acked, lost = self._recovery.on_ack_received(ranges, ack_delay_s, now)
         self._update_idle_limit()
+        if acked or lost:
+            self._update_loss_rate(len(acked), len(lost))
         if acked:
             self._on_packets_acked(acked)
         if lost:

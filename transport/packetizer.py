@@ -80,6 +80,7 @@ class Packetizer:
         self.pacing_blocked = False
         self._pace_budget = math.inf
         self._paced_bytes = 0
+        self._source_frames = b""
         self.ping_due = False
         self.close_frame_due = False
         self.max_data_due = False
@@ -94,6 +95,11 @@ class Packetizer:
         self._skip_every = conn.config.skip_packet_number_every
         self._skip_countdown = self._draw_skip_distance()
         self.set_max_datagram_size(conn.config.max_datagram_size)
+
+    @property
+    def short_room(self) -> int:
+        """Frame bytes that fit in one 1-RTT packet."""
+        return self._short_room
 
     def set_max_datagram_size(self, size_bytes: int) -> None:
         self.max_datagram_size = size_bytes
@@ -132,7 +138,7 @@ class Packetizer:
                 out.append(self._build_close(conn.state))
             return out
         long_header = conn.state is State.HANDSHAKE
-        generic = long_header or self._needs_generic()
+        generic = long_header or self._needs_generic() or self._fec_active(now)
         while True:
             if not conn.address_validated and (
                 3 * conn._unvalidated_received_bytes - conn._unvalidated_sent_bytes
@@ -143,7 +149,7 @@ class Packetizer:
                 packet = self._build_one(now, long_header)
                 if packet is None:
                     break
-                generic = long_header or self._needs_generic()
+                generic = long_header or self._needs_generic() or self._fec_active(now)
             else:
                 packet = self._build_stream_packet(now)
                 if packet is None:
@@ -168,11 +174,21 @@ class Packetizer:
             recovery.on_app_limited()
         return out
 
+    def _fec_active(self, now: float) -> bool:
+        """True when the next data packet is an FEC source or a repair is due."""
+        fec = self.conn._fec_sender
+        if fec is None:
+            return False
+        return bool(fec.repairs) or (
+            bool(self._ready) and fec.open_block(now, self.conn.loss_rate)
+        )
+
     def _needs_generic(self) -> bool:
         """True when anything but stream data and ACKs is waiting."""
         conn = self.conn
         return bool(
-            conn._crypto_pending
+            conn._fec_recovered_pending
+            or conn._crypto_pending
             or conn._datagrams_out
             or self.max_data_due
             or self.max_stream_data_due
@@ -343,6 +359,13 @@ class Packetizer:
         window_open = probe or conn._cc.available_bytes(recovery.bytes_in_flight) > 0
         if window_open and not probe and not self._pacing_allows(now):
             window_open = False
+        fec = None if long_header else conn._fec_sender
+        if fec is not None and window_open and fec.repairs:
+            return self._build_repair(now, fec.repairs.pop(0))
+        # an FEC source packet: its frames must fit one symbol
+        protect = fec is not None and window_open and self._fec_active(now)
+        if protect and fec is not None:
+            space = min(space, fec.max_frames_bytes)
         ack_due = acks.should_send_ack(now)
         eliciting = False
         largest_acked_in_ack = -1
@@ -380,10 +403,16 @@ class Packetizer:
 
         pn = self._next_pn()
         pn_len = packet_number_length(pn, recovery.largest_acked)
+        source = protect and any(item[0] == ITEM_STREAM for item in items)
+        if source and fec is not None:
+            block, index = fec.next_index()
+            specs.insert(0, (FrameType.FEC_SOURCE, block, index, 0, 0, None))
         if long_header:
             data = self._encode_long(specs, pn, pn_len)
         else:
-            data = self._encode_short(specs, pn, pn_len)
+            data = self._encode_short(specs, pn, pn_len, fec_source=source)
+            if source and fec is not None:
+                fec.add_source(pn, self._source_frames, now)
         if largest_acked_in_ack >= 0:
             acks.on_ack_sent(pn, largest_acked_in_ack)
             items.append((ITEM_ACK, largest_acked_in_ack))
@@ -397,6 +426,24 @@ class Packetizer:
         counters.bytes_sent += size
         if eliciting:
             conn._last_ack_eliciting_sent_s = now
+        return data
+
+    def _build_repair(self, now: float, repair: tuple[int, int, int, int, bytes]) -> bytes:
+        """A packet carrying one REPAIR frame (in flight, never retransmitted)."""
+        block, k, m, index, symbol = repair
+        pn = self._next_pn()
+        pn_len = packet_number_length(pn, self.conn._recovery.largest_acked)
+        data = self._encode_short([(FrameType.REPAIR, block, k, m, index, symbol)], pn, pn_len)
+        size = len(data)
+        conn = self.conn
+        conn._recovery.on_packet_sent(SentPacket(pn, now, size, True, True, []), now)
+        self._pace_budget -= size
+        self._paced_bytes += size
+        counters = conn.counters
+        counters.packets_sent += 1
+        counters.bytes_sent += size
+        counters.fec_repair_bytes_sent += size
+        conn._last_ack_eliciting_sent_s = now
         return data
 
     def _has_work(self) -> bool:
@@ -460,6 +507,13 @@ class Packetizer:
         while self.path_responses and space >= 9:
             specs.append((FrameType.PATH_RESPONSE, 0, 0, 0, 0, self.path_responses.pop(0)))
             space -= 9
+            added = True
+        pending = conn._fec_recovered_pending
+        if pending and space >= 64:
+            ranges = _descending_ranges(pending, max_ranges=16)
+            specs.append((FrameType.FEC_RECOVERED, ranges[1], 0, 0, 0, ranges))
+            pending.clear()
+            space -= ack_frame_size(ranges, 0)
             added = True
         credit = conn._send_credit
         if self._ready and space >= CONTROL_FRAME_MAX and credit.should_send_blocked():
@@ -539,11 +593,19 @@ class Packetizer:
         return space, sent
 
     # ------------------------------------------------------------- encoding
-    def _encode_short(self, specs: list, pn: int, pn_len: int) -> bytes:
+    def _encode_short(
+        self, specs: list, pn: int, pn_len: int, fec_source: bool = False
+    ) -> bytes:
         buf = self._buf
         end_limit = self.max_datagram_size - self._trailer
         pos = encode_short_header(buf, 0, self.conn.peer_cid, pn, pn_len)
-        end = encode_frames(specs, buf, pos, end_limit)
+        if fec_source:
+            # FEC_SOURCE first, then the frames its source symbol protects
+            frames_start = encode_frames(specs[:1], buf, pos, end_limit)
+            end = encode_frames(specs[1:], buf, frames_start, end_limit)
+            self._source_frames = bytes(buf[frames_start:end])
+        else:
+            end = encode_frames(specs, buf, pos, end_limit)
         if self.conn._session.keys is None:
             return _with_crc(buf, end)
         return self._protect(buf, pos, end, pn)
@@ -622,3 +684,16 @@ def ack_frame_size(ranges: list[int], ack_delay: int) -> int:
         size += _varint_len(previous_low - high - 2) + _varint_len(high - low)
         previous_low = low
     return size
+
+
+def _descending_ranges(packet_numbers: list[int], max_ranges: int) -> list[int]:
+    """Flat inclusive (low, high) pairs, highest first, of a set of numbers."""
+    ranges: list[int] = []
+    for pn in sorted(set(packet_numbers), reverse=True):
+        if ranges and pn == ranges[-2] - 1:
+            ranges[-2] = pn
+        elif len(ranges) < 2 * max_ranges:
+            ranges.extend((pn, pn))
+        else:
+            break
+    return ranges

@@ -24,6 +24,9 @@ class Counters:
         "datagrams_received_dropped",
         "datagrams_sent_dropped",
         "duplicate_packets",
+        "fec_recovered",
+        "fec_repair_bytes_sent",
+        "fec_reported_recovered",
         "packets_lost",
         "packets_received",
         "packets_retransmitted",
@@ -42,6 +45,9 @@ class Counters:
         self.datagrams_received_dropped = 0
         self.datagrams_sent_dropped = 0
         self.duplicate_packets = 0
+        self.fec_recovered = 0
+        self.fec_repair_bytes_sent = 0
+        self.fec_reported_recovered = 0
         self.packets_lost = 0
         self.packets_received = 0
         self.packets_retransmitted = 0
@@ -76,6 +82,12 @@ class ConnectionStats:
     datagrams_received_dropped: int
     #: queued unreliable datagrams dropped because the queue was full
     datagrams_sent_dropped: int
+    #: packets this side rebuilt from repair symbols (no retransmission needed)
+    fec_recovered: int
+    #: bytes of REPAIR packets this side sent
+    fec_repair_bytes_sent: int
+    #: packets the peer reported as rebuilt by FEC (FEC_RECOVERED)
+    fec_reported_recovered: int
     smoothed_rtt_s: float
     latest_rtt_s: float
     min_rtt_s: float
