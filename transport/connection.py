@@ -32,7 +32,9 @@ violations close the connection with an error code and a
 raises a :class:`~transport.errors.LocalError` subclass. Every buffer has a
 limit: ``send_stream_data`` returns how many bytes it accepted and a
 :class:`~transport.events.StreamWritable` event says when there is room again.
-All randomness comes from ``Config.rng``.
+All randomness comes from the config: ``Config.rng`` for protocol choices
+(connection IDs, skipped packet numbers) and ``Config.crypto_randbytes`` for
+key material (simulations pass a seeded generator's ``randbytes``).
 
 Inside, the work is split: :mod:`transport.ack` decides when to acknowledge,
 :mod:`transport.recovery` tracks sent packets and declares losses (RFC 9002),

@@ -12,8 +12,12 @@ An :class:`Endpoint` has the same driver shape as a connection --
   connection for an INITIAL to an unknown DCID (if the datagram has the
   mandatory 1200-byte padding and the connection limit allows).
 * **Stateless replies.** A long header of an unknown version gets a version
-  negotiation packet (only for full-size datagrams, so it cannot amplify);
-  anything else for no connection is dropped and counted.
+  negotiation packet (servers only, full-size datagrams only, so it cannot
+  amplify). With ``Config.require_retry`` an INITIAL without a valid token
+  gets a RETRY carrying an HMAC token bound to the client's address; no state
+  is kept until the token comes back. A 1-RTT packet for no connection gets a
+  stateless reset (smaller than the trigger) whose token is derived from the
+  endpoint secret and the CID. INITIALs that fail their CRC create no state.
 * **Idle connections cost nothing.** Only connections touched by an input
   ("dirty") are polled for output. Deadlines live in a heap with lazy
   deletion: a connection's entry is valid only while it matches the deadline

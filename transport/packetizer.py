@@ -6,9 +6,18 @@ The connection records *what is due* (an ACK, flow-control updates, resets,
 handshake bytes, datagrams, stream data, a probe); :meth:`Packetizer.build`
 turns that into as many packets as congestion control allows, in priority
 order: ACK, control frames, handshake (CRYPTO), unreliable datagrams, then
-stream data round-robin across streams. Each packet is encoded with one codec
-call for the header and one for all its frames into a reused buffer, then a
-CRC32C trailer is appended (``security="none"``).
+stream data round-robin across streams. The common packet -- one STREAM frame
+and maybe an ACK -- takes a fast path: one codec call writes header and frames
+(and the CRC32C trailer with ``security="none"``); everything else is encoded
+with one call for the header and one for all frames. 1-RTT packets are then
+sealed with the AEAD of the current key generation (header as associated
+data, key phase bit set); long-header packets always end in CRC32C.
+
+Limits applied per ``build()``: the congestion window; the pacer, queried
+once per call (its tokens are the call's budget); and, on a server that has
+not validated the client's address, at most 3x the bytes received from it.
+With FEC on, data packets start with FEC_SOURCE and their frames are kept as
+source symbols; REPAIR packets go out as blocks close.
 
 Every sent packet is handed to loss recovery with the list of *items* it
 carried (stream ranges, control frames). Acknowledgement and loss are then
