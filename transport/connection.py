@@ -220,9 +220,9 @@ class Connection:
         self._fec_receiver = FecReceiver()
         self._fec_decoder = FrameDecoder()
         self._fec_recovered_pending: list[int] = []
-        self._fec_source: tuple[int, int, int] | None = None  # block, index, frames start
-        self._frames_start = self._frames_end = 0
-        self._current_pn = -1
+        #: (block, index, start, end of the protected frames) of the packet being read
+        self._fec_source: tuple[int, int, int, int] | None = None
+        self._rx_pn_length = 1
         self._in_recovered = False
         # loss rate estimate for the adaptive FEC policy (packets, windowed)
         self.loss_rate = 0.0
@@ -687,17 +687,12 @@ class Connection:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "packet without frames")
         if not self.address_validated:
             self.address_validated = True  # it could open our 1-RTT keys: it is the peer
-        self._current_pn = pn
-        if keys is None:
-            self._frames_start = 1 + len(self.local_cid) + pn_length
-            self._frames_end = len(payload) - CRC_LENGTH
-        else:
-            self._frames_start, self._frames_end = 0, len(payload)
+        self._rx_pn_length = pn_length
         self._fec_source = None
         ack_eliciting = self._handle_frames(payload, count, now)
         if self._fec_source is not None:
-            block, index, start = self._fec_source
-            self._fec_receiver.on_source(block, index, pn, bytes(payload[start : self._frames_end]))
+            block, index, start, end = self._fec_source
+            self._fec_receiver.on_source(block, index, pn, bytes(payload[start:end]))
         acks.on_packet_received(pn, ack_eliciting, now)
         self.counters.packets_received += 1
         self._idle_since_s = now
@@ -755,9 +750,14 @@ class Connection:
         if self._in_recovered or self._in_long_packet or frame is not self._decoder.frames[0]:
             return  # only the first frame of a 1-RTT packet marks a source symbol
         block, index = frame.a, frame.b
+        if self._session.keys is None:  # frames sit between header and CRC32C
+            frames_start = 1 + len(self.local_cid) + self._rx_pn_length
+            frames_end = len(packet) - CRC_LENGTH
+        else:  # the packet is the decrypted payload: all frames
+            frames_start, frames_end = 0, len(packet)
         # the frames after FEC_SOURCE start right after its (minimal) encoding
-        start = self._frames_start + 1 + varint_size(block) + varint_size(index)
-        self._fec_source = (block, index, start)
+        start = frames_start + 1 + varint_size(block) + varint_size(index)
+        self._fec_source = (block, index, start, frames_end)
 
     def _on_repair(
         self, block: int, k: int, m: int, index: int, symbol: bytes, now: float
