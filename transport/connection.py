@@ -358,6 +358,7 @@ class Connection:
         fec = self._fec_sender
         if fec is not None and fec.deadline is not None and now >= fec.deadline:
             fec.on_timer(now)
+            self._packetizer.on_fec_block_closed(fec)
             self._notify()
         keepalive = self.config.keepalive_interval_s
         if (

@@ -55,7 +55,10 @@ from transport.wire.constants import (
 
 if TYPE_CHECKING:
     from transport.connection import Connection
+    from transport.fec.protocol import FecSender
 
+#: fec_hold_pn of a source whose block is still open
+HOLD_UNTIL_BLOCK_CLOSES = 1 << 62
 #: a packet may go when the pacer is this close to holding its size in tokens
 PACING_SLACK_BYTES = 64
 
@@ -90,6 +93,7 @@ class Packetizer:
         self._pace_budget = math.inf
         self._paced_bytes = 0
         self._source_frames = b""
+        self._fec_block_packets: list[SentPacket] = []
         self.ping_due = False
         self.close_frame_due = False
         self.max_data_due = False
@@ -413,6 +417,7 @@ class Packetizer:
         pn = self._next_pn()
         pn_len = packet_number_length(pn, recovery.largest_acked)
         source = protect and any(item[0] == ITEM_STREAM for item in items)
+        closed_block = False
         if source and fec is not None:
             block, index = fec.next_index()
             specs.insert(0, (FrameType.FEC_SOURCE, block, index, 0, 0, None))
@@ -422,11 +427,15 @@ class Packetizer:
             data = self._encode_short(specs, pn, pn_len, fec_source=source)
             if source and fec is not None:
                 fec.add_source(pn, self._source_frames, now)
+                closed_block = fec.block_id != block
         if largest_acked_in_ack >= 0:
             acks.on_ack_sent(pn, largest_acked_in_ack)
             items.append((ITEM_ACK, largest_acked_in_ack))
         size = len(data)
-        recovery.on_packet_sent(SentPacket(pn, now, size, eliciting, eliciting, items), now)
+        record = SentPacket(pn, now, size, eliciting, eliciting, items)
+        if source and fec is not None:
+            self._hold_for_repair(record, fec, closed_block)
+        recovery.on_packet_sent(record, now)
         if eliciting:
             self._pace_budget -= size
             self._paced_bytes += size
@@ -436,6 +445,26 @@ class Packetizer:
         if eliciting:
             conn._last_ack_eliciting_sent_s = now
         return data
+
+    def _hold_for_repair(self, packet: SentPacket, fec: FecSender, closed_block: bool) -> None:
+        """Keep loss detection from declaring an FEC source lost before its block's
+        repairs have been sent and had time to arrive (see SentPacket.fec_hold_pn)."""
+        packet.fec_hold_pn = HOLD_UNTIL_BLOCK_CLOSES
+        packet.fec_extra_s = fec.latency_budget_s
+        block = self._fec_block_packets
+        block.append(packet)
+        if closed_block:  # this source closed the block: repairs go out next
+            release_pn = self.next_packet_number + len(fec.repairs) + 1
+            for sent in block:
+                sent.fec_hold_pn = release_pn
+            block.clear()
+
+    def on_fec_block_closed(self, fec: FecSender) -> None:
+        """A partial block closed on its timer: release its sources' hold."""
+        release_pn = self.next_packet_number + len(fec.repairs) + 1
+        for sent in self._fec_block_packets:
+            sent.fec_hold_pn = release_pn
+        self._fec_block_packets.clear()
 
     def _build_repair(self, now: float, repair: tuple[int, int, int, int, bytes]) -> bytes:
         """A packet carrying one REPAIR frame (in flight, never retransmitted)."""

@@ -176,6 +176,8 @@ class SentPacket:
         "ack_eliciting",
         "delivered_bytes",
         "delivered_time_s",
+        "fec_extra_s",
+        "fec_hold_pn",
         "first_sent_time_s",
         "in_flight",
         "is_app_limited",
@@ -204,6 +206,12 @@ class SentPacket:
         self.delivered_time_s = 0.0
         self.first_sent_time_s = 0.0
         self.is_app_limited = False
+        #: FEC source packets: not declared lost by packet threshold until this
+        #: packet number (the block's last repair) is acknowledged-past, and given
+        #: this much extra time before the time threshold -- so a loss the
+        #: receiver can repair is not retransmitted too (0: not protected)
+        self.fec_hold_pn = 0
+        self.fec_extra_s = 0.0
 
     def __repr__(self) -> str:
         return (
@@ -618,7 +626,13 @@ class LossRecovery:
             # compare with the same sum the deadline uses, so a timer firing at
             # exactly that deadline always declares the packet (no float drift)
             loss_time_s = packet.sent_time_s + loss_delay_s
-            if pn > pn_limit and loss_time_s > now:
+            hold = packet.fec_hold_pn
+            if hold:  # FEC-protected: give its block's repair symbols a chance
+                loss_time_s += packet.fec_extra_s
+                if hold > pn_limit and loss_time_s > now:
+                    self._loss_time_s = loss_time_s
+                    break
+            elif pn > pn_limit and loss_time_s > now:
                 self._loss_time_s = loss_time_s
                 break
             k += 1
