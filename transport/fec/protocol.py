@@ -37,7 +37,7 @@ SYMBOL_HEADER = struct.Struct("!QH")  # packet number, frames length
 #: Loss rate under which adaptive FEC sends no repair traffic.
 ADAPTIVE_FLOOR = 0.002
 #: Target probability that a block cannot be rebuilt.
-ADAPTIVE_RESIDUAL = 0.01
+ADAPTIVE_RESIDUAL = 0.002
 ADAPTIVE_K = 10
 MAX_ADAPTIVE_M = 4
 MAX_BLOCKS_KEPT = 32
