@@ -51,13 +51,26 @@ SAN_RUNTIMES = $$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libub
 sanitize: $(STAMP)
 	rm -rf build/sanitize
 	TRANSPORT_SANITIZE=1 $(PY) csrc/ffi_build.py build/sanitize
+	TRANSPORT_SANITIZE=1 $(PY) csrc/fec_build.py build/sanitize-fec
 	PYTHONMALLOC=malloc \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	LD_PRELOAD="$(SAN_RUNTIMES)" \
-	TRANSPORT_NATIVE_PATH=build/sanitize HYPOTHESIS_PROFILE=sanitize \
+	TRANSPORT_NATIVE_PATH=build/sanitize TRANSPORT_FEC_PATH=build/sanitize-fec \
+	HYPOTHESIS_PROFILE=sanitize \
 	$(PY) -m pytest -q --capture=sys -p no:cacheprovider \
-		tests/test_wire_native.py tests/test_wire_malformed.py tests/test_wire_fastpath.py
+		tests/test_wire_native.py tests/test_wire_malformed.py tests/test_wire_fastpath.py \
+		tests/test_fec_code.py
 
 clean:
 	rm -rf build $(VENV) *.egg-info transport/_native*.so transport/_native.c
+
+.PHONY: bench-simulator bench-emulated
+# Simulator speed: 50 Mbit/s, 50 ms RTT, 1 % loss, 60 s of virtual time (JSON).
+bench-simulator: $(STAMP)
+	$(PY) benchmarks/bench_simulator.py --out benchmarks/results/simulator.json
+
+# Kernel TCP vs this transport over the emulated path (root; not written yet).
+bench-emulated: $(STAMP)
+	@test -f benchmarks/bench_emulated.py || { echo "benchmarks/bench_emulated.py is not written yet"; exit 1; }
+	$(PY) benchmarks/bench_emulated.py
