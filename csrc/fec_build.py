@@ -17,13 +17,15 @@ Run as a script, ``python csrc/fec_build.py OUTDIR`` builds the module into
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # cffi runs this file directly: find build_common
+
+from build_common import make_builder, script_main  # noqa: E402
 SOURCES = ["gf256.c"]
 
 CDEF = """
@@ -70,57 +72,13 @@ int fec_decode(size_t k, size_t s, const uint8_t *chosen, const uint8_t *recv, s
                uint8_t *out, size_t out_len);
 """
 
-SANITIZE = os.environ.get("TRANSPORT_SANITIZE", "") not in ("", "0")
-
-if SANITIZE:
-    _COMPILE_ARGS = [
-        "-std=gnu99", "-O1", "-g", "-fno-omit-frame-pointer",
-        "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-        "-Wall", "-Wextra",
-    ]
-    _LINK_ARGS = ["-fsanitize=address,undefined"]
-else:
-    _COMPILE_ARGS = ["-std=gnu99", "-O3", "-Wall", "-Wextra"]
-    _LINK_ARGS = []
-
 
 def _make_builder(module_name: str, absolute: bool) -> FFI:
-    builder = FFI()
-    builder.cdef(CDEF)
-    # setuptools (pip install) wants source paths relative to the project root, which
-    # is the working directory then; the script build compiles in OUTDIR, so absolute.
-    if not absolute and Path.cwd().resolve() == HERE.parent:
-        sources = [str(Path("csrc") / name) for name in SOURCES]
-        include = ["csrc"]
-    else:
-        sources = [str(HERE / name) for name in SOURCES]
-        include = [str(HERE)]
-    builder.set_source(
-        module_name,
-        '#include "gf256.h"\n',
-        sources=sources,
-        include_dirs=include,
-        extra_compile_args=_COMPILE_ARGS,
-        extra_link_args=_LINK_ARGS,
-    )
-    return builder
+    return make_builder(module_name, CDEF, "gf256.h", SOURCES, "gnu99", absolute)
 
 
 ffibuilder = _make_builder("transport._fec", absolute=False)
 
 
-def main(argv: list[str]) -> int:
-    """Build ``_fec`` into the directory given as the only argument."""
-    if len(argv) != 2:
-        print(f"usage: {argv[0]} OUTDIR", file=sys.stderr)
-        return 2
-    outdir = Path(argv[1]).resolve()
-    outdir.mkdir(parents=True, exist_ok=True)
-    builder = _make_builder("_fec", absolute=True)
-    builder.compile(tmpdir=str(outdir), verbose=False)
-    print(f"built _fec into {outdir} (sanitize={'yes' if SANITIZE else 'no'})")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(script_main(sys.argv, "_fec", _make_builder))

@@ -15,13 +15,15 @@ process then needs the sanitizer runtimes preloaded (see ``make sanitize``).
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # cffi runs this file directly: find build_common
+
+from build_common import make_builder, script_main  # noqa: E402
 SOURCES = ["crc32c.c", "codec.c", "frames.c", "packet.c"]
 
 CDEF = """
@@ -105,57 +107,13 @@ int64_t tp_open_short_packet(tp_decoder *dec, const uint8_t *buf, size_t size,
                              const uint8_t *dcid, size_t dcid_len, uint32_t crc);
 """
 
-SANITIZE = os.environ.get("TRANSPORT_SANITIZE", "") not in ("", "0")
-
-if SANITIZE:
-    _COMPILE_ARGS = [
-        "-std=c99", "-O1", "-g", "-fno-omit-frame-pointer",
-        "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-        "-Wall", "-Wextra",
-    ]
-    _LINK_ARGS = ["-fsanitize=address,undefined"]
-else:
-    _COMPILE_ARGS = ["-std=c99", "-O3", "-Wall", "-Wextra"]
-    _LINK_ARGS = []
-
 
 def _make_builder(module_name: str, absolute: bool) -> FFI:
-    builder = FFI()
-    builder.cdef(CDEF)
-    # setuptools (pip install) wants source paths relative to the project root, which
-    # is the working directory then; the script build compiles in OUTDIR, so absolute.
-    if not absolute and Path.cwd().resolve() == HERE.parent:
-        sources = [str(Path("csrc") / name) for name in SOURCES]
-        include = ["csrc"]
-    else:
-        sources = [str(HERE / name) for name in SOURCES]
-        include = [str(HERE)]
-    builder.set_source(
-        module_name,
-        '#include "transport.h"\n',
-        sources=sources,
-        include_dirs=include,
-        extra_compile_args=_COMPILE_ARGS,
-        extra_link_args=_LINK_ARGS,
-    )
-    return builder
+    return make_builder(module_name, CDEF, "transport.h", SOURCES, "c99", absolute)
 
 
 ffibuilder = _make_builder("transport._native", absolute=False)
 
 
-def main(argv: list[str]) -> int:
-    """Build ``_native`` into the directory given as the only argument."""
-    if len(argv) != 2:
-        print(f"usage: {argv[0]} OUTDIR", file=sys.stderr)
-        return 2
-    outdir = Path(argv[1]).resolve()
-    outdir.mkdir(parents=True, exist_ok=True)
-    builder = _make_builder("_native", absolute=True)
-    builder.compile(tmpdir=str(outdir), verbose=False)
-    print(f"built _native into {outdir} (sanitize={'yes' if SANITIZE else 'no'})")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(script_main(sys.argv, "_native", _make_builder))
