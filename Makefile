@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-install
 SOURCES := pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.py)
 
-.PHONY: install test bench bench-wire bench-core bench-sim lint sanitize clean
+.PHONY: install test bench bench-loopback bench-wire bench-core bench-sim lint sanitize clean
 # Connection-level tests that run a second time on the pure-Python codec.
 PURE_TESTS := tests/test_connection_scripted.py tests/test_connection_api.py tests/test_cli.py
 
@@ -15,7 +15,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): $(PY) $(SOURCES)
-	$(PY) -m pip install --quiet -e '.[test,dev,scapy]'
+	$(PY) -m pip install --quiet -e '.[test,dev,scapy,plot]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,9 +26,16 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests
 	TRANSPORT_BACKEND=pure $(PY) -m pytest -q -p no:cacheprovider $(wildcard $(PURE_TESTS))
 
-# The main job on built-in defaults: the wire benchmark (JSON) until the
-# loopback transfer benchmark lands with the drivers.
-bench: bench-wire
+# The main job: `transport bench` on loopback with kernel TCP and aioquic
+# measured in the same invocation (installs the `bench` extra for aioquic).
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m transport bench --compare tcp,aioquic
+
+# Medians of >= 3 runs per case (ours encrypted / none, TCP, aioquic) as JSON.
+bench-loopback: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) benchmarks/bench_loopback.py
 
 bench-wire: $(STAMP)
 	$(PY) benchmarks/bench_wire.py
@@ -65,12 +72,8 @@ sanitize: $(STAMP)
 clean:
 	rm -rf build $(VENV) *.egg-info transport/_native*.so transport/_native.c
 
-.PHONY: bench-simulator bench-emulated
+.PHONY: bench-simulator
 # Simulator speed: 50 Mbit/s, 50 ms RTT, 1 % loss, 60 s of virtual time (JSON).
 bench-simulator: $(STAMP)
 	$(PY) benchmarks/bench_simulator.py --out benchmarks/results/simulator.json
 
-# Kernel TCP vs this transport over the emulated path (root; not written yet).
-bench-emulated: $(STAMP)
-	@test -f benchmarks/bench_emulated.py || { echo "benchmarks/bench_emulated.py is not written yet"; exit 1; }
-	$(PY) benchmarks/bench_emulated.py

@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # cffi runs this file directly: find build_common
 
 from build_common import make_builder, script_main  # noqa: E402
+
 SOURCES = ["crc32c.c", "codec.c", "frames.c", "packet.c"]
 
 CDEF = """

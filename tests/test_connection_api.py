@@ -29,6 +29,7 @@ from transport.events import (
     StopSendingReceived,
     StreamReadable,
     StreamReset,
+    StreamsAvailable,
     StreamWritable,
 )
 from transport.wire.constants import ErrorCode, FrameType
@@ -170,6 +171,9 @@ def test_max_streams_lets_more_streams_open_after_peer_streams_finish() -> None:
         pair.now + 5.0,
     )
     pair.run_for(0.5)  # the server's MAX_STREAMS reaches the client
+    assert any(
+        isinstance(e, StreamsAvailable) and e.bidirectional for e in pair.client_events
+    ), "the client was not told that it may open streams again"
     third = pair.client.open_stream()
     fourth = pair.client.open_stream()
     assert third not in ids and fourth not in ids and third != fourth

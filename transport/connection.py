@@ -54,7 +54,7 @@ from typing import Any
 from transport import events
 from transport.ack import AckManager
 from transport.config import Config
-from transport.congestion.pacing import DEFAULT_BURST_PACKETS, Pacer
+from transport.congestion.pacing import DEFAULT_BURST_PACKETS, MAX_BURST_PACKETS, Pacer
 from transport.crypto.tokens import is_stateless_reset, retry_integrity_tag
 from transport.errors import (
     ChecksumError,
@@ -191,7 +191,10 @@ class Connection:
         self._cc = config.congestion_control(
             max_datagram_size=config.max_datagram_size, rng=config.rng
         )
-        self._pacer = Pacer(max_burst_bytes=DEFAULT_BURST_PACKETS * config.max_datagram_size)
+        self._pacer = Pacer(
+            max_burst_bytes=DEFAULT_BURST_PACKETS * config.max_datagram_size,
+            burst_cap_bytes=MAX_BURST_PACKETS * config.max_datagram_size,
+        )
         self._recovery = LossRecovery(
             congestion=self._cc, rtt=self._rtt, max_ack_delay_s=config.max_ack_delay_s
         )
@@ -965,7 +968,10 @@ class Connection:
         elif ftype in (FrameType.MAX_STREAMS_BIDI, FrameType.MAX_STREAMS_UNI):
             bidi = ftype == FrameType.MAX_STREAMS_BIDI
             if a > self._peer_max_streams[bidi]:
+                blocked = self._local_streams_opened[bidi] >= self._peer_max_streams[bidi]
                 self._peer_max_streams[bidi] = a
+                if blocked:  # only worth telling when the application hit the limit
+                    self._push_event(events.StreamsAvailable(bidirectional=bidi))
         elif ftype == FrameType.RESET_STREAM:
             self._on_reset_stream(a, b, f.c)  # type: ignore[attr-defined]
         elif ftype == FrameType.STOP_SENDING:

@@ -111,6 +111,15 @@ class Endpoint:
     def connections(self) -> list[Connection]:
         return list(self._connections)
 
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def stop_accepting(self) -> None:
+        """Refuse new connections from now on (a server shutting down);
+        existing ones carry on until they close."""
+        self.max_connections = 0
+
     # ------------------------------------------------------------------ inputs
     def connect(self, addr: Address, now: float) -> Connection:
         """Open a client connection to ``addr``."""

@@ -38,6 +38,8 @@ __all__ = [
     "InvalidStateError",
     "KeyFormatError",
     "LocalError",
+    "NetworkError",
+    "PortUnreachableError",
     "RemoteProtocolError",
     "StreamError",
     "StreamLimitError",
@@ -152,3 +154,19 @@ class RemoteProtocolError(TransportError):
 
 class HandshakeError(RemoteProtocolError):
     """The handshake failed (wrong key, unauthorised peer, bad message)."""
+
+
+# ------------------------------------------------------------- network ----
+class NetworkError(TransportError, OSError):
+    """The network reported an error for a datagram we sent (an ICMP message:
+    host or network unreachable), or a socket call failed. ``address`` is the
+    peer concerned when known. Also an :class:`OSError`, so code written for
+    plain sockets catches it."""
+
+    def __init__(self, message: str = "", address: tuple[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.address = address
+
+
+class PortUnreachableError(NetworkError, ConnectionRefusedError):
+    """Nothing listens at the peer's port (ICMP port unreachable)."""

@@ -27,6 +27,7 @@ __all__ = [
     "StreamReadable",
     "StreamReset",
     "StreamWritable",
+    "StreamsAvailable",
 ]
 
 
@@ -55,6 +56,14 @@ class StreamWritable(Event):
     """A stream whose send buffer was full has room again."""
 
     stream_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamsAvailable(Event):
+    """The peer raised its stream limit (MAX_STREAMS): ``open_stream`` may now
+    succeed where it raised StreamLimitError."""
+
+    bidirectional: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,13 +18,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from transport.cli import dissect, keygen, sim
+from transport.cli import bench, dissect, keygen, relay, sim, transfer
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transport", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (sim, dissect, keygen):
+    for module in (sim, dissect, keygen, relay, bench, transfer):
         module.register(sub)
     return parser
 

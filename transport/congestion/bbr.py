@@ -82,6 +82,11 @@ MIN_RTT_FILTER_LEN_S = 10.0
 PROBE_RTT_INTERVAL_S = 5.0
 PROBE_RTT_DURATION_S = 0.2
 MIN_PIPE_PACKETS = 4
+#: The RTT that sizes the window is never taken below this (RFC 9002's timer
+#: granularity). On loopback, or when a batching driver stamps send and ACK with
+#: the same clock reading, RTT samples of ~0 would shrink the BDP -- and the
+#: window -- to nothing while the pacer is the real limit.
+MIN_RTT_FLOOR_S = 0.001
 QUANTIZATION_PACKETS = 3
 MAX_RENO_ROUNDS = 63
 #: Rounds whose loss rates give the random-loss estimate (their median).
@@ -226,7 +231,8 @@ class BBR(CongestionController):
         """``gain * bw * min_rtt`` corrected for random loss (initial window before samples)."""
         if self.min_rtt_s == _INF or not self.max_bw:
             return float(self.congestion_window_bytes)
-        return gain * self.bw * self.min_rtt_s / (1.0 - self.random_loss)
+        rtt_s = self.min_rtt_s if self.min_rtt_s > MIN_RTT_FLOOR_S else MIN_RTT_FLOOR_S
+        return gain * self.bw * rtt_s / (1.0 - self.random_loss)
 
     # -------------------------------------------------------------- hooks
     def on_packets_acked(
@@ -537,9 +543,9 @@ class BBR(CongestionController):
     def _set_pacing_rate(self) -> None:
         bw = self.bw
         if not bw:
-            if self.min_rtt_s == _INF or self.min_rtt_s <= 0.0:
+            if self.min_rtt_s == _INF:
                 return
-            bw = self.congestion_window_bytes / self.min_rtt_s
+            bw = self.congestion_window_bytes / max(self.min_rtt_s, MIN_RTT_FLOOR_S)
         rate_bps = self.pacing_gain * bw * 8.0 * (1.0 - PACING_MARGIN) / (1.0 - self.random_loss)
         if rate_bps < 1.0:
             rate_bps = 1.0

@@ -37,12 +37,16 @@ from ..errors import ConfigurationError
 __all__ = [
     "DEFAULT_BURST_PACKETS",
     "DEFAULT_QUANTUM_S",
+    "MAX_BURST_PACKETS",
     "Pacer",
     "window_pacing_rate_bps",
 ]
 
 #: Default bucket depth in packets (one GSO batch).
 DEFAULT_BURST_PACKETS = 16
+#: At high rates a burst may grow to one quantum of data, up to this many
+#: packets (one large GSO batch); at 1 Gbit/s 1 ms is ~89 packets of 1400 B.
+MAX_BURST_PACKETS = 64
 #: Time worth of data released per timer wake-up (before the burst cap).
 DEFAULT_QUANTUM_S = 0.001
 #: A packet short of this many tokens goes now (absorbs float rounding), and a
@@ -69,14 +73,32 @@ class Pacer:
     pacer never reads a clock: every call takes ``now``.
     """
 
-    __slots__ = ("_last_s", "_rate_bytes_per_s", "_tokens_bytes", "max_burst_bytes", "quantum_s")
+    __slots__ = (
+        "_burst_cap_bytes",
+        "_last_s",
+        "_min_burst_bytes",
+        "_rate_bytes_per_s",
+        "_tokens_bytes",
+        "max_burst_bytes",
+        "quantum_s",
+    )
 
-    def __init__(self, max_burst_bytes: int, *, quantum_s: float = DEFAULT_QUANTUM_S) -> None:
+    def __init__(
+        self,
+        max_burst_bytes: int,
+        *,
+        quantum_s: float = DEFAULT_QUANTUM_S,
+        burst_cap_bytes: int | None = None,
+    ) -> None:
         if max_burst_bytes < 1:
             raise ConfigurationError("max_burst_bytes must be positive")
         if not quantum_s > 0.0:
             raise ConfigurationError("quantum_s must be positive")
         self.max_burst_bytes = max_burst_bytes
+        #: bursts never shrink below this; with ``burst_cap_bytes`` they grow to
+        #: one quantum of data at the current rate, up to the cap
+        self._min_burst_bytes = max_burst_bytes
+        self._burst_cap_bytes = max(burst_cap_bytes or max_burst_bytes, max_burst_bytes)
         self.quantum_s = quantum_s
         self._tokens_bytes = float(max_burst_bytes)
         self._rate_bytes_per_s: float | None = None
@@ -116,7 +138,13 @@ class Pacer:
             return
         if not 0.0 < pacing_rate_bps < math.inf:
             raise ConfigurationError(f"pacing rate must be positive and finite: {pacing_rate_bps}")
-        self._rate_bytes_per_s = pacing_rate_bps / 8.0
+        rate = self._rate_bytes_per_s = pacing_rate_bps / 8.0
+        burst = rate * self.quantum_s
+        if burst < self._min_burst_bytes:
+            burst = self._min_burst_bytes
+        elif burst > self._burst_cap_bytes:
+            burst = self._burst_cap_bytes
+        self.max_burst_bytes = int(burst)
 
     def can_send(self, size_bytes: int, now: float) -> bool:
         """True if a packet of ``size_bytes`` may leave at ``now``."""

@@ -59,6 +59,7 @@ __all__ = [
     "DEFAULT_OVERHEAD_BYTES",
     "MIN_QUEUE_BYTES",
     "Address",
+    "CoDel",
     "DropFilter",
     "Link",
     "LinkStats",
@@ -107,6 +108,7 @@ class LinkStats:
     bytes_dropped_loss: int
     packets_dropped_queue: int
     bytes_dropped_queue: int
+    packets_dropped_aqm: int
     packets_duplicated: int
     packets_corrupted: int
     packets_delivered: int
@@ -136,6 +138,7 @@ class LinkStats:
             - self.packets_dropped_mtu
             - self.packets_dropped_loss
             - self.packets_dropped_queue
+            - self.packets_dropped_aqm
             - self.packets_delivered
         )
 
@@ -157,9 +160,11 @@ class Link:
     * ``mtu_bytes`` -- drop payloads longer than this (``None`` = no limit).
     * ``name`` -- seeds the link's randomness; ``None`` lets the simulator name
       it after the first route it carries (``"10.0.0.1:1>10.0.0.2:2"``).
+    * ``aqm`` -- ``None``/``"droptail"`` or ``"codel"`` (see :class:`CoDel`).
     """
 
     __slots__ = (
+        "_aqm",
         "_backlog_bytes",
         "_corrupt_p",
         "_delay_s",
@@ -196,6 +201,7 @@ class Link:
         "max_backlog_bytes",
         "packets_corrupted",
         "packets_delivered",
+        "packets_dropped_aqm",
         "packets_dropped_filter",
         "packets_dropped_loss",
         "packets_dropped_mtu",
@@ -221,6 +227,7 @@ class Link:
         overhead_bytes: int = DEFAULT_OVERHEAD_BYTES,
         mtu_bytes: int | None = None,
         name: str | None = None,
+        aqm: str | None = None,
     ) -> None:
         if not delay_s >= 0.0:
             raise ConfigurationError(f"delay_s must be >= 0, not {delay_s!r}")
@@ -253,6 +260,9 @@ class Link:
         self._overhead_bytes = int(overhead_bytes)
         self._mtu_bytes = mtu_bytes
         self._filter: DropFilter | None = None
+        if aqm not in (None, "droptail", "codel"):
+            raise ConfigurationError(f"aqm must be 'droptail' or 'codel', not {aqm!r}")
+        self._aqm: CoDel | None = CoDel() if aqm == "codel" else None
         # Bound by the simulator (see _bind).
         self._heap: list[tuple[Any, ...]] = _UNBOUND_HEAP
         self._seq: itertools.count[int] = itertools.count()
@@ -270,6 +280,7 @@ class Link:
         self.packets_dropped_filter = self.packets_dropped_mtu = 0
         self.packets_dropped_loss = self.bytes_dropped_loss = 0
         self.packets_dropped_queue = self.bytes_dropped_queue = 0
+        self.packets_dropped_aqm = 0
         self.packets_duplicated = self.packets_corrupted = 0
         self.packets_delivered = self.bytes_delivered = 0
         self.max_backlog_bytes = 0
@@ -349,6 +360,7 @@ class Link:
             bytes_dropped_loss=self.bytes_dropped_loss,
             packets_dropped_queue=self.packets_dropped_queue,
             bytes_dropped_queue=self.bytes_dropped_queue,
+            packets_dropped_aqm=self.packets_dropped_aqm,
             packets_duplicated=self.packets_duplicated,
             packets_corrupted=self.packets_corrupted,
             packets_delivered=self.packets_delivered,
@@ -441,6 +453,10 @@ class Link:
             start = self._link_free_s
             if start < now:
                 start = now
+            if self._aqm is not None and self._aqm.drop(start - now, now):
+                self._backlog_bytes = backlog
+                self.packets_dropped_aqm += 1
+                return
             depart = start + wire * self._s_per_byte
             self._link_free_s = depart
             queue.append((depart, wire))
@@ -492,6 +508,56 @@ class Link:
         return int(math.log(u) / math.log(1.0 - w)) + 1
 
 
+class CoDel:
+    """CoDel (RFC 8289) decided at enqueue time.
+
+    The link is a FIFO with known departure times, so a packet's sojourn time
+    is known when it arrives (``start - now``). CoDel's state machine runs on
+    that value: once the sojourn has stayed above ``target_s`` for
+    ``interval_s``, packets are dropped at the control-law spacing
+    ``interval_s / sqrt(count)`` until the sojourn falls below target. The drop
+    happens at the tail instead of the head (the only deviation from RFC 8289
+    §5), which delays the congestion signal by one queue's worth of time.
+    No ECN marking: the core does not negotiate ECN.
+    """
+
+    __slots__ = ("count", "drop_next_s", "dropping", "first_above_s", "interval_s", "target_s")
+
+    def __init__(self, target_s: float = 0.005, interval_s: float = 0.100) -> None:
+        self.target_s = target_s
+        self.interval_s = interval_s
+        self.first_above_s = 0.0
+        self.dropping = False
+        self.drop_next_s = 0.0
+        self.count = 0
+
+    def drop(self, sojourn_s: float, now: float) -> bool:
+        if sojourn_s < self.target_s:
+            self.first_above_s = 0.0
+            self.dropping = False
+            return False
+        if self.first_above_s == 0.0:
+            self.first_above_s = now + self.interval_s
+            return False
+        if not self.dropping:
+            if now < self.first_above_s:
+                return False
+            self.dropping = True
+            # RFC 8289 §5.4: restart near the previous drop rate if recent.
+            self.count = (
+                self.count - 2
+                if self.count > 2 and now - self.drop_next_s < 8 * self.interval_s
+                else 1
+            )
+            self.drop_next_s = now + self.interval_s / math.sqrt(self.count)
+            return True
+        if now >= self.drop_next_s:
+            self.count += 1
+            self.drop_next_s += self.interval_s / math.sqrt(self.count)
+            return True
+        return False
+
+
 @dataclass(slots=True)
 class Path:
     """Two links between a pair of addresses: ``forward`` carries a→b,
@@ -517,6 +583,7 @@ class Path:
         mtu_bytes: int | None = None,
         loss_backward: LossModel | str | None = "same",
         name: str | None = None,
+        aqm: str | None = None,
     ) -> Path:
         """Same rate, ``rtt_s / 2`` one-way delay and impairments both ways.
 
@@ -549,6 +616,7 @@ class Path:
                 overhead_bytes=overhead_bytes,
                 mtu_bytes=mtu_bytes,
                 name=None if name is None else f"{name}:{direction}",
+                aqm=aqm,
             )
 
         return cls(forward=make("fwd", loss), backward=make("bwd", back_loss))

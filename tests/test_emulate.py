@@ -1,0 +1,132 @@
+"""Kernel-path emulator (root only): the emulated path's RTT, loss and rate match
+the configuration, measured with our own UDP probes (no ping); cleanup works."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from transport.emulate import ADDR_B, PREFIX, EmulatedPath, is_supported
+
+SUPPORTED, REASON = is_supported()
+pytestmark = pytest.mark.skipif(not SUPPORTED, reason=f"kernel-path emulator unavailable: {REASON}")
+
+# B side: echo (mode "echo") or count-and-timestamp (mode "sink") on UDP 7000.
+SERVER = r"""
+import json, socket, sys, time
+mode = sys.argv[1]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.bind(("0.0.0.0", 7000))
+s.settimeout(1.5)
+times = []
+print("up", flush=True)
+while True:
+    try:
+        data, addr = s.recvfrom(65535)
+    except socket.timeout:
+        if times or mode == "echo":
+            break
+        continue
+    if mode == "echo":
+        s.sendto(data, addr)
+    else:
+        times.append(time.monotonic())
+print(json.dumps({"count": len(times), "span": (times[-1] - times[0]) if len(times) > 1 else 0}))
+"""
+
+CLIENT = r"""
+import json, socket, sys, time
+mode, n, size, gap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.0)
+rtts = []
+for i in range(n):
+    t = time.monotonic()
+    s.sendto(bytes(size), ("%s", 7000))
+    if mode == "echo":
+        try:
+            s.recvfrom(65535)
+            rtts.append(time.monotonic() - t)
+        except socket.timeout:
+            pass
+    if gap:
+        time.sleep(gap)
+print(json.dumps({"rtts": rtts}))
+""".replace("%s", ADDR_B)
+
+
+def _measure(path: EmulatedPath, mode: str, n: int, size: int, gap: float) -> tuple[dict, dict]:
+    server = path.popen(
+        "b", [sys.executable, "-c", SERVER, mode], stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    assert server.stdout.readline().strip() == "up"
+    client = path.run(
+        "a",
+        [sys.executable, "-c", CLIENT, mode, str(n), str(size), str(gap)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out, _ = server.communicate(timeout=30)
+    return json.loads(client.stdout), json.loads(out.strip().splitlines()[-1])
+
+
+def test_emulated_rtt_matches_configuration() -> None:
+    with EmulatedPath(rate_bps=50e6, delay_s=0.025) as path:
+        client, _ = _measure(path, "echo", 30, 100, 0.01)
+    rtts = sorted(client["rtts"])
+    assert len(rtts) == 30
+    assert 0.050 <= rtts[len(rtts) // 2] < 0.056
+
+
+def test_emulated_loss_matches_configuration() -> None:
+    with EmulatedPath(rate_bps=None, delay_s=0.005, loss=0.05, seed=4) as path:
+        _, server = _measure(path, "sink", 4000, 200, 0.0002)
+    measured = 1 - server["count"] / 4000
+    assert 0.035 <= measured <= 0.065  # ±5 sigma of 4000 Bernoulli(0.05) samples is ±0.017
+
+
+def test_emulated_rate_matches_configuration() -> None:
+    rate = 20e6
+    with EmulatedPath(rate_bps=rate, delay_s=0.005, queue_bdp=50.0) as path:
+        _, server = _measure(path, "sink", 800, 1172, 0.0003)  # 1200-B IP packets, <=30 Mbit/s
+    assert server["count"] == 800
+    measured = (server["count"] - 1) * 1200 * 8 / server["span"]
+    assert measured == pytest.approx(rate, rel=0.07)
+
+
+def test_namespaces_are_removed_on_exit_error_and_stale_owner() -> None:
+    with pytest.raises(RuntimeError), EmulatedPath(rate_bps=10e6, delay_s=0.001) as path:
+        names = set(path.ns.values())
+        raise RuntimeError("boom")
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not names & {line.split()[0] for line in listed.splitlines() if line.split()}
+    # A parent killed with SIGKILL leaves its namespaces; the next start removes them.
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; from transport.emulate import EmulatedPath\n"
+            "p = EmulatedPath(rate_bps=1e6, delay_s=0.001).__enter__()\n"
+            "print('up', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "up"
+    child.kill()
+    child.wait()
+    stale = f"{PREFIX}{child.pid}a"
+    assert stale in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    time.sleep(0.2)
+    with EmulatedPath(rate_bps=1e6, delay_s=0.001):
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert stale not in listed
+    assert os.path.exists("/dev/net/tun")

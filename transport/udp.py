@@ -1,0 +1,348 @@
+"""Non-blocking UDP socket with batched send/receive (GSO/GRO when available).
+
+How this works
+--------------
+Drivers (``transport.threaded``, ``transport.aio``) move datagrams in batches:
+``Endpoint.datagrams_to_send`` returns a list, and a readable socket usually
+holds many datagrams. :class:`UdpSocket` turns those batches into as few system
+calls as the kernel allows:
+
+* **Send (UDP GSO).** Consecutive datagrams to the same address whose sizes
+  are all equal except a shorter last one are concatenated and handed to one
+  ``sendmsg`` with a ``UDP_SEGMENT`` control message (Linux >= 4.18); the
+  kernel (or NIC) cuts the buffer back into datagrams. A group is bounded by
+  :data:`MAX_GSO_SEGMENTS` segments and :data:`MAX_GSO_BYTES` bytes. Anything
+  else goes out with plain ``sendto``.
+* **Receive (UDP GRO).** With ``UDP_GRO`` enabled the kernel may deliver
+  several datagrams of one flow as one "super-buffer" plus a control message
+  giving the segment size; :meth:`UdpSocket.recv_batch` splits it again.
+* **Run-time detection.** Both options are probed with ``setsockopt`` when the
+  socket is created; if the kernel refuses (or a GSO send later fails with
+  ``EIO``/``EINVAL``) the socket silently falls back to plain calls.
+  ``gso=False`` / ``gro=False`` force the fallback (tests, benchmarks).
+* **ICMP errors.** ``IP_RECVERR`` / ``IPV6_RECVERR`` make the kernel report
+  "port unreachable" on an unconnected socket too. The error queue is drained
+  (so ``poll`` does not spin on ``POLLERR``) and each report becomes a
+  :class:`~transport.errors.PortUnreachableError` carrying the address that
+  refused. Datagrams read before the error are returned first; the error is
+  raised by the next :meth:`~UdpSocket.recv_batch`.
+* **ECN.** With ``ecn=True`` the TOS / traffic class byte of each received
+  datagram is read (``IP_RECVTOS`` / ``IPV6_RECVTCLASS``) and counted in
+  :attr:`UdpSocket.ecn_counts` (RFC 3168 codepoints: Not-ECT, ECT(1), ECT(0),
+  CE), for the congestion controllers.
+
+Addresses are ``(host, port)`` tuples for both families (IPv6 flow info and
+scope are dropped, as the sans-IO core keys paths by ``(host, port)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import socket
+import struct
+from collections import deque
+
+from transport.errors import ConfigurationError, NetworkError, PortUnreachableError
+
+__all__ = ["MAX_GSO_BYTES", "MAX_GSO_SEGMENTS", "Address", "UdpSocket"]
+
+Address = tuple[str, int]
+
+SOL_UDP = 17
+UDP_SEGMENT = int(getattr(socket, "UDP_SEGMENT", 103))
+UDP_GRO = int(getattr(socket, "UDP_GRO", 104))
+IP_RECVERR = int(getattr(socket, "IP_RECVERR", 11))
+IPV6_RECVERR = int(getattr(socket, "IPV6_RECVERR", 25))
+IP_RECVTOS = int(getattr(socket, "IP_RECVTOS", 13))
+IP_TOS = int(getattr(socket, "IP_TOS", 1))
+IPV6_RECVTCLASS = int(getattr(socket, "IPV6_RECVTCLASS", 66))
+IPV6_TCLASS = int(getattr(socket, "IPV6_TCLASS", 67))
+MSG_ERRQUEUE = int(getattr(socket, "MSG_ERRQUEUE", 0x2000))
+SO_RCVBUFFORCE = int(getattr(socket, "SO_RCVBUFFORCE", 33))
+SO_SNDBUFFORCE = int(getattr(socket, "SO_SNDBUFFORCE", 32))
+
+#: Most segments per GSO send (the kernel's UDP_MAX_SEGMENTS is 64 on older kernels).
+MAX_GSO_SEGMENTS = 64
+#: Most bytes per GSO send (below the 65507-byte IPv4 UDP payload limit).
+MAX_GSO_BYTES = 65000
+#: Receive buffer per recvmsg call: one GRO super-buffer or one datagram.
+RECV_BUFFER_BYTES = 65536
+MAX_ERRORS_QUEUED = 64
+
+_SOCK_EXTENDED_ERR = struct.Struct("=IBBBBII")
+_GSO_SIZE = struct.Struct("=H")
+_INT = struct.Struct("=i")
+_UNREACHABLE_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN}
+)
+_RETRY_PLAIN_ERRNOS = frozenset({errno.EIO, errno.EINVAL, errno.EOPNOTSUPP})
+
+
+def _family_of(host: str) -> socket.AddressFamily:
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        if not infos:  # pragma: no cover - getaddrinfo raises instead
+            raise ConfigurationError(f"cannot resolve {host!r}") from None
+        return infos[0][0]
+
+
+class UdpSocket:
+    """A non-blocking UDP socket that sends and receives lists of datagrams."""
+
+    __slots__ = (
+        "_errors",
+        "_sock",
+        "_v6",
+        "ecn",
+        "ecn_counts",
+        "family",
+        "gro_supported",
+        "gso_supported",
+        "recv_buffer_bytes",
+    )
+
+    def __init__(
+        self,
+        bind: Address = ("127.0.0.1", 0),
+        *,
+        family: socket.AddressFamily | None = None,
+        reuse_port: bool = False,
+        buffer_bytes: int = 4 * 1024 * 1024,
+        gso: bool = True,
+        gro: bool = True,
+        ecn: bool = False,
+        recv_buffer_bytes: int = RECV_BUFFER_BYTES,
+    ) -> None:
+        if buffer_bytes < 1 or recv_buffer_bytes < 1200:
+            raise ConfigurationError("buffer_bytes must be positive and recv_buffer_bytes >= 1200")
+        self.family = family if family is not None else _family_of(bind[0])
+        self._v6 = self.family == socket.AF_INET6
+        self.recv_buffer_bytes = recv_buffer_bytes
+        self._errors: deque[NetworkError] = deque(maxlen=MAX_ERRORS_QUEUED)
+        #: received datagrams per ECN codepoint: [Not-ECT, ECT(1), ECT(0), CE]
+        self.ecn_counts = [0, 0, 0, 0]
+        sock = socket.socket(self.family, socket.SOCK_DGRAM)
+        self._sock = sock
+        try:
+            sock.setblocking(False)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self._set_buffers(buffer_bytes)
+            if self._v6:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            with contextlib.suppress(OSError):
+                if self._v6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+                else:
+                    sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            self.gso_supported = gso and self._try_option(SOL_UDP, UDP_SEGMENT, 0)
+            self.gro_supported = gro and self._try_option(SOL_UDP, UDP_GRO, 1)
+            self.ecn = ecn and (
+                self._try_option(socket.IPPROTO_IPV6, IPV6_RECVTCLASS, 1)
+                if self._v6
+                else self._try_option(socket.IPPROTO_IP, IP_RECVTOS, 1)
+            )
+            sock.bind(bind)
+        except BaseException:
+            sock.close()
+            raise
+
+    # ------------------------------------------------------------ properties
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    @property
+    def local_address(self) -> Address:
+        addr = self._sock.getsockname()
+        return (addr[0], addr[1])
+
+    @property
+    def socket(self) -> socket.socket:
+        """The underlying socket (for event loops that want the object)."""
+        return self._sock
+
+    @property
+    def closed(self) -> bool:
+        return self._sock.fileno() < 0
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> UdpSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = "closed" if self.closed else f"{self.local_address}"
+        return f"<UdpSocket {where} gso={self.gso_supported} gro={self.gro_supported}>"
+
+    # ------------------------------------------------------------------ send
+    def send_batch(self, datagrams: list[tuple[bytes, Address]]) -> int:
+        """Send datagrams in order; return how many went out before the socket
+        buffer was full (``EAGAIN``). The caller keeps the rest for later.
+
+        Datagrams whose destination reports an error on send (unreachable,
+        refused) are counted as sent (UDP gives no delivery promise) and the
+        error is queued for :meth:`recv_batch`.
+        """
+        count = len(datagrams)
+        i = 0
+        sock = self._sock
+        while i < count:
+            data, addr = datagrams[i]
+            j = i + 1
+            if self.gso_supported:
+                size = len(data)
+                total = size
+                # extend the group while the next datagram goes to the same
+                # address and is no larger (a shorter one ends the group)
+                while j < count and j - i < MAX_GSO_SEGMENTS:
+                    nxt, nxt_addr = datagrams[j]
+                    n = len(nxt)
+                    if nxt_addr != addr or n > size or total + n > MAX_GSO_BYTES:
+                        break
+                    total += n
+                    j += 1
+                    if n < size:
+                        break
+            try:
+                if j - i > 1:
+                    buf = b"".join([d for d, _ in datagrams[i:j]])
+                    sock.sendmsg([buf], [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(len(data)))], 0,
+                                 addr)
+                else:
+                    sock.sendto(data, addr)
+            except BlockingIOError:
+                return i
+            except OSError as exc:
+                if exc.errno in _RETRY_PLAIN_ERRNOS and j - i > 1:
+                    self.gso_supported = False  # kernel or device cannot segment
+                    continue
+                if exc.errno in _UNREACHABLE_ERRNOS:
+                    self._drain_error_queue(exc, addr)
+                elif exc.errno in (errno.ENOBUFS, errno.ENOMEM):
+                    return i
+                else:
+                    raise NetworkError(f"sendto {addr}: {exc.strerror}") from exc
+            i = j
+        return i
+
+    # --------------------------------------------------------------- receive
+    def recv_batch(self, max_datagrams: int = 256) -> list[tuple[bytes, Address]]:
+        """Read up to about ``max_datagrams`` waiting datagrams ([] when none).
+
+        Raises :class:`PortUnreachableError` (a :class:`NetworkError`) when the
+        kernel reported an ICMP error and no datagram was read in this call.
+        """
+        if self._errors:
+            raise self._errors.popleft()
+        out: list[tuple[bytes, Address]] = []
+        sock = self._sock
+        v6 = self._v6
+        bufsize = self.recv_buffer_bytes
+        try:
+            if not self.gro_supported and not self.ecn:
+                recvfrom = sock.recvfrom
+                while len(out) < max_datagrams:
+                    data, addr = recvfrom(bufsize)
+                    out.append((data, (addr[0], addr[1]) if v6 else addr))
+                return out
+            recvmsg = sock.recvmsg
+            ancsize = socket.CMSG_SPACE(4) * 2
+            while len(out) < max_datagrams:
+                data, ancdata, _flags, addr = recvmsg(bufsize, ancsize)
+                if v6:
+                    addr = (addr[0], addr[1])
+                segment = 0
+                for level, kind, cdata in ancdata:
+                    if level == SOL_UDP and kind == UDP_GRO:
+                        segment = _INT.unpack_from(cdata.ljust(4, b"\0"))[0]
+                    elif self.ecn:
+                        self._count_ecn(level, kind, cdata, data, segment)
+                if segment and len(data) > segment:
+                    for start in range(0, len(data), segment):
+                        out.append((data[start : start + segment], addr))
+                else:
+                    out.append((data, addr))
+        except BlockingIOError:
+            return out
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            return out
+        except OSError as exc:
+            if exc.errno not in _UNREACHABLE_ERRNOS:
+                raise NetworkError(f"recv: {exc.strerror}") from exc
+            self._drain_error_queue(exc, None)
+            if out or not self._errors:
+                return out
+            raise self._errors.popleft() from None
+        return out
+
+    def pending_errors(self) -> list[NetworkError]:
+        """Take the queued ICMP errors without raising them."""
+        errors = list(self._errors)
+        self._errors.clear()
+        return errors
+
+    # -------------------------------------------------------------- internals
+    def _count_ecn(self, level: int, kind: int, cdata: bytes, data: bytes, segment: int) -> None:
+        if (level == socket.IPPROTO_IP and kind == IP_TOS) or (
+            level == socket.IPPROTO_IPV6 and kind == IPV6_TCLASS
+        ):
+            if not cdata:
+                return
+            tos = cdata[0] if len(cdata) == 1 else _INT.unpack_from(cdata.ljust(4, b"\0"))[0]
+            n = -(-len(data) // segment) if segment else 1
+            # RFC 3168 codepoint (low two bits) -> [Not-ECT, ECT(1), ECT(0), CE]
+            self.ecn_counts[tos & 3] += n
+
+    def _drain_error_queue(self, exc: OSError, fallback: Address | None) -> None:
+        """Turn the kernel's queued ICMP reports into typed errors."""
+        sock = self._sock
+        found = False
+        for _ in range(MAX_ERRORS_QUEUED):
+            try:
+                _data, ancdata, _flags, addr = sock.recvmsg(1, 512, MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            err_no = exc.errno or errno.ECONNREFUSED
+            for _level, _kind, cdata in ancdata:
+                if len(cdata) >= _SOCK_EXTENDED_ERR.size:
+                    err_no = _SOCK_EXTENDED_ERR.unpack_from(cdata)[0] or err_no
+            peer = (addr[0], addr[1]) if addr else fallback
+            self._errors.append(_make_error(err_no, peer))
+            found = True
+        if not found:
+            self._errors.append(_make_error(exc.errno or errno.ECONNREFUSED, fallback))
+
+    def _set_buffers(self, size: int) -> None:
+        sock = self._sock
+        pairs = ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF))
+        for force, plain in pairs:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, force, size)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+    def _try_option(self, level: int, option: int, value: int) -> bool:
+        try:
+            self._sock.setsockopt(level, option, value)
+        except OSError:
+            return False
+        return True
+
+
+def _make_error(err_no: int, peer: Address | None) -> NetworkError:
+    where = f"{peer[0]}:{peer[1]}" if peer else "peer"
+    if err_no == errno.ECONNREFUSED:
+        return PortUnreachableError(f"{where}: port unreachable (nothing listening)", peer)
+    return NetworkError(f"{where}: {errno.errorcode.get(err_no, err_no)} reported by ICMP", peer)
