@@ -76,6 +76,9 @@ class Config:
     connection_id_length: int = DEFAULT_CID_LENGTH
     #: Largest UDP payload we send (and advertise we accept).
     max_datagram_size: int = 1400
+    #: Probe the path for datagrams larger than 1200 bytes, up to
+    #: max_datagram_size (RFC 8899); off: send max_datagram_size at once.
+    pmtu_discovery: bool = True
     idle_timeout_s: float = 30.0
     #: Send a PING when nothing ack-eliciting was sent for this long (None: off).
     keepalive_interval_s: float | None = None

@@ -76,12 +76,16 @@ from transport.packetizer import (
     ITEM_MAX_DATA,
     ITEM_MAX_STREAM_DATA,
     ITEM_MAX_STREAMS,
+    ITEM_PMTU_PROBE,
     ITEM_RESET,
     ITEM_STOP_SENDING,
     ITEM_STREAM,
     Packetizer,
 )
 from transport.params import TransportParameters
+from transport.pmtud import BASE_SIZE as PMTU_BASE_SIZE
+from transport.pmtud import BLACK_HOLE_PTOS as PMTU_BLACK_HOLE_PTOS
+from transport.pmtud import PathMtu
 from transport.rangeset import RangeSet
 from transport.recovery import LossRecovery, RttEstimator, SentPacket
 from transport.security import Session, handshake_prologue
@@ -217,6 +221,7 @@ class Connection:
             randbytes=config.crypto_randbytes,
         )
         self._key_update_requested = False
+        self._pmtu: PathMtu | None = None  # set when the handshake completes
         # forward error correction (transport/fec/protocol.py)
         self._fec_policy = FecPolicy(config.fec, *config.fec_block)
         self._fec_sender: FecSender | None = None  # set once the peer can decode
@@ -358,6 +363,14 @@ class Connection:
             if probes:
                 self._packetizer.probes_due += probes
                 self._requeue_oldest_for_probe()
+                pmtu = self._pmtu
+                if (
+                    pmtu is not None
+                    and self._recovery.pto_count >= PMTU_BLACK_HOLE_PTOS
+                    and pmtu.on_black_hole(now)
+                ):
+                    # large packets keep vanishing: back to what every path carries
+                    self._packetizer.set_max_datagram_size(pmtu.current)
         fec = self._fec_sender
         if fec is not None and fec.deadline is not None and now >= fec.deadline:
             fec.on_timer(now)
@@ -1099,7 +1112,8 @@ class Connection:
             )
         self.peer_params = params
         if self._fec_policy.mode != "off" and (params.fec_capability or 0) & FEC_CAPABILITY_RS:
-            room = self._packetizer.short_room
+            # symbols sized for the smallest packet the path is guaranteed to carry
+            room = self._packetizer.room_for(PMTU_BASE_SIZE)
             self._fec_sender = FecSender(
                 self._fec_policy, room - REPAIR_FRAME_OVERHEAD, self.config.fec_latency_budget_s
             )
@@ -1123,6 +1137,11 @@ class Connection:
             return
         self.state = State.ESTABLISHED
         self.handshake_completed = True
+        if self.config.pmtu_discovery:
+            largest = self._packetizer.max_datagram_size  # config, capped by the peer
+            if largest > PMTU_BASE_SIZE:
+                self._pmtu = PathMtu(largest)
+                self._packetizer.set_max_datagram_size(PMTU_BASE_SIZE)
         self._crypto_pending.clear()  # CRYPTO travels in long-header packets only
         self._idle_since_s = self._now
         self._update_idle_limit()
@@ -1164,6 +1183,10 @@ class Connection:
                             self._retire_send_stream(item[1])
                 elif kind == ITEM_ACK:
                     self._acks.on_ack_frame_acked(item[1])
+                elif kind == ITEM_PMTU_PROBE:
+                    pmtu = self._pmtu
+                    if pmtu is not None and pmtu.on_probe_acked(item[1]):
+                        self._packetizer.set_max_datagram_size(pmtu.current)
                 elif kind == ITEM_RESET:
                     stream = self._send_streams.get(item[1])
                     if stream is not None:
@@ -1177,7 +1200,7 @@ class Connection:
         again -- without declaring it lost or telling congestion control -- so
         the probes repair a lost tail even when every ACK is being lost."""
         for packet in self._recovery.outstanding():
-            if packet.ack_eliciting:
+            if packet.ack_eliciting and packet.in_flight:  # not a path-MTU probe
                 self._requeue_items(packet.items)
                 return
 
@@ -1207,6 +1230,9 @@ class Connection:
                 elif kind == ITEM_CRYPTO:
                     if self.state is State.HANDSHAKE:
                         self._crypto_pending.append((item[1], item[2]))
+                elif kind == ITEM_PMTU_PROBE:
+                    if self._pmtu is not None:
+                        self._pmtu.on_probe_lost(item[1], self._now)
                 elif kind == ITEM_MAX_DATA:
                     p.max_data_due = True
                 elif kind == ITEM_MAX_STREAM_DATA:

@@ -72,6 +72,7 @@ ITEM_MAX_STREAM_DATA = 4  # (kind, stream_id)
 ITEM_MAX_STREAMS = 5  # (kind, bidirectional)
 ITEM_RESET = 6  # (kind, stream_id, error_code)
 ITEM_STOP_SENDING = 7  # (kind, stream_id, error_code)
+ITEM_PMTU_PROBE = 8  # (kind, size_bytes)
 
 #: Worst-case size of one control frame (type + three 8-byte varints).
 CONTROL_FRAME_MAX = 25
@@ -114,6 +115,10 @@ class Packetizer:
         """Frame bytes that fit in one 1-RTT packet."""
         return self._short_room
 
+    def room_for(self, size_bytes: int) -> int:
+        """Frame bytes that fit in a 1-RTT packet of ``size_bytes``."""
+        return size_bytes - (1 + self.conn.config.connection_id_length + 4) - self._trailer
+
     def set_max_datagram_size(self, size_bytes: int) -> None:
         self.max_datagram_size = size_bytes
         #: payload room in a 1-RTT packet: header (form byte, DCID, up to 4 bytes
@@ -151,6 +156,12 @@ class Packetizer:
                 out.append(self._build_close(conn.state))
             return out
         long_header = conn.state is State.HANDSHAKE
+        pmtu = conn._pmtu
+        if pmtu is not None and not long_header:
+            probe_size = pmtu.probe_due(now)
+            if probe_size:
+                out.append(self._build_mtu_probe(now, probe_size))
+                pmtu.on_probe_sent(probe_size)
         generic = long_header or self._needs_generic() or self._fec_active(now)
         while True:
             if not conn.address_validated and (
@@ -466,6 +477,22 @@ class Packetizer:
             sent.fec_hold_pn = release_pn
         self._fec_block_packets.clear()
 
+    def _build_mtu_probe(self, now: float, size: int) -> bytes:
+        """PING + PADDING to exactly ``size`` bytes: acknowledged means the path
+        carries packets that large. Not in flight: its loss is no congestion."""
+        conn = self.conn
+        pn = self._next_pn()
+        pn_len = packet_number_length(pn, conn._recovery.largest_acked)
+        padding = size - (1 + len(conn.peer_cid) + pn_len) - self._trailer - 1
+        specs = [(FrameType.PING, 0, 0, 0, 0, None), (FrameType.PADDING, padding, 0, 0, 0, None)]
+        data = self._encode_short(specs, pn, pn_len, limit=size)
+        items = [(ITEM_PMTU_PROBE, size)]
+        conn._recovery.on_packet_sent(SentPacket(pn, now, len(data), True, False, items), now)
+        counters = conn.counters
+        counters.packets_sent += 1
+        counters.bytes_sent += len(data)
+        return data
+
     def _build_repair(self, now: float, repair: tuple[int, int, int, int, bytes]) -> bytes:
         """A packet carrying one REPAIR frame (in flight, never retransmitted)."""
         block, k, m, index, symbol = repair
@@ -632,10 +659,10 @@ class Packetizer:
 
     # ------------------------------------------------------------- encoding
     def _encode_short(
-        self, specs: list, pn: int, pn_len: int, fec_source: bool = False
+        self, specs: list, pn: int, pn_len: int, fec_source: bool = False, limit: int = 0
     ) -> bytes:
         buf = self._buf
-        end_limit = self.max_datagram_size - self._trailer
+        end_limit = (limit or self.max_datagram_size) - self._trailer
         pos = encode_short_header(buf, 0, self.conn.peer_cid, pn, pn_len)
         if fec_source:
             # FEC_SOURCE first, then the frames its source symbol protects

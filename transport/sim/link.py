@@ -339,6 +339,13 @@ class Link:
         if self._heap is not _UNBOUND_HEAP:
             self._lost = self._make_decider()
 
+    def set_mtu(self, mtu_bytes: int | None) -> None:
+        """Change the largest datagram the link carries (None: no limit); larger
+        ones are dropped silently from now on -- an MTU black hole."""
+        if mtu_bytes is not None and mtu_bytes < 1:
+            raise ConfigurationError("mtu_bytes must be positive or None")
+        self._mtu_bytes = mtu_bytes
+
     def set_drop_filter(self, drop_filter: DropFilter | None) -> None:
         """Install (or clear) a scripted drop hook ``fn(data, now) -> bool``.
         Filtered datagrams count as ``packets_dropped_filter``."""
