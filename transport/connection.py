@@ -76,6 +76,7 @@ from transport.packetizer import (
     ITEM_MAX_DATA,
     ITEM_MAX_STREAM_DATA,
     ITEM_MAX_STREAMS,
+    ITEM_PATH_CHALLENGE,
     ITEM_PMTU_PROBE,
     ITEM_RESET,
     ITEM_STOP_SENDING,
@@ -221,6 +222,9 @@ class Connection:
             randbytes=config.crypto_randbytes,
         )
         self._key_update_requested = False
+        self._rx_addr: Address | None = None
+        #: PATH_CHALLENGE data we wait to see echoed (a new peer address)
+        self._path_challenge: bytes | None = None
         self._pmtu: PathMtu | None = None  # set when the handshake completes
         # forward error correction (transport/fec/protocol.py)
         self._fec_policy = FecPolicy(config.fec, *config.fec_block)
@@ -314,6 +318,7 @@ class Connection:
             return
         if self.peer_addr is None:
             self.peer_addr = addr
+        self._rx_addr = addr
         self.counters.bytes_received += len(data)
         if not self.address_validated:
             self._unvalidated_received_bytes += len(data)
@@ -607,6 +612,7 @@ class Connection:
             fec_recovered=c.fec_recovered,
             fec_repair_bytes_sent=c.fec_repair_bytes_sent,
             fec_reported_recovered=c.fec_reported_recovered,
+            migrations=c.migrations,
             smoothed_rtt_s=rtt.smoothed_rtt_s,
             latest_rtt_s=rtt.latest_rtt_s,
             min_rtt_s=rtt.min_rtt_s,
@@ -702,7 +708,15 @@ class Connection:
             return
         if count == 0:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "packet without frames")
-        if not self.address_validated:
+        rx_addr = self._rx_addr
+        if (
+            rx_addr is not None
+            and rx_addr != self.peer_addr
+            and pn > acks.largest_received
+            and self.handshake_completed
+        ):
+            self._on_peer_address_change(rx_addr, len(data))
+        elif not self.address_validated and self._path_challenge is None:
             self.address_validated = True  # it could open our 1-RTT keys: it is the peer
         self._rx_pn_length = pn_length
         self._fec_source = None
@@ -746,6 +760,29 @@ class Connection:
             randbytes=self.config.crypto_randbytes,
         )
         self._queue_handshake_message()
+
+    def _on_peer_address_change(self, addr: Address, datagram_bytes: int) -> None:
+        """The peer's newest packet came from a new address (NAT rebinding or
+        migration, RFC 9000 §9): send to it from now on, but validate the path
+        with PATH_CHALLENGE and, until it answers, send no more than 3x what the
+        new address sent us. A new host (not just a new port) also restarts
+        congestion control and the RTT estimate."""
+        old = self.peer_addr
+        self.peer_addr = addr
+        self.counters.migrations += 1
+        challenge = self.config.crypto_randbytes(8)
+        self._path_challenge = challenge
+        self._packetizer.path_challenges.append(challenge)
+        self.address_validated = False
+        self._unvalidated_received_bytes = datagram_bytes
+        self._unvalidated_sent_bytes = 0
+        if old is not None and old[0] != addr[0]:
+            self._rtt = RttEstimator(initial_rtt_s=self.config.initial_rtt_s)
+            self._cc = self.config.congestion_control(
+                max_datagram_size=self.config.max_datagram_size, rng=self.config.rng
+            )
+            self._recovery.congestion = self._cc
+            self._recovery.rtt = self._rtt
 
     @property
     def peer_reset_token(self) -> bytes | None:
@@ -1006,6 +1043,10 @@ class Connection:
                 raise RemoteProtocolError(
                     ErrorCode.PROTOCOL_VIOLATION, "HANDSHAKE_DONE from client"
                 )
+        elif ftype == FrameType.PATH_RESPONSE:
+            if self._path_challenge is not None and body == self._path_challenge:
+                self._path_challenge = None  # the new path is validated
+                self.address_validated = True
         elif ftype == FrameType.PATH_CHALLENGE:
             self._packetizer.path_responses.append(body)
             if len(self._packetizer.path_responses) > 4:
@@ -1015,7 +1056,6 @@ class Connection:
             FrameType.STREAM_DATA_BLOCKED,
             FrameType.STREAMS_BLOCKED_BIDI,
             FrameType.STREAMS_BLOCKED_UNI,
-            FrameType.PATH_RESPONSE,
             FrameType.NEW_CONNECTION_ID,
             FrameType.RETIRE_CONNECTION_ID,
             FrameType.NEW_TOKEN,
@@ -1233,6 +1273,9 @@ class Connection:
                 elif kind == ITEM_PMTU_PROBE:
                     if self._pmtu is not None:
                         self._pmtu.on_probe_lost(item[1], self._now)
+                elif kind == ITEM_PATH_CHALLENGE:
+                    if item[1] == self._path_challenge:  # still unanswered: ask again
+                        p.path_challenges.append(item[1])
                 elif kind == ITEM_MAX_DATA:
                     p.max_data_due = True
                 elif kind == ITEM_MAX_STREAM_DATA:

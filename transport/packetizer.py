@@ -73,6 +73,7 @@ ITEM_MAX_STREAMS = 5  # (kind, bidirectional)
 ITEM_RESET = 6  # (kind, stream_id, error_code)
 ITEM_STOP_SENDING = 7  # (kind, stream_id, error_code)
 ITEM_PMTU_PROBE = 8  # (kind, size_bytes)
+ITEM_PATH_CHALLENGE = 9  # (kind, data)
 
 #: Worst-case size of one control frame (type + three 8-byte varints).
 CONTROL_FRAME_MAX = 25
@@ -103,6 +104,7 @@ class Packetizer:
         self.resets_due: set[int] = set()
         self.stop_sending_due: dict[int, int] = {}
         self.path_responses: list[bytes] = []
+        self.path_challenges: list[bytes] = []
         self._ready: dict[int, None] = {}  # streams that may have data, in round-robin order
         self._buf = bytearray(65536)
         self._scratch = bytearray(65536)
@@ -221,6 +223,7 @@ class Packetizer:
             or self.resets_due
             or self.stop_sending_due
             or self.path_responses
+            or self.path_challenges
             or self.ping_due
             or self.probes_due
         )
@@ -571,6 +574,12 @@ class Packetizer:
             added = True
         while self.path_responses and space >= 9:
             specs.append((FrameType.PATH_RESPONSE, 0, 0, 0, 0, self.path_responses.pop(0)))
+            space -= 9
+            added = True
+        while self.path_challenges and space >= 9:
+            challenge = self.path_challenges.pop(0)
+            specs.append((FrameType.PATH_CHALLENGE, 0, 0, 0, 0, challenge))
+            items.append((ITEM_PATH_CHALLENGE, challenge))
             space -= 9
             added = True
         pending = conn._fec_recovered_pending

@@ -27,6 +27,7 @@ class Counters:
         "fec_recovered",
         "fec_repair_bytes_sent",
         "fec_reported_recovered",
+        "migrations",
         "packets_lost",
         "packets_received",
         "packets_retransmitted",
@@ -48,6 +49,7 @@ class Counters:
         self.fec_recovered = 0
         self.fec_repair_bytes_sent = 0
         self.fec_reported_recovered = 0
+        self.migrations = 0
         self.packets_lost = 0
         self.packets_received = 0
         self.packets_retransmitted = 0
@@ -88,6 +90,8 @@ class ConnectionStats:
     fec_repair_bytes_sent: int
     #: packets the peer reported as rebuilt by FEC (FEC_RECOVERED)
     fec_reported_recovered: int
+    #: times the peer's address changed (NAT rebinding, migration)
+    migrations: int
     smoothed_rtt_s: float
     latest_rtt_s: float
     min_rtt_s: float
