@@ -693,6 +693,12 @@ class Connection:
                 if self._is_stateless_reset(data):
                     self._on_stateless_reset()
                     return
+                current = keys.recv_current
+                if current.failed_open_count > current.integrity_limit:
+                    # too many forgeries against one key: its integrity is spent
+                    raise RemoteProtocolError(
+                        ErrorCode.AEAD_LIMIT_REACHED, "AEAD integrity limit reached"
+                    ) from None
                 raise
             if keys.send.generation < keys.recv_current.generation:
                 # the peer updated its keys: follow with ours (wire format §9.3)
