@@ -39,9 +39,7 @@ def _measure_ours(megabytes: int) -> dict[str, float]:
     import random
 
     from transport import Config, Connection
-    from transport.events import StreamReadable, StreamWritable
 
-    total = megabytes * 1_000_000
     client = Connection(Config(rng=random.Random(1), security="none"), is_client=True)
     server = Connection(
         Config(rng=random.Random(2), security="none"),
@@ -60,6 +58,18 @@ def _measure_ours(megabytes: int) -> dict[str, float]:
         pass
     while server.next_event() is not None:
         pass
+    return measure_established(client, server, now, megabytes)
+
+
+def measure_established(
+    client: Any, server: Any, now: float, megabytes: int
+) -> dict[str, float]:
+    """Stream ``megabytes`` from an established client to its server in one
+    process, timing each side's calls (shared with bench_handshake.py)."""
+    from transport.events import StreamReadable, StreamWritable
+
+    c_addr, s_addr = ("10.0.0.1", 5000), ("10.0.0.2", 4433)
+    total = megabytes * 1_000_000
     stream_id = client.open_stream()
     chunk = memoryview(bytes(range(256)) * 256)
     sent = received = 0

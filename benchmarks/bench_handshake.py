@@ -39,12 +39,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_core
 
 from transport import Config, Connection
 from transport.crypto.aead import default_aead
 from transport.crypto.keys import KeyPair, generate_keypair
 from transport.endpoint import Endpoint
-from transport.events import HandshakeCompleted, StreamReadable
+from transport.events import HandshakeCompleted
 
 TARGET_HANDSHAKES_PER_S = 1000.0
 C_ADDR = ("10.0.0.1", 5000)
@@ -217,55 +220,7 @@ def _bulk_ours(security: str, aead: str | None, megabytes: int) -> dict[str, flo
         pass
     while server.next_event() is not None:
         pass
-    total = megabytes * 1_000_000
-    stream_id = client.open_stream()
-    chunk = memoryview(bytes(range(256)) * 256)
-    sent = received = 0
-    send_ns = recv_ns = 0
-    data_packets = 0
-    clock = time.perf_counter_ns
-    step_s = 0.0001
-    while received < total:
-        now += step_s
-        t0 = clock()
-        while sent < total:
-            n = client.send_stream_data(stream_id, chunk[: min(len(chunk), total - sent)])
-            sent += n
-            if n < len(chunk):
-                break
-        out = client.datagrams_to_send(now)
-        t1 = clock()
-        send_ns += t1 - t0
-        data_packets += len(out)
-        for data, _ in out:
-            server.receive_datagram(data, C_ADDR, now)
-        while (event := server.next_event()) is not None:
-            if isinstance(event, StreamReadable):
-                payload, _fin = server.recv_stream_data(event.stream_id)
-                received += len(payload)
-        acks = server.datagrams_to_send(now)
-        timer = server.get_timer()
-        if timer is not None and timer <= now + step_s:
-            server.handle_timer(now + step_s)
-            acks += server.datagrams_to_send(now + step_s)
-        t2 = clock()
-        recv_ns += t2 - t1
-        for data, _ in acks:
-            client.receive_datagram(data, S_ADDR, now)
-        while client.next_event() is not None:
-            pass
-        deadline = client.get_timer()
-        if deadline is not None and deadline <= now:
-            client.handle_timer(now)
-        send_ns += clock() - t2
-        if not out and not acks:
-            now += 0.01
-    return {
-        "send_us_per_packet": send_ns / 1000 / data_packets,
-        "receive_us_per_packet": recv_ns / 1000 / data_packets,
-        "goodput_mbit_per_cpu_s": total * 8 / 1e6 / ((send_ns + recv_ns) / 1e9),
-    }
-
+    return bench_core.measure_established(client, server, now, megabytes)
 
 def _median(values: list[float]) -> float:
     return round(statistics.median(values), 1)
