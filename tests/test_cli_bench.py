@@ -88,3 +88,39 @@ def test_size_and_address_parsers() -> None:
     assert parse_hostport("[::1]:4433") == ("::1", 4433)
     with pytest.raises(argparse.ArgumentTypeError):
         parse_size("lots")
+
+
+def test_bench_through_the_impairment_relay() -> None:
+    run = subprocess.run(
+        [*PY, "bench", "--loss", "2%", "--delay", "10ms", "--duration", "2", "--json",
+         "--compare", "tcp"],
+        capture_output=True, text=True, timeout=90,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["bytes"] > 100_000 and result["goodput_mbps"] > 0
+    path = result["path"]
+    assert path["loss"] == 0.02 and path["one_way_delay_ms"] == 10.0
+    assert path["rate_mbps"] is None and path["loss_model"] == "bernoulli"
+    forward = path["relay"]["forward"]
+    assert forward["packets_dropped_loss"] > 0  # the transfer really went through it
+    assert forward["packets_offered"] >= result["packets_sent"] - 5
+    assert result["min_rtt_ms"] >= 19.0  # 2 x 10 ms one-way
+    assert result["retransmitted_packets"] > 0
+    assert "transport.emulate" in result["compare"]["tcp"]["skipped"]
+
+
+def test_bench_fec_option_reaches_the_config() -> None:
+    run = subprocess.run(
+        [*PY, "bench", "--security", "none", "--size", "2M", "--fec", "fixed", "--json",
+         "--rate", "200mbit", "--burst", "3", "--loss", "1%"],
+        capture_output=True, text=True, timeout=90,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["fec"] == "fixed" and result["bytes"] == 2_000_000
+    assert result["path"]["rate_mbps"] == 200.0
+    assert result["path"]["loss_model"] == "gilbert-elliott" and result["path"]["burst"] == 3
+    bad = subprocess.run([*PY, "bench", "--fec", "sometimes"], capture_output=True, text=True,
+                         timeout=30)
+    assert bad.returncode == 2 and "--fec" in bad.stderr

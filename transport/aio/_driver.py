@@ -92,10 +92,10 @@ class EndpointDriver:
             return
         endpoint = self.endpoint
         sock = self.sock
-        now = self.loop.time()
         for _ in range(RECV_BATCHES_PER_WAKEUP):
             try:
                 batch = sock.recv_batch(RECV_BATCH)
+                now = self.loop.time()  # stamp each batch when it was read (RTT samples)
             except NetworkError as exc:
                 self._network_error(exc)
                 continue

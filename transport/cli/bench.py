@@ -14,8 +14,13 @@ bytes received, seconds from the first byte to the last FIN, and its CPU
 seconds (``os.times``). The client adds its own CPU seconds, RTT, window and
 loss figures. ``--compare tcp,aioquic`` repeats the transfer over kernel TCP
 (64 KiB writes) and aioquic (when installed) in the same invocation and prints
-ratios. ``transport bench server`` / ``transport bench client HOST:PORT`` split
-the two sides across hosts (the server prints its public key).
+ratios. ``--fec off|fixed|adaptive`` sets ``Config(fec=...)``. ``--loss 2%
+--delay 25ms --rate 50mbit [--burst N]`` puts an impairment relay
+(:class:`transport.relay.Relay`, in its own process) between client and server
+and reports the path in the summary; aioquic goes through it too, kernel TCP
+cannot (it is skipped with a pointer to ``python -m transport.emulate``).
+``transport bench server`` / ``transport bench client HOST:PORT`` split the
+two sides across hosts (the server prints its public key).
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ import argparse
 import json
 import math
 import multiprocessing
-import os
 import resource
 import select
 import socket
@@ -35,8 +39,10 @@ from collections.abc import Callable
 from typing import Any
 
 from transport import events
+from transport.cli.units import parse_fraction, parse_rate, parse_seconds
 from transport.config import Config
 from transport.endpoint import Endpoint
+from transport.errors import NetworkError
 from transport.udp import Address, UdpSocket
 
 MAGIC = b"TBN1"
@@ -80,6 +86,7 @@ def make_config(opts: dict[str, Any], *, server: bool) -> Config:
     kwargs: dict[str, Any] = {
         "security": opts["security"],
         "max_datagram_size": opts["datagram_size"],
+        "fec": opts.get("fec") or "off",
     }
     if opts.get("cc"):
         kwargs["congestion_control"] = controllers[opts["cc"]]
@@ -101,6 +108,8 @@ class Pump:
         self._poller.register(sock.fileno(), select.POLLIN)
         self._polling_out = False
         self._pending: list[tuple[bytes, Address]] = []
+        #: the last ICMP error the socket reported (the client gives up on it)
+        self.error: NetworkError | None = None
 
     def turn(self, max_wait_s: float, app: Callable[[float], None]) -> None:
         endpoint = self.endpoint
@@ -122,9 +131,14 @@ class Pump:
         now = time.monotonic()
         receive = endpoint.receive_datagram
         for _ in range(4):
-            batch = self.sock.recv_batch(256)
+            try:
+                batch = self.sock.recv_batch(256)
+            except NetworkError as exc:
+                self.error = exc
+                continue
             if not batch:
                 break
+            now = time.monotonic()  # after the read: an early stamp shortens RTT samples
             for data, addr in batch:
                 receive(data, addr, now)
             self.flush(now)
@@ -300,6 +314,8 @@ def run_ours_client(server: Address, opts: dict[str, Any], *,
             state["error"] = "benchmark timed out"
             break
         pump.turn(0.05, app)
+        if pump.error is not None and not state["report_done"]:
+            state["error"] = str(pump.error)
     stats = conn.get_stats()
     conn.close(0, "bench done")
     for _ in range(3):
@@ -313,6 +329,7 @@ def run_ours_client(server: Address, opts: dict[str, Any], *,
         "transport": "transport",
         "security": opts["security"],
         "cc": opts.get("cc") or "default",
+        "fec": opts.get("fec") or "off",
         "streams": n_streams,
         "datagram_size": opts["datagram_size"],
         "bytes": report["bytes"],
@@ -372,28 +389,50 @@ def child_server(kind: str, opts: dict[str, Any], pipe: Any) -> None:
 
 def run_loopback(kind: str, opts: dict[str, Any],
                  progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Server in a child process, client here; returns the figures."""
+    """Server in a child process, client here; returns the figures.
+
+    With ``loss``/``delay``/``rate`` in ``opts`` the client talks to an
+    impairment relay process in front of the server, and the result gets a
+    ``path`` entry (settings and the relay's counters)."""
+    from transport.cli import bench_peers
+
     ctx = multiprocessing.get_context("spawn")
     parent_end, child_end = ctx.Pipe()
     proc = ctx.Process(target=child_server, args=(kind, opts, child_end), daemon=True)
     proc.start()
+    relay: bench_peers.PathRelay | None = None
     try:
         if not parent_end.poll(30):
             raise RuntimeError(f"{kind} server did not start")
         port = parent_end.recv()
         if isinstance(port, str):
             raise RuntimeError(f"{kind} server failed: {port}")
-        address = (opts.get("host", "127.0.0.1"), int(port))
+        host = opts.get("host", "127.0.0.1")
+        if bench_peers.path_requested(opts):
+            relay = bench_peers.PathRelay(opts, int(port))
+            port = relay.port
+        address = (host, int(port))
         if kind == "transport":
-            return run_ours_client(address, opts, progress=progress)
-        from transport.cli import bench_peers
-
-        return bench_peers.run_client(kind, address, opts)
+            result = run_ours_client(address, opts, progress=progress)
+        else:
+            result = bench_peers.run_client(kind, address, opts)
+        # the relay outlives the server, whose last packets go to it
+        _stop_process(proc, 3.0 if relay is not None else 10.0)
+        if relay is not None:
+            result["path"] = relay.close()
+            relay = None
+        return result
     finally:
-        proc.join(10)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(2)
+        _stop_process(proc, 10.0)
+        if relay is not None:
+            relay.close()
+
+
+def _stop_process(proc: Any, grace_s: float) -> None:
+    proc.join(grace_s)
+    if proc.is_alive():  # e.g. waiting for a CONNECTION_CLOSE the path lost
+        proc.terminate()
+        proc.join(2)
 
 
 def generate_keys(opts: dict[str, Any]) -> None:
@@ -413,6 +452,11 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
         "datagram_size": args.datagram_size,
         "gso": not args.no_gso,
         "gro": not args.no_gso,
+        "fec": args.fec,
+        "loss": getattr(args, "loss", 0.0),
+        "delay": getattr(args, "delay", 0.0),
+        "rate": getattr(args, "rate", None),
+        "burst": getattr(args, "burst", 1.0),
     }
 
 
@@ -440,10 +484,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.role == "server":
-        return _cmd_server(args)
-    if args.role == "client":
-        return _cmd_client(args)
+    if args.role in ("server", "client"):
+        from transport.cli import bench_peers
+
+        return bench_peers.cmd_role(args)
     opts = options_from(args)
     if args.security == "noise":
         generate_keys(opts)
@@ -457,6 +501,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from transport.cli import bench_peers
 
         note = bench_peers.unavailable(kind)
+        if kind == "tcp" and bench_peers.path_requested(opts):
+            note = bench_peers.TCP_OVER_RELAY_NOTE
         if note:
             peers[kind] = {"skipped": note}
             continue
@@ -474,6 +520,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 0
     for line in summary_lines(result):
         print(line)
+    if "path" in result:
+        print(f"  path: {json.dumps(result['path'])}")
     for kind, peer in peers.items():
         if "skipped" in peer:
             print(f"{kind}: skipped ({peer['skipped']})")
@@ -486,71 +534,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_server(args: argparse.Namespace) -> int:
-    from transport.crypto.keys import (
-        generate_keypair,
-        load_private_key_file,
-        public_key_from_private,
-        public_key_to_raw,
-    )
-
-    opts = options_from(args)
-    if args.security == "noise":
-        if args.key:
-            private = load_private_key_file(args.key)
-            opts["private_key"], opts["public_key"] = private, public_key_from_private(private)
-        else:
-            keypair = generate_keypair()
-            opts["private_key"], opts["public_key"] = keypair.private, keypair.public
-    sock = UdpSocket((args.host, args.port), gso=not args.no_gso, gro=not args.no_gso)
-    host, port = sock.local_address
-    print(f"listening on {host}:{port} security={args.security}", flush=True)
-    if args.security == "noise":
-        print(f"server key: {public_key_to_raw(opts['public_key'])}", flush=True)
-
-    def on_report(report: dict[str, Any]) -> None:
-        mbps = report["bytes"] * 8 / report["seconds"] / 1e6
-        print(f"received {report['bytes'] / 1e6:.1f} MB in {report['seconds']:.2f} s = "
-              f"{mbps:.1f} Mbit/s, CPU {report['cpu_seconds']:.2f} s", file=sys.stderr, flush=True)
-
-    try:
-        serve_ours(sock, make_config(opts, server=True), once=args.once, on_report=on_report)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
-    return 0
-
-
-def _cmd_client(args: argparse.Namespace) -> int:
-    from transport.crypto.keys import load_public_key, load_public_key_file
-
-    opts = options_from(args)
-    if args.security == "noise":
-        if not args.server_key:
-            print("transport bench client: --server-key is required with --security noise",
-                  file=sys.stderr)
-            return 2
-        key = args.server_key
-        opts["public_key"] = (
-            load_public_key_file(key) if os.path.exists(key) else load_public_key(key)
-        )
-    show = (sys.stderr.isatty() or args.progress) and not args.quiet
-    result = run_ours_client(args.address, opts, progress=print_progress if show else None)
-    if show:
-        sys.stderr.write("\n")
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for line in summary_lines(result):
-            print(line)
-    return 0
-
-
 def _add_common(p: argparse.ArgumentParser) -> None:
     from transport.congestion import controllers
 
     p.add_argument("--security", choices=("noise", "none"), default="noise")
+    p.add_argument("--fec", choices=("off", "fixed", "adaptive"), default="off",
+                   help="forward error correction (Config.fec)")
     p.add_argument("--cc", choices=sorted(controllers), default=None,
                    help="congestion controller (default: the Config default)")
     p.add_argument("--streams", type=int, default=1)
@@ -569,6 +558,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _add_common(bench)
     bench.add_argument("--compare", default="", help="also run peers: tcp,aioquic")
+    bench.add_argument("--loss", type=parse_fraction, default=0.0,
+                       help="route through an impairment relay losing this, each way (2%%)")
+    bench.add_argument("--delay", type=parse_seconds, default=0.0,
+                       help="relay's one-way delay (25ms)")
+    bench.add_argument("--rate", type=parse_rate, default=None,
+                       help="relay's bottleneck rate (50mbit; default unlimited)")
+    bench.add_argument("--burst", type=float, default=1.0,
+                       help="mean loss burst in packets (Gilbert-Elliott when > 1)")
     bench.set_defaults(func=_cmd_bench, role=None)
     roles = bench.add_subparsers(dest="role")
     server = roles.add_parser("server", help="serve benchmark clients (prints the public key)")

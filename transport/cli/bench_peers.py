@@ -1,4 +1,4 @@
-"""Peers for ``transport bench --compare``: kernel TCP and aioquic.
+"""Peers, impaired paths and two-host roles for ``transport bench``.
 
 How this works
 --------------
@@ -11,23 +11,47 @@ plain blocking sockets with ``--tcp-write`` (64 KiB) writes. aioquic (the
 certificate; because its stream writer has no backpressure it sends a fixed
 size (``--size``, else 8 MB per second of ``--duration``) instead of a
 duration.
+
+Impaired path (``--loss/--delay/--rate/--burst``): :class:`PathRelay` runs a
+:class:`transport.relay.Relay` in its own process (so it does not share a GIL
+with the client) between the client and the server; loss applies both ways,
+the delay is one-way. UDP peers (ours, aioquic) go through it; kernel TCP
+cannot, and is skipped with :data:`TCP_OVER_RELAY_NOTE`.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
 import socket
 import ssl
+import sys
 import tempfile
 import time
 from typing import Any
 
-from transport.cli.bench import TCP_WRITE_BYTES, cpu_seconds
+from transport.cli.bench import (
+    TCP_WRITE_BYTES,
+    cpu_seconds,
+    make_config,
+    options_from,
+    print_progress,
+    run_ours_client,
+    serve_ours,
+    summary_lines,
+)
+from transport.udp import UdpSocket
 
 PEERS = ("tcp", "aioquic")
+TCP_OVER_RELAY_NOTE = (
+    "kernel TCP cannot run over the UDP impairment relay; compare it on the emulated "
+    "path instead: sudo python -m transport.emulate --rate R --delay D --loss L -- CMD "
+    "(or transport bench --path emulated)"
+)
 AIOQUIC_BYTES_PER_SECOND = 8_000_000
 _ALPN = "transport-bench"
 
@@ -214,3 +238,167 @@ async def _aioquic_client(address: tuple[str, int],
         writer.write_eof()
         reply = await reader.read()
     return json.loads(reply), sent
+
+
+# ------------------------------------------------------------- impaired path
+def path_requested(opts: dict[str, Any]) -> bool:
+    """True when ``--loss``, ``--delay`` or ``--rate`` asks for the relay."""
+    return bool(opts.get("loss") or opts.get("delay") or opts.get("rate"))
+
+
+def path_settings(opts: dict[str, Any]) -> dict[str, Any]:
+    """The path as given on the command line (for the JSON summary)."""
+    burst = float(opts.get("burst") or 1.0)
+    return {
+        "loss": float(opts.get("loss") or 0.0),
+        "loss_model": "gilbert-elliott" if burst > 1 else "bernoulli",
+        "burst": burst,
+        "loss_both_ways": True,
+        "one_way_delay_ms": round(float(opts.get("delay") or 0.0) * 1e3, 3),
+        "rate_mbps": None if not opts.get("rate") else float(opts["rate"]) / 1e6,
+        "queue_bdp": 1.0,
+    }
+
+
+def _path_spec(opts: dict[str, Any]) -> Any:
+    from transport.sim.loss import Bernoulli, GilbertElliott
+    from transport.sim.scenarios import PathSpec
+
+    loss_p = float(opts.get("loss") or 0.0)
+    burst = float(opts.get("burst") or 1.0)
+    loss = None
+    if loss_p > 0:
+        loss = GilbertElliott.from_mean(loss_p, burst) if burst > 1 else Bernoulli(loss_p)
+    rate = opts.get("rate")
+    return PathSpec(rate_bps=float(rate) if rate else None,
+                    rtt_s=2 * float(opts.get("delay") or 0.0), loss=loss)
+
+
+def _relay_child(opts: dict[str, Any], target_port: int, pipe: Any) -> None:
+    """Relay process: start, report the port, relay until told to stop, report stats."""
+    from transport.relay import Relay
+
+    try:
+        relay = Relay(_path_spec(opts), target_port=target_port,
+                      host=opts.get("host", "127.0.0.1"), seed=int(opts.get("seed") or 0))
+    except BaseException as exc:
+        pipe.send(f"error: {exc!r}")
+        raise
+    relay.start()
+    pipe.send(relay.port)
+    with contextlib.suppress(EOFError):
+        pipe.recv()
+    fwd, bwd = relay.stats()
+    relay.close()
+    pipe.send({
+        name: {"packets_offered": st.packets_offered,
+               "packets_dropped_loss": st.packets_dropped_loss,
+               "packets_dropped_queue": st.packets_dropped_queue,
+               "packets_delivered": st.packets_delivered}
+        for name, st in (("forward", fwd), ("backward", bwd))
+    })
+
+
+class PathRelay:
+    """An impairment relay process in front of ``target_port`` on loopback."""
+
+    def __init__(self, opts: dict[str, Any], target_port: int) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._pipe, child_end = ctx.Pipe()
+        self._proc = ctx.Process(target=_relay_child, args=(opts, target_port, child_end),
+                                 daemon=True)
+        self._proc.start()
+        self._settings = path_settings(opts)
+        if not self._pipe.poll(30):
+            self.close()
+            raise RuntimeError("the impairment relay did not start")
+        port = self._pipe.recv()
+        if isinstance(port, str):
+            self.close()
+            raise RuntimeError(f"the impairment relay failed: {port}")
+        self.port = int(port)
+
+    def close(self) -> dict[str, Any]:
+        """Stop the relay; returns the path settings with the relay's counters."""
+        report = dict(self._settings)
+        if self._proc.is_alive():
+            try:
+                self._pipe.send("stop")
+                if self._pipe.poll(5):
+                    report["relay"] = self._pipe.recv()
+            except (BrokenPipeError, EOFError, OSError):
+                pass
+        self._proc.join(5)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(2)
+        return report
+
+
+# ------------------------------------------------------ two hosts: the roles
+def cmd_role(args: argparse.Namespace) -> int:
+    """``transport bench server`` / ``transport bench client HOST:PORT``."""
+    return _cmd_server(args) if args.role == "server" else _cmd_client(args)
+
+
+def _cmd_server(args: argparse.Namespace) -> int:
+    from transport.crypto.keys import (
+        generate_keypair,
+        load_private_key_file,
+        public_key_from_private,
+        public_key_to_raw,
+    )
+
+    opts = options_from(args)
+    if args.security == "noise":
+        if args.key:
+            private = load_private_key_file(args.key)
+            opts["private_key"], opts["public_key"] = private, public_key_from_private(private)
+        else:
+            keypair = generate_keypair()
+            opts["private_key"], opts["public_key"] = keypair.private, keypair.public
+    sock = UdpSocket((args.host, args.port), gso=not args.no_gso, gro=not args.no_gso)
+    host, port = sock.local_address
+    print(f"listening on {host}:{port} security={args.security}", flush=True)
+    if args.security == "noise":
+        print(f"server key: {public_key_to_raw(opts['public_key'])}", flush=True)
+
+    def on_report(report: dict[str, Any]) -> None:
+        mbps = report["bytes"] * 8 / report["seconds"] / 1e6
+        print(f"received {report['bytes'] / 1e6:.1f} MB in {report['seconds']:.2f} s = "
+              f"{mbps:.1f} Mbit/s, CPU {report['cpu_seconds']:.2f} s", file=sys.stderr, flush=True)
+
+    try:
+        serve_ours(sock, make_config(opts, server=True), once=args.once, on_report=on_report)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    return 0
+
+
+def _cmd_client(args: argparse.Namespace) -> int:
+    from transport.crypto.keys import load_public_key, load_public_key_file
+
+    opts = options_from(args)
+    if args.security == "noise":
+        if not args.server_key:
+            print("transport bench client: --server-key is required with --security noise",
+                  file=sys.stderr)
+            return 2
+        key = args.server_key
+        opts["public_key"] = (
+            load_public_key_file(key) if os.path.exists(key) else load_public_key(key)
+        )
+    show = (sys.stderr.isatty() or args.progress) and not args.quiet
+    result = run_ours_client(args.address, opts, progress=print_progress if show else None)
+    if show:
+        sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for line in summary_lines(result):
+            print(line)
+    return 0

@@ -1,49 +1,22 @@
-"""Blocking, socket-like API: one I/O thread per endpoint.
+"""Application-side objects of the blocking API: connections and streams.
 
 How this works
 --------------
-``connect()`` builds a client :class:`~transport.endpoint.Endpoint` on its own
-:class:`~transport.udp.UdpSocket`; ``listen()`` builds a server endpoint. Each
-endpoint gets a :class:`_Driver`: one daemon I/O thread that ``poll``\\ s the UDP
-socket and a wake-up socketpair, sleeping exactly until
-``Endpoint.get_timer()`` (sub-millisecond remainders are slept with
-``time.sleep`` so pacing deadlines are met without spinning). Each turn of the
-loop, under the endpoint lock, it reads datagram batches (GRO), fires due
-timers, sends ``datagrams_to_send`` in batches (GSO; leftovers after
-``EAGAIN`` wait for ``POLLOUT`` and hold back new output), and dispatches
-``next_event()`` to the connection and stream objects, which notify
-the threads waiting on them.
-
-Application calls run in the caller's thread: they take the same lock, call
-the sans-IO connection directly (``send_stream_data``, ``recv_stream_data``),
-and wake the I/O thread so the output goes out. Waits use one
-:class:`threading.Condition` per stream / connection built on the endpoint
-lock, so nothing is missed between a call and the wait. Backpressure is the
-core's: ``sendall`` blocks while the stream's bounded send buffer accepts
-nothing and resumes on ``StreamWritable``; ``recv`` blocks until data or the
-FIN (then returns ``b""``). Timeouts raise :class:`StreamTimeoutError` (a
-:class:`TimeoutError`, i.e. ``socket.timeout``); a terminated connection
-raises :class:`ConnectionLostError` (a :class:`ConnectionResetError`) with the
-peer's code and reason; an ICMP "port unreachable" raises
-:class:`~transport.errors.PortUnreachableError`.
-
-Streams open lazily, as in QUIC: ``connect()`` returns once the handshake is
-done with the connection's first bidirectional stream, but the listener's
-``accept()`` sees the stream only when its first bytes (or FIN) arrive, so the
-client speaks first. ``makefile()`` wraps a :class:`io.RawIOBase` adapter in
-the usual buffered/text layers, so code written for ``socket.makefile()``
-(line protocols, ``socketserver.StreamRequestHandler`` subclasses) runs
-unchanged. Closing the first stream closes its connection gracefully and
-lingers (bounded) until the peer has acknowledged everything, as TCP's kernel
-would do after ``close()``.
+Calls run in the caller's thread: they take the endpoint lock, call the
+sans-IO connection directly (``send_stream_data``, ``recv_stream_data``) and
+wake the I/O thread (:mod:`transport.threaded._driver`) so output goes out.
+Waits use one :class:`threading.Condition` per stream / connection built on the
+endpoint lock, so no event is missed between a call and the wait; the I/O
+thread hands events to :meth:`ConnectionHandle._on_event`, which notifies the
+waiters. Backpressure is the core's: ``sendall`` blocks while the stream's
+bounded send buffer accepts nothing and resumes on ``StreamWritable``.
+``makefile()`` wraps :class:`_RawStreamIO` in the usual buffered/text layers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import math
-import select
 import socket
 import threading
 import time
@@ -52,256 +25,24 @@ from collections.abc import Callable
 from typing import Any
 
 from transport import events
-from transport.config import Config
 from transport.connection import Connection, is_bidirectional, is_client_initiated
-from transport.endpoint import Endpoint
 from transport.errors import (
     ConfigurationError,
     ConnectionClosedError,
-    NetworkError,
     StreamError,
     TransportError,
 )
 from transport.stats import ConnectionStats
-from transport.udp import Address, UdpSocket
-
-__all__ = [
-    "ConnectionHandle",
-    "ConnectionLostError",
-    "Listener",
-    "SendingStoppedError",
-    "Stream",
-    "StreamResetError",
-    "StreamTimeoutError",
-    "connect",
-    "listen",
-]
-
-#: How long closing the first stream waits for the peer to acknowledge our data.
-DEFAULT_LINGER_S = 10.0
-_RECV_BATCHES_PER_TURN = 4
-_STOP_GRACE_S = 1.0
-
-
-class ConnectionLostError(TransportError, ConnectionResetError):
-    """The connection ended (peer close, idle timeout, protocol error)."""
-
-    def __init__(self, message: str, error_code: int = 0, reason: str = "",
-                 by_peer: bool = False) -> None:
-        super().__init__(message)
-        self.error_code = error_code
-        self.reason = reason
-        self.by_peer = by_peer
-
-
-class StreamResetError(TransportError, ConnectionResetError):
-    """The peer abandoned its sending side of the stream (RESET_STREAM)."""
-
-    def __init__(self, stream_id: int, error_code: int) -> None:
-        super().__init__(f"stream {stream_id} reset by peer (code {error_code})")
-        self.stream_id = stream_id
-        self.error_code = error_code
-
-
-class SendingStoppedError(TransportError, BrokenPipeError):
-    """The peer asked us to stop sending on the stream (STOP_SENDING)."""
-
-
-class StreamTimeoutError(TransportError, TimeoutError):
-    """A blocking call did not complete within the timeout (``socket.timeout``)."""
-
-
-def _resolve(address: tuple[str, int]) -> tuple[socket.AddressFamily, Address]:
-    host, port = address[0], int(address[1])
-    infos = socket.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_DGRAM)
-    family, _, _, _, sockaddr = infos[0]
-    return family, (str(sockaddr[0]), int(sockaddr[1]))
-
-
-def _wait(cond: threading.Condition, ready: Callable[[], bool], timeout: float | None,
-          what: str) -> None:
-    """Wait (lock held) until ``ready()``; raise on timeout."""
-    if ready():
-        return
-    if timeout is not None and timeout <= 0:
-        if timeout == 0:
-            raise BlockingIOError(f"{what} would block")
-        raise StreamTimeoutError(f"{what} timed out")
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while not ready():
-        if deadline is None:
-            cond.wait()
-            continue
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise StreamTimeoutError(f"{what} timed out after {timeout} s")
-        cond.wait(remaining)
-
-
-class _Driver:
-    """One endpoint, its socket and the I/O thread that serves them."""
-
-    def __init__(self, endpoint: Endpoint, sock: UdpSocket, name: str) -> None:
-        self.lock = threading.Lock()
-        self.endpoint = endpoint
-        self.sock = sock
-        self.handles: dict[Connection, ConnectionHandle] = {}
-        #: server: called (lock held) for a connection seen for the first time
-        self.on_new_connection: Callable[[Connection], ConnectionHandle | None] | None = None
-        self.fatal: BaseException | None = None
-        self.stopped = threading.Event()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._woken = False
-        self._out: list[tuple[bytes, Address]] = []
-        self._stopping = False
-        self._stop_deadline = math.inf
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def wake(self) -> None:
-        """Make the I/O thread run a turn (call with the lock held)."""
-        if not self._woken:
-            self._woken = True
-            with contextlib.suppress(BlockingIOError, OSError):
-                self._wake_w.send(b"\0")
-
-    def stop(self, grace_s: float = _STOP_GRACE_S) -> None:
-        """Let closing connections send their CONNECTION_CLOSE, then end (lock held)."""
-        if not self._stopping:
-            self._stopping = True
-            self._stop_deadline = time.monotonic() + grace_s
-            self.wake()
-
-    def join(self, timeout: float | None = None) -> None:
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
-
-    # ---------------------------------------------------------------- loop
-    def _run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as exc:  # report to every waiter, then end
-            with self.lock:
-                self.fatal = exc
-                for handle in list(self.handles.values()):
-                    handle._fail(ConnectionLostError(f"I/O thread failed: {exc!r}"))
-        finally:
-            self.sock.close()
-            self._wake_r.close()
-            self._wake_w.close()
-            self.stopped.set()
-
-    def _loop(self) -> None:
-        sock_fd = self.sock.fileno()
-        wake_fd = self._wake_r.fileno()
-        poller = select.poll()
-        poller.register(sock_fd, select.POLLIN)
-        poller.register(wake_fd, select.POLLIN)
-        polling_out = False
-        ready_sock = ready_out = ready_wake = False
-        endpoint = self.endpoint
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                if ready_wake:
-                    self._woken = False
-                    with contextlib.suppress(BlockingIOError):
-                        while self._wake_r.recv(4096):
-                            pass
-                if ready_sock:
-                    self._receive(now)
-                deadline = endpoint.get_timer()
-                if deadline is not None and now >= deadline:
-                    endpoint.handle_timer(now)
-                if ready_out or not self._out:
-                    self._flush(now)
-                self._dispatch()
-                deadline = endpoint.get_timer()
-                if self._stopping and (
-                    not endpoint.connections or now >= self._stop_deadline
-                ):
-                    return
-                want_out = bool(self._out)
-            if want_out != polling_out:
-                polling_out = want_out
-                poller.modify(sock_fd, select.POLLIN | (select.POLLOUT if want_out else 0))
-            timeout_ms: int | None = None
-            if deadline is not None:
-                delta = deadline - time.monotonic()
-                if 0 < delta < 0.001:
-                    ready = poller.poll(0)
-                    if not ready:
-                        time.sleep(delta)
-                        ready_sock = ready_out = ready_wake = False
-                        continue
-                    timeout_ms = 0
-                else:
-                    timeout_ms = max(0, math.ceil(delta * 1000))
-            if self._stopping:
-                timeout_ms = 50 if timeout_ms is None else min(timeout_ms, 50)
-            ready = poller.poll(timeout_ms)
-            ready_sock = ready_out = ready_wake = False
-            for fd, mask in ready:
-                if fd == sock_fd:
-                    ready_sock = bool(mask & (select.POLLIN | select.POLLERR))
-                    ready_out = bool(mask & select.POLLOUT)
-                else:
-                    ready_wake = True
-
-    def _receive(self, now: float) -> None:
-        receive = self.endpoint.receive_datagram
-        for _ in range(_RECV_BATCHES_PER_TURN):
-            try:
-                batch = self.sock.recv_batch(256)
-            except NetworkError as exc:
-                self._on_network_error(exc)
-                continue
-            if not batch:
-                return
-            for data, addr in batch:
-                receive(data, addr, now)
-            self._flush(now)  # acknowledgements go out while more data waits
-
-    def _flush(self, now: float) -> None:
-        if self._out:
-            sent = self.sock.send_batch(self._out)
-            self._out = self._out[sent:]
-            if self._out:
-                return
-        out = self.endpoint.datagrams_to_send(now)
-        if out:
-            sent = self.sock.send_batch(out)
-            if sent < len(out):
-                self._out = out[sent:]
-
-    def _dispatch(self) -> None:
-        next_event = self.endpoint.next_event
-        while True:
-            item = next_event()
-            if item is None:
-                return
-            conn, event = item
-            handle = self.handles.get(conn)
-            if handle is None:
-                if self.on_new_connection is None or isinstance(
-                    event, events.ConnectionTerminated
-                ):
-                    continue
-                handle = self.on_new_connection(conn)
-                if handle is None:
-                    continue
-            handle._on_event(event)
-
-    def _on_network_error(self, exc: NetworkError) -> None:
-        for conn, handle in list(self.handles.items()):
-            if exc.address is None or conn.peer_addr == exc.address:
-                handle._fail(exc)
-                with contextlib.suppress(TransportError):
-                    conn.close(0, "peer unreachable", graceful=False)
+from transport.threaded._driver import (
+    DEFAULT_LINGER_S,
+    ConnectionLostError,
+    SendingStoppedError,
+    StreamResetError,
+    StreamTimeoutError,
+    _Driver,
+    _wait,
+)
+from transport.udp import Address
 
 
 class ConnectionHandle:
@@ -724,122 +465,3 @@ class Stream:
 
     def __repr__(self) -> str:
         return f"<Stream {self.stream_id} peer={self._conn.peer_addr} closed={self._closed}>"
-
-
-# ------------------------------------------------------------------ entry points
-def connect(address: tuple[str, int], *, config: Config | None = None,
-            timeout: float | None = None, bind: Address | None = None,
-            gso: bool = True, gro: bool = True) -> Stream:
-    """Open a connection to ``address`` and its first bidirectional stream.
-
-    ``config`` defaults to ``Config()`` (noise: set ``server_public_key``).
-    Raises :class:`StreamTimeoutError` when the handshake does not finish in
-    ``timeout`` seconds, :class:`~transport.errors.PortUnreachableError` when
-    nothing listens there, :class:`ConnectionLostError` when the handshake fails.
-    """
-    config = config if config is not None else Config()
-    family, peer = _resolve(address)
-    if bind is None:
-        bind = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
-    sock = UdpSocket(bind, family=family, gso=gso, gro=gro)
-    driver = _Driver(Endpoint(config), sock, f"transport-client-{peer[0]}:{peer[1]}")
-    with driver.lock:
-        conn = driver.endpoint.connect(peer, time.monotonic())
-        handle = ConnectionHandle(driver, conn, owns_driver=True)
-    driver.start()
-    try:
-        with driver.lock:
-            _wait(handle._cond, lambda: handle.established or handle.closed, timeout, "connect")
-            handle._check()
-            stream = handle._attach(conn.open_stream(True), main=True)
-            handle._main_taken = True
-            stream.settimeout(timeout)
-            return stream
-    except BaseException:
-        handle.close(graceful=False, linger_s=None)
-        raise
-
-
-class Listener:
-    """A server endpoint; ``accept()`` returns each new connection's first stream."""
-
-    def __init__(self, address: tuple[str, int], *, config: Config, backlog: int = 128,
-                 reuse_port: bool = False, gso: bool = True, gro: bool = True,
-                 max_connections: int = 100_000) -> None:
-        if backlog < 1:
-            raise ConfigurationError("backlog must be >= 1")
-        family, bind = _resolve(address)
-        self._backlog = backlog
-        self._timeout: float | None = None
-        sock = UdpSocket(bind, family=family, reuse_port=reuse_port, gso=gso, gro=gro)
-        endpoint = Endpoint(config, is_server=True, max_connections=max_connections)
-        self._driver = _Driver(endpoint, sock, f"transport-server-{sock.local_address[1]}")
-        self._cond = threading.Condition(self._driver.lock)
-        self._queue: deque[tuple[Stream, Address]] = deque()
-        self._closed = False
-        self._driver.on_new_connection = self._on_new_connection
-        self._driver.start()
-
-    @property
-    def local_address(self) -> Address:
-        return self._driver.sock.local_address
-
-    def getsockname(self) -> Address:
-        return self.local_address
-
-    def settimeout(self, timeout: float | None) -> None:
-        self._timeout = timeout
-
-    def accept(self, timeout: float | None = None) -> tuple[Stream, Address]:
-        """Wait for a new connection's first stream; returns ``(stream, peer)``."""
-        limit = self._timeout if timeout is None else timeout
-        with self._driver.lock:
-            _wait(self._cond, lambda: bool(self._queue) or self._closed, limit, "accept")
-            if self._queue:
-                return self._queue.popleft()
-            raise ConnectionClosedError("the listener is closed")
-
-    def connections(self) -> list[ConnectionHandle]:
-        with self._driver.lock:
-            return list(self._driver.handles.values())
-
-    def close(self, error_code: int = 0, reason: str = "server closing") -> None:
-        """Close every connection (abruptly) and stop the I/O thread."""
-        with self._driver.lock:
-            if self._closed:
-                return
-            self._closed = True
-            for handle in list(self._driver.handles.values()):
-                with contextlib.suppress(TransportError):
-                    handle._conn.close(error_code, reason, graceful=False)
-            self._cond.notify_all()
-            self._driver.stop()
-        self._driver.join(_STOP_GRACE_S + 1)
-
-    def __enter__(self) -> Listener:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # lock held
-    def _on_new_connection(self, conn: Connection) -> ConnectionHandle | None:
-        if self._closed or len(self._queue) >= self._backlog:
-            with contextlib.suppress(TransportError):
-                conn.close(0x1, "server busy", graceful=False)
-            return None
-        handle = ConnectionHandle(self._driver, conn, owns_driver=False)
-        handle.on_first_stream = self._on_first_stream
-        return handle
-
-    def _on_first_stream(self, stream: Stream) -> None:
-        peer = stream.getpeername() or ("", 0)
-        self._queue.append((stream, peer))
-        self._cond.notify()
-
-
-def listen(address: tuple[str, int], *, config: Config, backlog: int = 128,
-           reuse_port: bool = False, gso: bool = True, gro: bool = True) -> Listener:
-    """Serve connections on ``address`` (a noise server needs ``config.static_key``)."""
-    return Listener(address, config=config, backlog=backlog, reuse_port=reuse_port,
-                    gso=gso, gro=gro)
