@@ -1,5 +1,7 @@
 """Kernel-path emulator (root only): the emulated path's RTT, loss and rate match
-the configuration, measured with our own UDP probes (no ping); cleanup works."""
+the configuration, measured with our own UDP probes (no ping); cleanup works;
+kernel TCP CUBIC follows the Mathis formula over it; our goodput on it agrees
+with the simulator's for the same path."""
 
 from __future__ import annotations
 
@@ -11,7 +13,11 @@ import time
 
 import pytest
 
+from transport import Config
 from transport.emulate import ADDR_B, PREFIX, EmulatedPath, is_supported
+from transport.emulate.flows import run_flows
+from transport.sim import Bernoulli, Path
+from transport.sim.transfer import run_transfer
 
 SUPPORTED, REASON = is_supported()
 pytestmark = pytest.mark.skipif(not SUPPORTED, reason=f"kernel-path emulator unavailable: {REASON}")
@@ -130,3 +136,48 @@ def test_namespaces_are_removed_on_exit_error_and_stale_owner() -> None:
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert stale not in listed
     assert os.path.exists("/dev/net/tun")
+
+
+MSS_BYTES = 1448  # TCP payload of a 1500-byte IP packet with timestamps
+
+
+@pytest.mark.parametrize("loss", [0.01, 0.02])
+def test_kernel_cubic_follows_mathis(loss: float) -> None:
+    """Kernel CUBIC at random loss p: MSS/RTT x 1.22/sqrt(p) within 0.7-1.4x.
+
+    Coarse on purpose (one run; EMULATION.md: single runs vary +-20-30 %):
+    20 ms RTT gives many loss episodes per second, three concurrent flows are
+    averaged, loss is on the data direction only and the receiver ACKs every
+    segment -- the formula's assumptions (C = 1.22 is for b = 1). RTT is each
+    flow's own smoothed RTT (``tcpi_rtt``), as in the formula.
+    """
+    rtt_s = 0.020
+    with EmulatedPath(rate_bps=50e6, delay_s=rtt_s / 2, loss=loss, loss_backward=0.0,
+                      seed=1) as path:
+        reports = run_flows(path, "tcp-cubic", 8.0, port=7100, count=3, quickack=True)
+    assert all(r["sender"]["cc"] == "cubic" for r in reports)
+    ratios = []
+    for r in reports:
+        flow_rtt_s = max(r["sender"]["srtt_ms"] / 1000, rtt_s)
+        ratios.append(r["goodput_bps"] / (MSS_BYTES * 8 / flow_rtt_s * 1.22 / loss**0.5))
+    mean = sum(ratios) / len(ratios)
+    assert 0.7 <= mean <= 1.4, ratios
+
+
+def test_our_goodput_matches_simulator() -> None:
+    """20 Mbit/s, 40 ms RTT, 1 % loss both ways, 1 BDP queue, BBR: simulator vs
+    emulated path within +-15 % (same datagram size; the simulator adds the 28
+    IP + UDP header bytes the kernel adds on the real path)."""
+    datagram = 1472
+    sim = run_transfer(
+        20_000_000,
+        Path.symmetric(20e6, 0.040, queue_bdp=1.0, loss=Bernoulli(0.01)),
+        seed=1,
+        config=lambda rng: Config(rng=rng, max_datagram_size=datagram),
+        time_limit_s=60.0,
+    )
+    assert sim.completed and sim.intact
+    with EmulatedPath(rate_bps=20e6, delay_s=0.020, loss=0.01, seed=1) as path:
+        (report,) = run_flows(path, "ours", 8.0, port=7200, datagram_size=datagram)
+    ratio = report["goodput_bps"] / sim.goodput_bps
+    assert 0.85 <= ratio <= 1.15, (report["goodput_bps"], sim.goodput_bps)

@@ -86,7 +86,8 @@ def cleanup_stale() -> list[str]:
 class EmulatedPath:
     """Two namespaces joined by a relay applying rate, delay, loss and queue.
 
-    ``delay_s`` is one-way (RTT = 2 x delay); ``loss`` applies both ways.
+    ``delay_s`` is one-way (RTT = 2 x delay); ``loss`` applies both ways
+    unless ``loss_backward`` (B -> A) is given.
     """
 
     def __init__(
@@ -95,15 +96,19 @@ class EmulatedPath:
         rate_bps: float | None = 50e6,
         delay_s: float = 0.025,
         loss: float = 0.0,
+        loss_backward: float | None = None,
         queue_bdp: float = 1.0,
         seed: int = 0,
         tag: str = "",
     ) -> None:
         if not 0.0 <= loss < 1.0 or delay_s < 0 or (rate_bps is not None and rate_bps <= 0):
             raise ConfigurationError("need 0 <= loss < 1, delay_s >= 0, rate_bps > 0 or None")
+        if loss_backward is not None and not 0.0 <= loss_backward < 1.0:
+            raise ConfigurationError("need 0 <= loss_backward < 1")
         self.rate_bps = rate_bps
         self.delay_s = delay_s
         self.loss = loss
+        self.loss_backward = loss if loss_backward is None else loss_backward
         self.queue_bdp = queue_bdp
         self.seed = seed
         base = f"{PREFIX}{os.getpid()}{tag}"
@@ -161,6 +166,8 @@ class EmulatedPath:
             str(2 * self.delay_s),
             "--loss",
             str(self.loss),
+            "--loss-back",
+            str(self.loss_backward),
             "--queue-bdp",
             str(self.queue_bdp),
             "--seed",

@@ -29,8 +29,8 @@ import sys
 import time
 from typing import Any
 
+from transport.sim.link import Path
 from transport.sim.loss import Bernoulli
-from transport.sim.scenarios import PathSpec
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
@@ -66,6 +66,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=0.0)
     ap.add_argument("--rtt", type=float, default=0.0)
     ap.add_argument("--loss", type=float, default=0.0)
+    ap.add_argument("--loss-back", type=float, default=None)
     ap.add_argument("--queue-bdp", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -78,13 +79,19 @@ def main() -> int:
     fd_a = open_tun(args.dev_a)
     setns(f"/run/netns/{args.ns_b}")
     fd_b = open_tun(args.dev_b)
-    spec = PathSpec(
-        rate_bps=args.rate or None,
-        rtt_s=args.rtt,
+    # TUN hands over whole IP packets: no header bytes to add (overhead 0), so
+    # rate_bps is the IP-level rate, as configured.
+    built = Path.symmetric(
+        args.rate or None,
+        args.rtt,
         queue_bdp=args.queue_bdp,
         loss=Bernoulli(args.loss) if args.loss > 0 else None,
+        loss_backward=(
+            "same" if args.loss_back is None
+            else Bernoulli(args.loss_back) if args.loss_back > 0 else None
+        ),
+        overhead_bytes=0,
     )
-    built = spec.build()
     heap: list[tuple[Any, ...]] = []
     seq = itertools.count()
     fwd, bwd = built.forward, built.backward

@@ -1,0 +1,145 @@
+"""Ours vs kernel TCP (cubic, bbr) over the identical emulated path (root, Linux).
+
+How this works
+--------------
+For each loss level, one :class:`transport.emulate.EmulatedPath` (50 Mbit/s,
+25 ms each way = 50 ms RTT, a drop-tail queue of one BDP, Bernoulli loss on
+both directions) carries, one after the other, a kernel TCP CUBIC flow, a
+kernel TCP BBR flow (``TCP_CONGESTION`` set per socket) and a flow of this
+transport (threaded API, Noise with keys made per run). Each flow is a
+receiver in namespace B and a sender in namespace A
+(:mod:`transport.emulate.flows`); the receiver counts bytes for ``--duration``
+seconds from its first byte, and goodput is taken from 2 s to the end. The
+relay's CPU share is read from ``/proc`` during each flow.
+
+Prints one JSON object (also written to ``--out``): goodput per case (median
+over ``--seeds``), ratios ours/bbr and ours/cubic, ours as a fraction of
+``(1 - p) x capacity``, and the issue's targets as booleans. ``--plot`` writes
+a PNG (needs matplotlib). ``--quick``: loss 0, 1, 5 % and 5 s flows.
+
+    sudo .venv/bin/python benchmarks/bench_emulated.py --out benchmarks/results/emulated.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+from transport.emulate import EmulatedPath, is_supported
+from transport.emulate.flows import run_flows
+
+RATE_BPS = 50e6
+DELAY_S = 0.025
+LOSSES = (0.0, 0.005, 0.01, 0.02, 0.05, 0.10)
+KINDS = ("tcp-cubic", "tcp-bbr", "ours")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per flow (default 10)")
+    ap.add_argument("--loss", default=",".join(f"{p * 100:g}" for p in LOSSES),
+                    help="loss levels in %% (default 0,0.5,1,2,5,10)")
+    ap.add_argument("--seeds", type=int, default=1, help="runs per case (median)")
+    ap.add_argument("--datagram-size", type=int, default=1472,
+                    help="our UDP payload size (1472 = a full 1500-byte IP packet, as TCP uses)")
+    ap.add_argument("--quick", action="store_true", help="loss 0,1,5 %% and 5 s flows")
+    ap.add_argument("--out", help="also write the JSON here")
+    ap.add_argument("--plot", help="write a PNG of goodput vs loss (matplotlib)")
+    args = ap.parse_args(argv)
+    ok, why = is_supported()
+    if not ok:
+        print(json.dumps({"benchmark": "emulated_path", "skipped": why}))
+        return 0
+    losses = [float(x) / 100 for x in args.loss.split(",") if x.strip()]
+    seconds = args.duration
+    if args.quick:
+        losses, seconds = [0.0, 0.01, 0.05], min(seconds, 5.0)
+    started = time.monotonic()
+    cases = []
+    port = 5000
+    for loss in losses:
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
+        for seed in range(1, args.seeds + 1):
+            with EmulatedPath(rate_bps=RATE_BPS, delay_s=DELAY_S, loss=loss, queue_bdp=1.0,
+                              seed=seed) as path:
+                for kind in KINDS:
+                    port += 1
+                    runs[kind] += run_flows(path, kind, seconds, port=port,
+                                            datagram_size=args.datagram_size)
+        mbps = {k: statistics.median(r["goodput_bps"] for r in runs[k]) / 1e6 for k in KINDS}
+        ideal = (1 - loss) * RATE_BPS / 1e6
+        case = {
+            "loss": loss,
+            "tcp_cubic_mbps": round(mbps["tcp-cubic"], 2),
+            "tcp_bbr_mbps": round(mbps["tcp-bbr"], 2),
+            "ours_mbps": round(mbps["ours"], 2),
+            "ours_over_bbr": round(mbps["ours"] / max(mbps["tcp-bbr"], 1e-9), 3),
+            "ours_over_cubic": round(mbps["ours"] / max(mbps["tcp-cubic"], 1e-9), 2),
+            "ours_fraction_of_ideal": round(mbps["ours"] / ideal, 3),
+            "relay_cpu_pct": {k: max(r["relay_cpu_pct"] for r in runs[k]) for k in KINDS},
+            "runs": runs,
+        }
+        cases.append(case)
+        print(f"loss {loss * 100:4g} %: cubic {case['tcp_cubic_mbps']:6.2f}  "
+              f"bbr {case['tcp_bbr_mbps']:6.2f}  ours {case['ours_mbps']:6.2f} Mbit/s",
+              file=sys.stderr, flush=True)
+    targets = {
+        "ours_ge_kernel_bbr_every_loss": all(c["ours_mbps"] >= c["tcp_bbr_mbps"] for c in cases),
+        "ours_ge_95pct_of_ideal_up_to_5pct": all(
+            c["ours_fraction_of_ideal"] >= 0.95 for c in cases if c["loss"] <= 0.05),
+        "ours_ge_10x_cubic_from_1pct": all(
+            c["ours_over_cubic"] >= 10 for c in cases if c["loss"] >= 0.01),
+    }
+    result = {
+        "benchmark": "emulated_path",
+        "path": {"rate_bps": RATE_BPS, "rtt_s": 2 * DELAY_S, "queue_bdp": 1.0,
+                 "loss": "bernoulli, both directions"},
+        "flow_seconds": seconds,
+        "goodput_window": "2 s after the first byte to the end (receiver clock)",
+        "seeds": args.seeds,
+        "ours": {"api": "transport.threaded", "security": "noise", "cc": "default (bbr)",
+                 "datagram_size": args.datagram_size},
+        "cases": cases,
+        "targets": targets,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+    if args.plot:
+        plot(cases, args.plot)
+    return 0
+
+
+def plot(cases: list[dict[str, Any]], out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [c["loss"] * 100 for c in cases]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(x, [(1 - c["loss"]) * RATE_BPS / 1e6 for c in cases], "k:", label="(1-p) x capacity")
+    for key, label, style in (("ours_mbps", "transport (bbr)", "o-"),
+                              ("tcp_bbr_mbps", "kernel TCP bbr", "s--"),
+                              ("tcp_cubic_mbps", "kernel TCP cubic", "^--")):
+        ax.plot(x, [c[key] for c in cases], style, label=label)
+    ax.set_xlabel("loss each way (%)")
+    ax.set_ylabel("goodput (Mbit/s)")
+    ax.set_title("Emulated path: 50 Mbit/s, 50 ms RTT, 1 BDP queue")
+    ax.set_ylim(0, RATE_BPS / 1e6 * 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,302 @@
+"""Bulk-flow probes for the emulated path: kernel TCP and this transport.
+
+How this works
+--------------
+``python -m transport.emulate.flows`` runs one side of a timed bulk transfer;
+the emulator benchmark and the fidelity tests start the receiver in namespace
+B and the sender in namespace A (``EmulatedPath.popen``).
+
+* ``tcp-recv PORT SECONDS [--quickack]`` / ``tcp-send HOST PORT SECONDS --cc cubic|bbr``:
+  kernel TCP, the congestion controller chosen per socket with
+  ``setsockopt(IPPROTO_TCP, TCP_CONGESTION)``; ``--quickack`` re-arms
+  ``TCP_QUICKACK`` after every read so the receiver acknowledges each segment
+  instead of every other one (the Mathis formula's C = 1.22 assumes that).
+* ``ours-recv PORT SECONDS --key PRIVATE`` / ``ours-send HOST PORT SECONDS
+  --server-key PUBLIC [--cc NAME]``: this transport through the threaded API
+  (:mod:`transport.threaded`), Noise security with keys made per run.
+
+The *receiver* measures: from its first byte it reads for ``SECONDS``, notes
+the byte count the first time ``WARMUP_S`` (2 s) have passed and at the end,
+prints one JSON line ``{"bytes", "seconds", "goodput_bps", ...}`` where
+goodput covers the window from the warm-up mark to the end, and closes the
+connection. Measuring on the receiver's clock over a fixed window keeps the
+figures independent of how much data the sender still has buffered when the
+run stops (a kernel send buffer can hold seconds of data at 1 Mbit/s). The
+sender writes until the receiver hangs up or ``SECONDS + 15`` have passed.
+
+:func:`run_flows` runs such pairs over an :class:`~transport.emulate.EmulatedPath`
+(receivers first, then the senders) and collects the reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from transport.emulate import ADDR_B
+from transport.errors import ConfigurationError, InvalidStateError
+
+if TYPE_CHECKING:
+    from transport.emulate import EmulatedPath
+
+WARMUP_S = 2.0
+CHUNK_BYTES = 64 * 1024
+READ_BYTES = 256 * 1024
+
+
+class _Meter:
+    """Byte counter with a warm-up mark (receiver's clock)."""
+
+    __slots__ = ("first", "last", "total", "warm_bytes", "warm_t")
+
+    def __init__(self) -> None:
+        self.first = 0.0
+        self.warm_t = 0.0
+        self.warm_bytes = 0
+        self.total = 0
+        self.last = 0.0
+
+    def add(self, n: int, now: float) -> None:
+        if not self.total:
+            self.first = now
+        self.total += n
+        self.last = now
+        if not self.warm_t and now - self.first >= WARMUP_S:
+            self.warm_t, self.warm_bytes = now, self.total
+
+    def report(self, **extra: Any) -> dict[str, Any]:
+        span = self.last - self.warm_t if self.warm_t else 0.0
+        window = self.total - self.warm_bytes
+        return {
+            "bytes": self.total,
+            "seconds": round(self.last - self.first, 4),
+            "window_s": round(span, 4),
+            "goodput_bps": round(window * 8 / span, 1) if span > 0 else 0.0,
+            **extra,
+        }
+
+
+def tcp_recv(port: int, seconds: float, quickack: bool = False) -> dict[str, Any]:
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("0.0.0.0", port))
+    lsock.listen(1)
+    print("up", flush=True)
+    conn, _ = lsock.accept()
+    conn.settimeout(1.0)
+    meter = _Meter()
+    buf = bytearray(READ_BYTES)
+    while True:
+        try:
+            n = conn.recv_into(buf)
+        except TimeoutError:
+            n = -1
+        now = time.monotonic()
+        if n == 0:
+            break
+        if n > 0:
+            meter.add(n, now)
+            if quickack:  # acknowledge every segment (the Mathis model's b = 1)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        if meter.total and now - meter.first >= seconds:
+            break
+    cc = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0").decode()
+    conn.close()
+    lsock.close()
+    return meter.report(receiver_cc=cc)
+
+
+def tcp_send(host: str, port: int, seconds: float, cc: str) -> dict[str, Any]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+    sock.connect((host, port))
+    used = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0").decode()
+    chunk = bytes(CHUNK_BYTES)
+    sock.settimeout(1.0)
+    deadline = time.monotonic() + seconds + 15.0
+    sent = 0
+    while time.monotonic() < deadline:
+        try:
+            sent += sock.send(chunk)
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    sock.close()
+    # struct tcp_info: 8 one-byte fields, then u32s; tcpi_rtt (us) is the 16th.
+    srtt_us, retrans = struct.unpack_from("=I", info, 68)[0], info[2]
+    return {"sent_bytes": sent, "cc": used, "srtt_ms": srtt_us / 1000, "retransmits": retrans}
+
+
+def _noise_config(**kwargs: Any) -> Any:
+    from transport.config import Config
+
+    return Config(security="noise", **kwargs)
+
+
+def ours_recv(port: int, seconds: float, key: str, datagram_size: int) -> dict[str, Any]:
+    from transport.crypto.keys import KeyPair, load_private_key, public_key_from_private
+    from transport.threaded import listen
+
+    private = load_private_key(key)
+    config = _noise_config(static_key=KeyPair(private, public_key_from_private(private)),
+                           max_datagram_size=datagram_size)
+    listener = listen(("0.0.0.0", port), config=config)
+    print("up", flush=True)
+    stream, _ = listener.accept(timeout=30.0)
+    stream.settimeout(1.0)
+    meter = _Meter()
+    while True:
+        try:
+            data = stream.recv(READ_BYTES)
+        except TimeoutError:
+            data = None
+        now = time.monotonic()
+        if data == b"":
+            break
+        if data:
+            meter.add(len(data), now)
+        if meter.total and now - meter.first >= seconds:
+            break
+    with contextlib.suppress(Exception):
+        stream.connection.close(0, "done", graceful=False)
+    with contextlib.suppress(Exception):
+        listener.close(0, "done")
+    return meter.report()
+
+
+def ours_send(host: str, port: int, seconds: float, server_key: str,
+              cc: str | None, datagram_size: int) -> dict[str, Any]:
+    from transport.congestion import controllers
+    from transport.crypto.keys import load_public_key
+    from transport.threaded import connect
+
+    kwargs: dict[str, Any] = {"server_public_key": load_public_key(server_key),
+                              "max_datagram_size": datagram_size}
+    if cc:
+        kwargs["congestion_control"] = controllers[cc]
+    stream = connect((host, port), config=_noise_config(**kwargs), timeout=10.0)
+    stream.settimeout(1.0)
+    chunk = bytes(CHUNK_BYTES)
+    deadline = time.monotonic() + seconds + 15.0
+    sent = 0
+    while time.monotonic() < deadline:
+        try:
+            stream.sendall(chunk)
+            sent += len(chunk)
+        except TimeoutError:
+            continue
+        except Exception:  # the receiver hung up: the run is over
+            break
+    stats = stream.connection.stats()
+    with contextlib.suppress(Exception):
+        stream.close(linger_s=0.0)
+    return {"sent_bytes": sent, "cc": cc or "default", "packets_sent": stats.packets_sent,
+            "packets_lost": stats.packets_lost,
+            "srtt_ms": round(stats.smoothed_rtt_s * 1000, 2)}
+
+
+def _cpu_s(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001,
+              count: int = 1, datagram_size: int = 1472,
+              quickack: bool = False) -> list[dict[str, Any]]:
+    """Run ``count`` concurrent flows A -> B over ``path`` and return their reports.
+
+    ``kind``: ``"tcp-cubic"``, ``"tcp-bbr"`` (any ``tcp-<cc>``) or ``"ours"``
+    (Noise keys generated here, one pair per flow). Each report is the
+    receiver's (``goodput_bps`` from 2 s to the end) plus ``"sender"`` (the
+    sender's JSON) and ``"relay_cpu_pct"`` (the relay's CPU share meanwhile).
+    """
+    py = [sys.executable, "-m", "transport.emulate.flows"]
+    recv_argv: list[list[str]] = []
+    send_argv: list[list[str]] = []
+    for i in range(count):
+        where = [str(port + i), str(seconds)]
+        if kind == "ours":
+            from transport.crypto.keys import (
+                generate_keypair,
+                private_key_to_raw,
+                public_key_to_raw,
+            )
+
+            keys = generate_keypair()
+            size = ["--datagram-size", str(datagram_size)]
+            recv_argv.append(["ours-recv", *where, "--key", private_key_to_raw(keys.private),
+                              *size])
+            send_argv.append(["ours-send", ADDR_B, *where, "--server-key",
+                              public_key_to_raw(keys.public), *size])
+        elif kind.startswith("tcp-"):
+            recv_argv.append(["tcp-recv", *where, *(["--quickack"] if quickack else [])])
+            send_argv.append(["tcp-send", ADDR_B, *where, "--cc", kind[4:]])
+        else:
+            raise ConfigurationError(f"unknown flow kind {kind!r}")
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        receivers = [path.popen("b", [*py, *argv], stdout=subprocess.PIPE, text=True)
+                     for argv in recv_argv]
+        procs += receivers
+        for proc in receivers:
+            if proc.stdout is None or proc.stdout.readline().strip() != "up":
+                raise InvalidStateError(f"{kind} receiver failed to start")
+        cpu0, t0 = _cpu_s(path.relay_pid), time.monotonic()
+        senders = [path.popen("a", [*py, *argv], stdout=subprocess.PIPE, text=True)
+                   for argv in send_argv]
+        procs += senders
+        outs = [proc.communicate(timeout=seconds + 60)[0] for proc in receivers]
+        cpu_pct = round(100 * (_cpu_s(path.relay_pid) - cpu0) / (time.monotonic() - t0), 1)
+        sent = [proc.communicate(timeout=30)[0] for proc in senders]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    reports = []
+    for out_r, out_s in zip(outs, sent, strict=True):
+        report: dict[str, Any] = json.loads(out_r.strip().splitlines()[-1])
+        report["sender"] = json.loads(out_s.strip().splitlines()[-1]) if out_s.strip() else None
+        report["relay_cpu_pct"] = cpu_pct
+        reports.append(report)
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m transport.emulate.flows")
+    ap.add_argument("role", choices=("tcp-recv", "tcp-send", "ours-recv", "ours-send"))
+    ap.add_argument("args", nargs="+", help="[HOST] PORT SECONDS")
+    ap.add_argument("--cc", default=None)
+    ap.add_argument("--key", help="receiver's private key (ours-recv)")
+    ap.add_argument("--server-key", help="receiver's public key (ours-send)")
+    ap.add_argument("--quickack", action="store_true", help="tcp-recv: ACK every segment")
+    ap.add_argument("--datagram-size", type=int, default=1400, help="our UDP payload size")
+    ns = ap.parse_args(argv)
+    if ns.role.endswith("recv"):
+        port, seconds = int(ns.args[0]), float(ns.args[1])
+        out = tcp_recv(port, seconds, ns.quickack) if ns.role == "tcp-recv" else ours_recv(
+            port, seconds, ns.key, ns.datagram_size)
+    else:
+        host, port, seconds = ns.args[0], int(ns.args[1]), float(ns.args[2])
+        out = (tcp_send(host, port, seconds, ns.cc or "cubic") if ns.role == "tcp-send"
+               else ours_send(host, port, seconds, ns.server_key, ns.cc,
+                         ns.datagram_size))
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
