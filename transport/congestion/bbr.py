@@ -35,13 +35,18 @@ BBR paces at a model of the path instead of reacting to each loss:
 Deviations from the draft, for paths with random (non-congestive) loss:
 
 * *Excessive* loss means a round's lost share above ``loss_thresh`` (2 %)
-  **plus** 1.25 x the random-loss estimate: the median loss rate of the last
-  16 rounds (capped at ``max_random_loss`` = 15 %). Random loss is spread
+  **plus** 1.25 x the random-loss estimate: the mean loss rate of the last
+  16 rounds, each clipped at 2 % + twice their median (capped at
+  ``max_random_loss`` = 15 %). Random loss is spread
   over every round, so it sets the median; congestive loss comes in bursts
   in a few rounds (an overshoot while probing, a competitor filling the
   queue) and barely moves it. Below the threshold, loss changes nothing. In
   Startup a lossy round only ends the ramp if the bandwidth also stopped
-  growing.
+  growing. An application-limited Startup round still counts towards the
+  full-bandwidth check when in-flight reached 1.5 x BDP during it.
+* After Startup, an RTT sample within 12.5 % of ``min_rtt`` refreshes the
+  ProbeRTT timer (QUICHE's "similar RTT" skip), so ProbeRTT runs only when
+  a standing queue persisted for 5 s.
 * Lost packets were sent but not delivered, so pacing and in-flight targets
   are divided by ``1 - random_loss`` to keep the bottleneck full.
 * No packet conservation after a loss (lost data is resent in new packets).
@@ -96,6 +101,14 @@ MIN_ROUND_PACKETS = 4
 MAX_RANDOM_LOSS = 0.15
 #: Multiplier of the random-loss estimate inside the excessive-loss threshold.
 RANDOM_LOSS_MARGIN = 1.25
+#: After Startup, an RTT sample within this factor of ``min_rtt`` refreshes the
+#: ProbeRTT timer: the queue was (nearly) empty anyway, so draining it again
+#: would measure nothing new (after QUICHE's "similar RTT" ProbeRTT skip).
+SIMILAR_RTT_FACTOR = 1.125
+#: In Startup, a round the application limited still counts towards the
+#: full-bandwidth check when in-flight reached this multiple of the BDP during
+#: it: a queue of that size means the path, not the sender, set the rate.
+STARTUP_SATURATED_BDP = 1.5
 
 _INF = math.inf
 
@@ -149,6 +162,7 @@ class BBR(CongestionController):
         "_round_delivered",
         "_round_lost",
         "_round_lost_count",
+        "_round_max_inflight",
         "_rounds_since_probe",
         "_startup_lossy",
         "bw_latest",
@@ -215,6 +229,7 @@ class BBR(CongestionController):
         self._round_delivered = 0
         self._round_lost = 0
         self._round_lost_count = 0
+        self._round_max_inflight = 0
         self.random_loss = 0.0
         self._loss_history: deque[float] = deque(maxlen=LOSS_HISTORY_ROUNDS)
         self.pacing_gain = STARTUP_PACING_GAIN
@@ -256,6 +271,8 @@ class BBR(CongestionController):
         delivered = self._delivered + acked
         self._delivered = delivered
         self._round_delivered += acked
+        if bytes_in_flight + acked > self._round_max_inflight:
+            self._round_max_inflight = bytes_in_flight + acked
 
         # round counting (draft §4.5.1)
         round_start = newest.delivered_bytes >= self._next_round_delivered
@@ -338,10 +355,18 @@ class BBR(CongestionController):
         excessive = self._round_lost_count >= 2 and rate > self._loss_limit()
         state = self.state
         if total >= MIN_ROUND_PACKETS * self.max_datagram_size:
+            # the mean of the recent rounds, each clipped at loss_thresh + twice
+            # their median: a burst of congestive loss barely moves it, and
+            # unlike the median it is not biased low when a round holds only a
+            # few losses
             history = self._loss_history
             history.append(rate)
             ordered = sorted(history)
-            estimate = ordered[len(ordered) // 2]
+            clip = self.loss_thresh + 2.0 * ordered[len(ordered) // 2]
+            total_rate = 0.0
+            for value in ordered:
+                total_rate += value if value < clip else clip
+            estimate = total_rate / len(ordered)
             self.random_loss = estimate if estimate < self.max_random_loss else self.max_random_loss
         if state == Mode.STARTUP:
             self._startup_lossy = excessive and self._round_lost_count >= STARTUP_FULL_LOSS_COUNT
@@ -359,7 +384,10 @@ class BBR(CongestionController):
             inflight_lo *= BETA
             latest = self.inflight_latest
             self.inflight_lo = latest if latest > inflight_lo else inflight_lo
-        # startup: full-bandwidth detection (draft §4.3.1.2)
+        # startup: full-bandwidth detection (draft §4.3.1.2); a round limited by
+        # the sender's buffers counts when in-flight still built a queue
+        if app_limited and not self.filled_pipe and self.max_bw and self.min_rtt_s != _INF:
+            app_limited = self._round_max_inflight < self.bdp_bytes(STARTUP_SATURATED_BDP)
         if not self.filled_pipe and not app_limited:
             if self.max_bw >= self._full_bw * FULL_BW_THRESH:
                 self._full_bw = self.max_bw
@@ -376,10 +404,19 @@ class BBR(CongestionController):
         self._round_lost = 0
         self._round_lost_count = 0
         self._round_delivered = 0
+        self._round_max_inflight = 0
         self.bw_latest = 0.0
         self.inflight_latest = 0.0
 
     def _update_min_rtt(self, rtt_sample_s: float, now: float) -> None:
+        if (
+            self.filled_pipe
+            and 0.0 <= rtt_sample_s <= self._probe_rtt_min_delay_s * SIMILAR_RTT_FACTOR
+        ):
+            # the queue is (nearly) empty right now: the estimate still holds
+            self._probe_rtt_min_stamp_s = now
+            if self.min_rtt_s == self._probe_rtt_min_delay_s:
+                self.min_rtt_stamp_s = now
         self._probe_rtt_expired = now > self._probe_rtt_min_stamp_s + PROBE_RTT_INTERVAL_S
         if rtt_sample_s >= 0.0 and (
             rtt_sample_s < self._probe_rtt_min_delay_s or self._probe_rtt_expired
