@@ -24,7 +24,7 @@ install: $(STAMP)
 # The whole suite on the native codec (codec tests compare both backends), then
 # the connection-level tests again with TRANSPORT_BACKEND=pure.
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --ignore=tests/test_emulate.py tests
 	TRANSPORT_BACKEND=pure $(PY) -m pytest -q -p no:cacheprovider $(wildcard $(PURE_TESTS))
 
 # The main job: `transport bench` on loopback with kernel TCP and aioquic
@@ -105,3 +105,8 @@ soak: $(STAMP)
 # The 60-second CI version.
 soak-ci: $(STAMP)
 	$(PY) benchmarks/soak.py --connections 200 --duration 60 --max-rss-growth 10
+
+# Fidelity checks over the kernel-path emulator (root; real kernel TCP and real
+# time, so they are statistical: .ci/run retries the file once).
+test-emulated: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_emulate.py

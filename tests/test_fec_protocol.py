@@ -111,3 +111,14 @@ def test_fec_off_sends_no_repair_traffic() -> None:
     result = run_transfer(1_000_000, path, seed=7, config=_fec_config("off"))  # type: ignore[arg-type]
     assert result.intact and result.client is not None
     assert result.client.fec_repair_bytes_sent == 0 and result.server.fec_recovered == 0  # type: ignore[union-attr]
+
+
+def test_forged_or_inconsistent_repair_symbols_are_ignored() -> None:
+    # found by the stateful fuzzer: a 1-byte repair symbol crashed the decoder
+    receiver = FecReceiver()
+    assert receiver.on_repair(0, 1, 1, 0, b"\x00") == []
+    assert receiver.on_repair(1, 0, 1, 0, bytes(64)) == []
+    receiver.on_source(2, 0, 7, b"x" * 100)
+    assert receiver.on_repair(2, 2, 1, 0, bytes(40)) == []  # shorter than a source
+    assert receiver.on_repair(3, 2, 2, 0, bytes(40)) == []
+    assert receiver.on_repair(3, 2, 2, 1, bytes(41)) == []  # sizes disagree

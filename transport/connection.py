@@ -1459,6 +1459,10 @@ class Connection:
         self._push_event(events.DatagramReceived(data=body))
 
     def _on_close_frame(self, ftype: int, error_code: int, reason: bytes) -> None:
+        if self.state is State.CLOSING:
+            # both sides closed at once: ours was already reported; just drain
+            self.state = State.DRAINING
+            return
         self._push_event(
             events.ConnectionTerminated(
                 error_code=error_code,

@@ -188,9 +188,15 @@ class FecReceiver:
         self, block_id: int, k: int, m: int, index: int, symbol: bytes
     ) -> list[tuple[int, bytes]]:
         """Store a repair symbol; returns the (packet number, frames) rebuilt."""
+        if len(symbol) <= SYMBOL_HEADER.size or k < 1 or m < 1:
+            return []  # not a symbol this protocol sends (peer input: ignore)
         block = self._block(block_id)
         if block.done or index >= m or (block.k and (block.k, block.m) != (k, m)):
             return []
+        if block.repairs and len(next(iter(block.repairs.values()))) != len(symbol):
+            return []  # symbols of one block have one size
+        if any(len(source) > len(symbol) for source in block.sources.values()):
+            return []  # a source longer than the symbol size: not a consistent block
         block.k, block.m = k, m
         block.repairs[index] = bytes(symbol)
         missing = [i for i in range(k) if i not in block.sources]
