@@ -177,13 +177,15 @@ class Packetizer:
                     break
                 generic = long_header or self._needs_generic() or self._fec_active(now)
             else:
-                packet = self._build_stream_packet(now)
+                if self._build_stream_packets(now, out):
+                    if not conn.address_validated:
+                        conn._unvalidated_sent_bytes += len(out[-1])
+                    continue
+                # the fast path is done; an ACK-only packet or a BLOCKED
+                # frame may still be due
+                packet = self._build_one(now, False)
                 if packet is None:
-                    # the fast path is done; an ACK-only packet or a BLOCKED
-                    # frame may still be due
-                    packet = self._build_one(now, False)
-                    if packet is None:
-                        break
+                    break
             out.append(packet)
             if not conn.address_validated:
                 conn._unvalidated_sent_bytes += len(packet)
@@ -252,31 +254,50 @@ class Packetizer:
         self.pacing_blocked = True
         return False
 
-    def _build_stream_packet(self, now: float) -> bytes | None:
-        """Fast path: one STREAM frame (plus a piggybacked ACK) in a 1-RTT packet."""
+    def _build_stream_packets(self, now: float, out: list[bytes]) -> int:
+        """Fast path: 1-RTT packets of one STREAM frame each (plus a piggybacked
+        ACK), appended to ``out`` while window, pacing, credit and data allow.
+        Returns how many were built. Everything that does not change from packet
+        to packet is looked up once per call."""
         ready = self._ready
         if not ready:
-            return None
+            return 0
         conn = self.conn
         recovery = conn._recovery
-        if conn._cc.congestion_window_bytes <= recovery.bytes_in_flight:
-            return None
-        if not self._pacing_allows(now):
-            return None
-        send_streams = conn._send_streams
-        conn_available = conn._send_credit.available
+        cc = conn._cc
         acks = conn._acks
-        while ready:
+        send_streams = conn._send_streams
+        stream_credits = conn._stream_send_credit
+        conn_credit = conn._send_credit
+        counters = conn.counters
+        keys = conn._session.keys
+        crc = keys is None
+        peer_cid = conn.peer_cid
+        header_base = 1 + len(peer_cid)
+        buf = self._buf
+        short_room = self._short_room
+        mds = self.max_datagram_size
+        # the anti-amplification limit is checked by build() between packets
+        limit = 1 if not conn.address_validated else 1 << 30
+        built = sent_bytes = stream_bytes = 0
+        pace_budget = self._pace_budget
+        while ready and built < limit:
+            if cc.congestion_window_bytes <= recovery.bytes_in_flight:
+                break
+            if pace_budget - sent_bytes < mds:
+                self.pacing_blocked = True
+                break
             stream_id = next(iter(ready))
             stream = send_streams.get(stream_id)
             if stream is None:
                 del ready[stream_id]
                 continue
-            stream_credit = conn._stream_send_credit[stream_id]
+            stream_credit = stream_credits[stream_id]
             credit = stream_credit.available
+            conn_available = conn_credit.available
             if conn_available < credit:
                 credit = conn_available
-            room = self._short_room
+            room = short_room
             ack_ranges = None
             ack_delay = 0
             if acks.ack_pending:
@@ -293,53 +314,52 @@ class Packetizer:
                 continue
             offset, data, fin, new_bytes = chunk
             length = len(data)
-            counters = conn.counters
             if new_bytes:
                 stream_credit.consume(new_bytes)
-                conn._send_credit.consume(new_bytes)
+                conn_credit.consume(new_bytes)
             if length > new_bytes:
                 counters.stream_bytes_retransmitted += length - new_bytes
                 counters.packets_retransmitted += 1
-            counters.stream_bytes_sent += length
+            stream_bytes += length
             if len(ready) > 1:  # round robin: this stream goes to the back
                 del ready[stream_id]
                 ready[stream_id] = None
-            pn = self._next_pn()
+            # the next packet number (inlined _next_pn: this runs per packet)
+            pn = self.next_packet_number
+            countdown = self._skip_countdown - 1
+            if countdown == 0:
+                recovery.skip_packet_number(pn)
+                pn += 1
+                countdown = self._draw_skip_distance()
+            self._skip_countdown = countdown
+            self.next_packet_number = pn + 1
             unacked = pn - recovery.largest_acked
             pn_len = 1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
-            buf = self._buf
-            keys = conn._session.keys
             size = seal_stream_packet(
-                buf,
-                conn.peer_cid,
-                pn,
-                pn_len,
-                ack_ranges,
-                ack_delay,
-                stream_id,
-                offset,
-                data,
-                fin,
-                keys is None,
+                buf, peer_cid, pn, pn_len, ack_ranges, ack_delay, stream_id, offset, data, fin, crc
             )
             items: list[tuple] = [(ITEM_STREAM, stream_id, offset, length, fin)]
             if ack_ranges is not None:
                 largest = ack_ranges[1]
                 acks.on_ack_sent(pn, largest)
                 items.append((ITEM_ACK, largest))
-            wire_size = size if keys is None else size + AEAD_TAG_LENGTH
+            if crc:
+                packet = bytes(buf[:size])
+            else:
+                packet = self._protect(buf, header_base + pn_len, size, pn)
+            wire_size = len(packet)
             recovery.on_packet_sent(SentPacket(pn, now, wire_size, True, True, items), now)
-            self._pace_budget -= wire_size
-            self._paced_bytes += wire_size
-            counters.packets_sent += 1
+            sent_bytes += wire_size
+            out.append(packet)
+            built += 1
+        if built:
+            self._pace_budget -= sent_bytes
+            self._paced_bytes += sent_bytes
+            counters.packets_sent += built
+            counters.bytes_sent += sent_bytes
+            counters.stream_bytes_sent += stream_bytes
             conn._last_ack_eliciting_sent_s = now
-            if keys is None:
-                counters.bytes_sent += size
-                return bytes(buf[:size])
-            packet = self._protect(buf, 1 + len(conn.peer_cid) + pn_len, size, pn)
-            counters.bytes_sent += len(packet)
-            return packet
-        return None
+        return built
 
     def _protect(self, buf: bytearray, header_end: int, end: int, pn: int) -> bytes:
         """Seal a 1-RTT packet built in ``buf[:end]`` with the current send keys
