@@ -94,10 +94,11 @@ class Config:
     max_streams_bidi: int = 128
     max_streams_uni: int = 128
     #: Bytes a stream's send buffer holds before writes are refused.
-    #: The buffer grows on demand (a ring starting at 16 KiB), so the limit only
-    #: costs memory when a fast sender on a lossy path needs it: data lost twice
-    #: holds the head of the buffer for several round trips.
-    stream_send_buffer_bytes: int = 4 * MiB
+    #: The buffer grows on demand (a ring starting at 16 KiB). A bulk sender on
+    #: a lossy, high-BDP path can run dry at this size (data lost twice holds the
+    #: head of the buffer for several round trips): raise it there, e.g. to
+    #: 4 MiB (benchmarks/bench_cc.py does); servers with many streams keep less.
+    stream_send_buffer_bytes: int = 1 * MiB
 
     # forward error correction (docs/fec.md)
     #: "off", "fixed" (always ``fec_block`` = (k, m)) or "adaptive" (k and m
