@@ -56,6 +56,8 @@ from transport.wire.constants import (
 if TYPE_CHECKING:
     from transport.connection import Connection
     from transport.fec.protocol import FecSender
+    from transport.flow import SendCredit
+    from transport.streams import SendStream
 
 #: fec_hold_pn of a source whose block is still open
 HOLD_UNTIL_BLOCK_CLOSES = 1 << 62
@@ -268,7 +270,6 @@ class Packetizer:
         acks = conn._acks
         send_streams = conn._send_streams
         stream_credits = conn._stream_send_credit
-        conn_credit = conn._send_credit
         counters = conn.counters
         keys = conn._session.keys
         crc = keys is None
@@ -292,11 +293,6 @@ class Packetizer:
             if stream is None:
                 del ready[stream_id]
                 continue
-            stream_credit = stream_credits[stream_id]
-            credit = stream_credit.available
-            conn_available = conn_credit.available
-            if conn_available < credit:
-                credit = conn_available
             room = short_room
             ack_ranges = None
             ack_delay = 0
@@ -306,20 +302,12 @@ class Packetizer:
                     room -= ack_frame_size(ack_ranges, ack_delay)
                 else:
                     ack_ranges = None
-            offset_bound = stream.highest_sent_offset + room
-            room -= 3 + _varint_len(stream_id) + _varint_len(offset_bound)
-            chunk = stream.next_frame(room, credit)
+            chunk = self._take_chunk(stream_id, stream, stream_credits[stream_id], room)
             if chunk is None:
                 del ready[stream_id]
                 continue
-            offset, data, fin, new_bytes = chunk
+            offset, data, fin, _overhead = chunk
             length = len(data)
-            if new_bytes:
-                stream_credit.consume(new_bytes)
-                conn_credit.consume(new_bytes)
-            if length > new_bytes:
-                counters.stream_bytes_retransmitted += length - new_bytes
-                counters.packets_retransmitted += 1
             stream_bytes += length
             if len(ready) > 1:  # round robin: this stream goes to the back
                 del ready[stream_id]
@@ -360,6 +348,30 @@ class Packetizer:
             counters.stream_bytes_sent += stream_bytes
             conn._last_ack_eliciting_sent_s = now
         return built
+
+    def _take_chunk(
+        self, stream_id: int, stream: SendStream, stream_credit: SendCredit, room: int
+    ) -> tuple[int, bytes, bool, int] | None:
+        """The stream's next frame for ``room`` bytes of packet, charged to flow
+        credit: ``(offset, data, fin, frame_overhead)``, or None."""
+        conn_credit = self.conn._send_credit
+        credit = stream_credit.available
+        if conn_credit.available < credit:
+            credit = conn_credit.available
+        overhead = 3 + _varint_len(stream_id) + _varint_len(stream.highest_sent_offset + room)
+        chunk = stream.next_frame(room - overhead, credit)
+        if chunk is None:
+            return None
+        offset, data, fin, new_bytes = chunk
+        if new_bytes:
+            stream_credit.consume(new_bytes)
+            conn_credit.consume(new_bytes)
+        resent = len(data) - new_bytes
+        if resent > 0:
+            counters = self.conn.counters
+            counters.stream_bytes_retransmitted += resent
+            counters.packets_retransmitted += 1
+        return offset, data, fin, overhead
 
     def _protect(self, buf: bytearray, header_end: int, end: int, pn: int) -> bytes:
         """Seal a 1-RTT packet built in ``buf[:end]`` with the current send keys
@@ -645,7 +657,6 @@ class Packetizer:
     def _add_stream_data(self, specs: list, items: list, space: int) -> tuple[int, bool]:
         conn = self.conn
         ready = self._ready
-        conn_credit = conn._send_credit
         counters = conn.counters
         sent = False
         for stream_id in list(ready):
@@ -660,21 +671,12 @@ class Packetizer:
             # several frames from one stream when it has them (a small re-sent
             # range followed by new data), until the packet is full
             while space > MIN_STREAM_CHUNK:
-                credit = min(stream_credit.available, conn_credit.available)
-                offset_bound = stream.highest_sent_offset + space
-                overhead = 3 + _varint_len(stream_id) + _varint_len(offset_bound)
-                chunk = stream.next_frame(space - overhead, credit)
+                chunk = self._take_chunk(stream_id, stream, stream_credit, space)
                 if chunk is None:
                     del ready[stream_id]
                     break
-                offset, data, fin, new_bytes = chunk
+                offset, data, fin, overhead = chunk
                 length = len(data)
-                if new_bytes:
-                    stream_credit.consume(new_bytes)
-                    conn_credit.consume(new_bytes)
-                if length > new_bytes:
-                    counters.stream_bytes_retransmitted += length - new_bytes
-                    counters.packets_retransmitted += 1
                 counters.stream_bytes_sent += length
                 specs.append((STREAM_FRAME_TYPE | fin, stream_id, offset, 0, 0, data))
                 items.append((ITEM_STREAM, stream_id, offset, length, fin))

@@ -43,6 +43,7 @@ factories.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -144,3 +145,14 @@ class CongestionControllerFactory(Protocol):
     def __call__(
         self, *, max_datagram_size: int, rng: random.Random | None = None
     ) -> CongestionController: ...
+
+
+def newest_in_flight_sent_s(packets: Sequence[SentPacket]) -> float:
+    """Send time of the newest in-flight packet among ``packets`` (-inf if none):
+    a loss starts a new recovery period only if it was sent after the last one
+    began (RFC 9002 §7.3.2)."""
+    newest = -math.inf
+    for packet in packets:
+        if packet.in_flight and packet.sent_time_s > newest:
+            newest = packet.sent_time_s
+    return newest

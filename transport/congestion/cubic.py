@@ -47,7 +47,7 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .base import CongestionController
+from .base import CongestionController, newest_in_flight_sent_s
 from .pacing import window_pacing_rate_bps
 
 if TYPE_CHECKING:
@@ -210,11 +210,7 @@ class Cubic(CongestionController):
     def on_packets_lost(
         self, packets: Sequence[SentPacket], now: float, bytes_in_flight: int
     ) -> None:
-        latest_sent_s = _NEG_INF
-        for packet in packets:
-            if packet.in_flight and packet.sent_time_s > latest_sent_s:
-                latest_sent_s = packet.sent_time_s
-        if latest_sent_s > self._recovery_start_s:
+        if newest_in_flight_sent_s(packets) > self._recovery_start_s:
             self._congestion_event(now)
 
     def on_ecn_ce(self, now: float) -> None:
