@@ -370,7 +370,7 @@ class Soak:
     def report(self, elapsed_s: float) -> dict[str, object]:
         a = self.args
         t = self.totals
-        warmup = max(15.0, a.duration / 4)
+        warmup = a.warmup if a.warmup is not None else max(15.0, a.duration / 4)
         after = [r for at, r in self.rss if warmup <= at <= a.duration]
         growth = 0.0
         if len(after) >= 10:
@@ -410,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loss", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-rss-growth", type=float, default=5.0, help="percent")
+    p.add_argument(
+        "--warmup", type=float, default=None,
+        help="seconds before RSS growth is measured (default: max(15, duration / 4))",
+    )
     p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = p.parse_args(argv)
     result = Soak(args).run()
