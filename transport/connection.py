@@ -252,7 +252,6 @@ class Connection:
         self._unvalidated_sent_bytes = 0
 
         # handshake
-        self._crypto_send: bytes = b""
         self._crypto_pending: list[tuple[int, bytes]] = []
         self._crypto_recv = bytearray()
         self._crypto_received = RangeSet(max_ranges=64)
@@ -283,6 +282,7 @@ class Connection:
         # close
         self._close_frame: tuple[int, int, bytes, bool] | None = None  # code, frame, reason, app
         self._close_graceful_pending = False
+        self._close_request: tuple[int, str] = (0, "")  # code, reason of a pending close
         self._close_deadline: float | None = None
         self._close_sends_left = 0
         # idle timer: deadline = _idle_since_s + _idle_limit_s (kept as two numbers
@@ -1103,7 +1103,6 @@ class Connection:
             message = self._session.client_hello(block, prologue)
         else:
             message = self._session.server_reply(block)
-        self._crypto_send = message
         self._crypto_pending.append((0, message))
         self._notify()
 
@@ -1481,7 +1480,7 @@ class Connection:
         self._start_closing(error_code, frame_type, reason.encode(), False)
 
     def _pending_close_args(self) -> tuple[int, int, bytes, bool]:
-        code, reason = getattr(self, "_close_request", (0, ""))
+        code, reason = self._close_request
         return code, 0, reason.encode(), True
 
     def _start_closing(self, code: int, frame_type: int, reason: bytes, app: bool) -> None:
