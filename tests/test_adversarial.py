@@ -476,3 +476,38 @@ def test_path_challenge_flood_keeps_a_bounded_response_queue() -> None:
 
 
 _ = (CLIENT, CLIENT_ADDR, SERVER_ADDR, HandshakeCompleted)  # shared names for readers
+
+
+def test_initial_flood_switches_on_retry_and_a_real_client_still_connects() -> None:
+    """Without require_retry, a flood of spoofed INITIALs fills the pending-
+    handshake budget; from then on INITIALs without a token get a RETRY, so
+    half-open state stays bounded and the legitimate client (which echoes the
+    token) completes its transfer during the flood."""
+    message = _crypto_data(record_client_initial())
+    rng = random.Random(29)
+    budget = 16
+    t = make_transfer(client_config(), server_config(retry_when_pending_handshakes=budget,
+                                                     handshake_timeout_s=5.0), 50_000)
+    peak = 0
+    with traced() as mem:
+        for burst in range(10):
+            for j in range(100):
+                t.net.send(_spoofed(burst * 100 + j), SERVER,
+                           _initial_with([d.CryptoFrame(data=message)], rng))
+            t.net.run_for(0.004)
+            peak = max(peak, t.server_ep.pending_handshake_count)
+        t.net.run_for(0.02)
+    # filled, and exceeded by at most the real client once it echoes its token
+    assert budget <= peak <= budget + 1
+    assert t.server_ep.counters.retries_sent >= 1000 - budget
+    # ~200 KiB per half-open connection today: 1,000 of them would hold ~200 MiB
+    assert mem["current"] < 4 * MiB, mem
+    assert t.run(30.0), "the legitimate client did not connect during the flood"
+    assert bytes(t.received) == t.payload
+
+
+def test_completed_handshakes_do_not_count_as_pending() -> None:
+    t = make_transfer(client_config(), server_config(retry_when_pending_handshakes=1), 20_000)
+    assert t.run(30.0)
+    assert t.server_ep.counters.retries_sent == 0
+    assert t.server_ep.pending_handshake_count == 0

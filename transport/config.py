@@ -70,6 +70,13 @@ class Config:
     key_update_after_packets: int = 1 << 22
     #: Server endpoint: answer INITIALs without a valid token with RETRY.
     require_retry: bool = False
+    #: Server endpoint: once this many handshakes are pending (connections
+    #: created by an INITIAL that have not completed their handshake), answer
+    #: further INITIALs without a valid token with RETRY, so a flood from
+    #: spoofed addresses keeps at most this many half-open connections while
+    #: real clients, which echo the token, still get in. None: RETRY only with
+    #: ``require_retry``.
+    retry_when_pending_handshakes: int | None = 128
     #: Server endpoint secret for retry and stateless-reset tokens (32 random
     #: bytes per endpoint when None).
     endpoint_secret: bytes | None = None
@@ -139,6 +146,9 @@ class Config:
             raise ConfigurationError("connection_id_length must be 4..20")
         if not MIN_INITIAL_DATAGRAM_SIZE <= self.max_datagram_size <= 65527:
             raise ConfigurationError("max_datagram_size must be 1200..65527")
+        pending = self.retry_when_pending_handshakes
+        if pending is not None and pending < 1:
+            raise ConfigurationError("retry_when_pending_handshakes must be >= 1 or None")
         for name in (
             "idle_timeout_s",
             "handshake_timeout_s",

@@ -15,9 +15,13 @@ An :class:`Endpoint` has the same driver shape as a connection --
   negotiation packet (servers only, full-size datagrams only, so it cannot
   amplify). With ``Config.require_retry`` an INITIAL without a valid token
   gets a RETRY carrying an HMAC token bound to the client's address; no state
-  is kept until the token comes back. A 1-RTT packet for no connection gets a
-  stateless reset (smaller than the trigger) whose token is derived from the
-  endpoint secret and the CID. INITIALs that fail their CRC create no state.
+  is kept until the token comes back. The same happens without
+  ``require_retry`` once ``Config.retry_when_pending_handshakes`` server
+  handshakes are pending, so a spoofed INITIAL flood holds a bounded number of
+  half-open connections and real clients still get in (one RTT later). A
+  1-RTT packet for no connection gets a stateless reset (smaller than the
+  trigger) whose token is derived from the endpoint secret and the CID.
+  INITIALs that fail their CRC create no state.
 * **Idle connections cost nothing.** Only connections touched by an input
   ("dirty") are polled for output. Deadlines live in a heap with lazy
   deletion: a connection's entry is valid only while it matches the deadline
@@ -91,6 +95,8 @@ class Endpoint:
         #: the peers' stateless reset tokens, to recognise a reset (random DCID)
         self._by_reset_token: dict[bytes, Connection] = {}
         self._connections: dict[Connection, None] = {}
+        #: server connections whose handshake has not completed yet
+        self._pending_handshakes: dict[Connection, None] = {}
         self._dirty: dict[Connection, None] = {}  # may have datagrams to send
         self._stale: dict[Connection, None] = {}  # events and deadline not collected
         self._deadline: dict[Connection, float | None] = {}
@@ -114,6 +120,11 @@ class Endpoint:
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+    @property
+    def pending_handshake_count(self) -> int:
+        """Server connections created by an INITIAL whose handshake is not done."""
+        return len(self._pending_handshakes)
 
     def stop_accepting(self) -> None:
         """Refuse new connections from now on (a server shutting down);
@@ -213,6 +224,7 @@ class Endpoint:
 
     def _forget(self, conn: Connection) -> None:
         self._connections.pop(conn, None)
+        self._pending_handshakes.pop(conn, None)
         self._deadline.pop(conn, None)
         self._dirty.pop(conn, None)
         self._stale.pop(conn, None)
@@ -251,6 +263,8 @@ class Endpoint:
         if conn.is_closed:
             self._forget(conn)
             return
+        if conn in self._pending_handshakes and conn.is_established:
+            del self._pending_handshakes[conn]
         token = conn.peer_reset_token
         if token is not None and token not in self._by_reset_token:
             self._by_reset_token[token] = conn
@@ -310,15 +324,17 @@ class Endpoint:
         ):
             self.counters.datagrams_dropped += 1  # never create state for a damaged INITIAL
             return None
-        if self.config.require_retry:
-            if not header.token:
-                self._queue_retry(bytes(header.dcid), bytes(header.scid), addr, now)
-                return None
+        if header.token:
+            # a token answers a RETRY of ours: honour it whether or not RETRY is
+            # required now (the pending-handshake count may have dropped since)
             checked = self._tokens.validate_retry(bytes(header.token), addr, now)
             if checked is None or checked.retry_scid != bytes(header.dcid):
                 self.counters.invalid_tokens += 1
                 return None
             original_dcid, retry_scid = checked.original_dcid, checked.retry_scid
+        elif self._retry_required():
+            self._queue_retry(bytes(header.dcid), bytes(header.scid), addr, now)
+            return None
         local_cid = self.config.rng.randbytes(cid_len)
         conn = Connection(
             self.config,
@@ -330,7 +346,14 @@ class Endpoint:
             stateless_reset_token=stateless_reset_token(self._secret, local_cid),
         )
         self._adopt(conn)
+        self._pending_handshakes[conn] = None
         return conn
+
+    def _retry_required(self) -> bool:
+        if self.config.require_retry:
+            return True
+        limit = self.config.retry_when_pending_handshakes
+        return limit is not None and len(self._pending_handshakes) >= limit
 
     def _queue_retry(self, dcid: bytes, scid: bytes, addr: Address, now: float) -> None:
         """Answer an INITIAL without a token with RETRY (wire format §13): no
