@@ -12,6 +12,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import random
+import threading
+import tracemalloc
 import weakref
 from collections.abc import Iterator
 
@@ -26,6 +28,7 @@ from transport.events import (
     HandshakeCompleted,
     StreamReadable,
 )
+from transport.scratch import scratch
 from transport.sim import Path, Simulator
 from transport.sim.transfer import AppNode
 from transport.wire import decode_header
@@ -412,3 +415,43 @@ def test_closed_connection_is_released_while_others_stay_open() -> None:
     del closing, events
     gc.collect()
     assert ref() is None, "the endpoint still references a closed, forgotten connection"
+
+
+def test_idle_server_connections_hold_little_memory() -> None:
+    """Build buffers and frame decoders are per-thread scratch, not per
+    connection: an established idle server connection holds a few KiB."""
+    count = 200
+    server_ep = Endpoint(make_config(40, retry_when_pending_handshakes=None), is_server=True)
+    client_ep = Endpoint(make_config(41))
+    scratch()  # the thread's scratch exists before we count
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        conns = [client_ep.connect(SERVER_ADDR, 0.0) for _ in range(count)]
+        _settle(client_ep, C_ADDR, server_ep, SERVER_ADDR, 0.0, 3.0)
+        _drain(client_ep)
+        _drain(server_ep)
+        assert all(c.is_established for c in conns)
+        del conns, client_ep
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    ours = [tracemalloc.Filter(True, "*/transport/*")]
+    held = sum(
+        s.size_diff for s in after.filter_traces(ours).compare_to(
+            before.filter_traces(ours), "filename")
+    )
+    assert len(server_ep.connections) == count
+    assert held / count < 24 * 1024, f"{held / count:.0f} bytes per idle server connection"
+
+
+def test_each_thread_has_its_own_scratch() -> None:
+    mine = scratch()
+    assert scratch() is mine
+    theirs: list[object] = []
+    worker = threading.Thread(target=lambda: theirs.append(scratch()))
+    worker.start()
+    worker.join()
+    assert theirs and theirs[0] is not mine

@@ -89,6 +89,7 @@ from transport.pmtud import BLACK_HOLE_PTOS as PMTU_BLACK_HOLE_PTOS
 from transport.pmtud import PathMtu
 from transport.rangeset import RangeSet
 from transport.recovery import LossRecovery, RttEstimator, SentPacket
+from transport.scratch import scratch
 from transport.security import Session, handshake_prologue
 from transport.stats import ConnectionStats, Counters
 from transport.streams import ReceiveStream, SendStream
@@ -211,7 +212,9 @@ class Connection:
         )
         self._peer_ack_delay_exponent = 3
         self._in_long_packet = False  # frames being processed came in a long header
-        self._decoder = FrameDecoder()
+        # frame decoders are per-thread scratch (transport/scratch.py), set on
+        # entry to receive_datagram
+        self._decoder: FrameDecoder = scratch().decoder
         self._session = Session(
             is_client=is_client,
             security=config.security,
@@ -230,7 +233,7 @@ class Connection:
         self._fec_policy = FecPolicy(config.fec, *config.fec_block)
         self._fec_sender: FecSender | None = None  # set once the peer can decode
         self._fec_receiver = FecReceiver()
-        self._fec_decoder = FrameDecoder()
+        self._fec_decoder: FrameDecoder = self._decoder
         self._fec_recovered_pending: list[int] = []
         #: (block, index, start, end of the protected frames) of the packet being read
         self._fec_source: tuple[int, int, int, int] | None = None
@@ -319,6 +322,9 @@ class Connection:
         if self.peer_addr is None:
             self.peer_addr = addr
         self._rx_addr = addr
+        space = scratch()
+        self._decoder = space.decoder
+        self._fec_decoder = space.fec_decoder
         self.counters.bytes_received += len(data)
         if not self.address_validated:
             self._unvalidated_received_bytes += len(data)

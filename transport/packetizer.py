@@ -34,6 +34,7 @@ import math
 from typing import TYPE_CHECKING
 
 from transport.recovery import SentPacket
+from transport.scratch import scratch
 from transport.wire import (
     crc32c,
     encode_frames,
@@ -108,8 +109,6 @@ class Packetizer:
         self.path_responses: list[bytes] = []
         self.path_challenges: list[bytes] = []
         self._ready: dict[int, None] = {}  # streams that may have data, in round-robin order
-        self._buf = bytearray(65536)
-        self._scratch = bytearray(65536)
         self._skip_every = conn.config.skip_packet_number_every
         self._skip_countdown = self._draw_skip_distance()
         self.set_max_datagram_size(conn.config.max_datagram_size)
@@ -275,7 +274,7 @@ class Packetizer:
         crc = keys is None
         peer_cid = conn.peer_cid
         header_base = 1 + len(peer_cid)
-        buf = self._buf
+        buf = scratch().build
         short_room = self._short_room
         mds = self.max_datagram_size
         # the anti-amplification limit is checked by build() between packets
@@ -692,7 +691,7 @@ class Packetizer:
     def _encode_short(
         self, specs: list, pn: int, pn_len: int, fec_source: bool = False, limit: int = 0
     ) -> bytes:
-        buf = self._buf
+        buf = scratch().build
         end_limit = (limit or self.max_datagram_size) - self._trailer
         pos = encode_short_header(buf, 0, self.conn.peer_cid, pn, pn_len)
         if fec_source:
@@ -715,23 +714,24 @@ class Packetizer:
             + (_varint_len(len(token)) + len(token) if ptype == PacketType.INITIAL else 0)
             + 2 + pn_len
         )
-        scratch = self._scratch
-        payload_len = encode_frames(specs, scratch, 0, self.max_datagram_size)
+        space = scratch()
+        payload_buf = space.long_payload
+        payload_len = encode_frames(specs, payload_buf, 0, self.max_datagram_size)
         if conn.is_client:
             shortfall = MIN_INITIAL_DATAGRAM_SIZE - (header_len + payload_len + CRC_LENGTH)
             if shortfall > 0:
                 payload_len = encode_frames(
                     [(FrameType.PADDING, shortfall, 0, 0, 0, None)],
-                    scratch,
+                    payload_buf,
                     payload_len,
-                    len(scratch),
+                    len(payload_buf),
                 )
         length = pn_len + payload_len + CRC_LENGTH
-        buf = self._buf
+        buf = space.build
         pos = encode_long_header(
             buf, 0, ptype, VERSION_1, conn.peer_cid, conn.local_cid, token, pn, pn_len, length
         )
-        buf[pos : pos + payload_len] = scratch[:payload_len]
+        buf[pos : pos + payload_len] = payload_buf[:payload_len]
         return _with_crc(buf, pos + payload_len)
 
     def _build_close(self, state: object) -> bytes:
