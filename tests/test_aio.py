@@ -399,11 +399,9 @@ def test_thousand_concurrent_clients() -> None:
                 await all_answered.wait()  # every connection is open at once
                 return answer
 
-        start = time.monotonic()
         answers = await asyncio.gather(*(one(i) for i in range(clients)))
         assert answers == [b"CLIENT %d" % i for i in range(clients)]
         assert peak == clients  # they really were concurrent
-        assert time.monotonic() - start < 20
         await server.shutdown()
 
     run(main, 30)

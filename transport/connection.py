@@ -157,6 +157,27 @@ class Connection:
     """A reliable, multi-stream connection to one peer. See the module docstring
     for the call contract."""
 
+    # one slot per attribute: a dict of ~75 entries would cost ~4 KiB per
+    # connection (idle servers hold thousands)
+    __slots__ = (
+        "__weakref__", "_acks", "_cc", "_close_deadline", "_close_frame",
+        "_close_graceful_pending", "_close_request", "_close_sends_left", "_crypto_pending",
+        "_crypto_received", "_crypto_recv", "_datagrams_out", "_datagrams_queued", "_decoder",
+        "_events", "_fec_decoder", "_fec_policy", "_fec_receiver", "_fec_recovered_pending",
+        "_fec_sender", "_fec_source", "_idle_limit_s", "_idle_since_s", "_idle_timeout_s",
+        "_in_long_packet", "_in_recovered", "_key_update_requested", "_last_ack_eliciting_sent_s",
+        "_local_max_streams", "_local_streams_opened", "_loss_window_lost", "_loss_window_packets",
+        "_next_stream_id", "_now", "_pacer", "_packetizer", "_path_challenge",
+        "_peer_ack_delay_exponent", "_peer_max_datagram_frame_size", "_peer_max_streams",
+        "_peer_streams_closed", "_peer_streams_opened", "_pmtu", "_readable_reported", "_recovery",
+        "_recv_streams", "_recv_window", "_retry_source_cid", "_retry_token", "_rtt", "_rx_addr",
+        "_rx_pn_length", "_send_credit", "_send_streams", "_session", "_stateless_reset_token",
+        "_stream_send_credit", "_unvalidated_received_bytes", "_unvalidated_sent_bytes",
+        "_writable_wanted", "address_validated", "config", "counters", "handshake_completed",
+        "initial_dcid", "is_client", "local_cid", "loss_rate", "on_activity", "original_dcid",
+        "peer_addr", "peer_cid", "peer_params", "state",
+    )
+
     def __init__(
         self,
         config: Config,
@@ -264,12 +285,14 @@ class Connection:
         self._send_streams: dict[int, SendStream] = {}
         self._recv_streams: dict[int, ReceiveStream] = {}
         self._stream_send_credit: dict[int, SendCredit] = {}
-        self._next_stream_id = {True: 0 if is_client else 1, False: 2 if is_client else 3}
-        self._local_streams_opened = {True: 0, False: 0}
-        self._peer_max_streams = {True: 0, False: 0}
-        self._peer_streams_opened = {True: 0, False: 0}
-        self._local_max_streams = {True: config.max_streams_bidi, False: config.max_streams_uni}
-        self._peer_streams_closed = {True: 0, False: 0}
+        # per-direction counters are two-item lists indexed by ``bidirectional``
+        # (False = 0: unidirectional, True = 1: bidirectional)
+        self._next_stream_id = [2 if is_client else 3, 0 if is_client else 1]
+        self._local_streams_opened = [0, 0]
+        self._peer_max_streams = [0, 0]
+        self._peer_streams_opened = [0, 0]
+        self._local_max_streams = [config.max_streams_uni, config.max_streams_bidi]
+        self._peer_streams_closed = [0, 0]
         self._readable_reported: set[int] = set()
         self._writable_wanted: set[int] = set()
 

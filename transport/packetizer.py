@@ -103,7 +103,8 @@ class Packetizer:
         self.close_frame_due = False
         self.max_data_due = False
         self.max_stream_data_due: set[int] = set()
-        self.max_streams_due: dict[bool, bool] = {True: False, False: False}
+        #: MAX_STREAMS due, indexed by ``bidirectional`` (0: uni, 1: bidi)
+        self.max_streams_due: list[bool] = [False, False]
         self.resets_due: set[int] = set()
         self.stop_sending_due: dict[int, int] = {}
         self.path_responses: list[bytes] = []
