@@ -7,13 +7,15 @@ How this works
 read and write QUIC varints; a ``VarLenField`` left at ``None`` computes the
 length or count of another field on build. The private fields handle the
 truncated packet number and its 2-bit length, and PADDING runs.
+:func:`_varint_prefixed` / :func:`_byte_prefixed` give the two fields of a
+length-prefixed byte string.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from scapy.fields import BitField, Field
+from scapy.fields import BitField, Field, FieldLenField, StrLenField
 
 from transport.wire.constants import MAX_VARINT
 
@@ -169,3 +171,19 @@ class _ZeroRunField(Field):
     def getfield(self, pkt: Any, s: bytes) -> tuple[bytes, int]:
         run = len(s) - len(s.lstrip(b"\x00"))
         return s[run:], run + 1
+
+
+def _varint_prefixed(length_name: str, data_name: str) -> list[Any]:
+    """A varint length (computed on build when None) and the bytes it counts."""
+    return [
+        VarLenField(length_name, None, length_of=data_name),
+        StrLenField(data_name, b"", length_from=lambda p: getattr(p, length_name)),
+    ]
+
+
+def _byte_prefixed(length_name: str, data_name: str) -> list[Any]:
+    """A one-byte length (computed on build when None) and the bytes it counts."""
+    return [
+        FieldLenField(length_name, None, length_of=data_name, fmt="B"),
+        StrLenField(data_name, b"", length_from=lambda p: getattr(p, length_name)),
+    ]

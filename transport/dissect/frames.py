@@ -16,7 +16,6 @@ from typing import Any
 from scapy.base_classes import Packet_metaclass
 from scapy.fields import (
     ConditionalField,
-    FieldLenField,
     MultipleTypeField,
     PacketListField,
     StrField,
@@ -25,7 +24,13 @@ from scapy.fields import (
 )
 from scapy.packet import Packet
 
-from transport.dissect.fields import VarIntField, VarLenField, _ZeroRunField
+from transport.dissect.fields import (
+    VarIntField,
+    VarLenField,
+    _byte_prefixed,
+    _varint_prefixed,
+    _ZeroRunField,
+)
 from transport.wire.constants import (
     PATH_CHALLENGE_LENGTH,
     STATELESS_RESET_TOKEN_LENGTH,
@@ -127,8 +132,7 @@ class CryptoFrame(_Frame):
     fields_desc = [
         _type_field(FrameType.CRYPTO),
         VarIntField("offset", 0),
-        VarLenField("length", None, length_of="data"),
-        StrLenField("data", b"", length_from=lambda p: p.length),
+        *_varint_prefixed("length", "data"),
     ]
 
 
@@ -136,8 +140,7 @@ class NewTokenFrame(_Frame):
     name = "NEW_TOKEN"
     fields_desc = [
         _type_field(FrameType.NEW_TOKEN),
-        VarLenField("length", None, length_of="token"),
-        StrLenField("token", b"", length_from=lambda p: p.length),
+        *_varint_prefixed("length", "token"),
     ]
 
 
@@ -172,8 +175,7 @@ class NewConnectionIdFrame(_Frame):
         _type_field(FrameType.NEW_CONNECTION_ID),
         VarIntField("sequence", 0),
         VarIntField("retire_prior_to", 0),
-        FieldLenField("cid_length", None, length_of="cid", fmt="B"),
-        StrLenField("cid", b"", length_from=lambda p: p.cid_length),
+        *_byte_prefixed("cid_length", "cid"),
         StrFixedLenField("stateless_reset_token", bytes(16), STATELESS_RESET_TOKEN_LENGTH),
     ]
 
@@ -200,8 +202,7 @@ class ConnectionCloseFrame(_Frame):
         _type_field(FrameType.CONNECTION_CLOSE),
         VarIntField("error_code", 0),
         VarIntField("offending_frame_type", 0, _FRAME_NAMES),
-        VarLenField("reason_length", None, length_of="reason"),
-        StrLenField("reason", b"", length_from=lambda p: p.reason_length),
+        *_varint_prefixed("reason_length", "reason"),
     ]
 
 
@@ -210,8 +211,7 @@ class ApplicationCloseFrame(_Frame):
     fields_desc = [
         _type_field(FrameType.APPLICATION_CLOSE),
         VarIntField("error_code", 0),
-        VarLenField("reason_length", None, length_of="reason"),
-        StrLenField("reason", b"", length_from=lambda p: p.reason_length),
+        *_varint_prefixed("reason_length", "reason"),
     ]
 
 
@@ -223,8 +223,7 @@ class RepairFrame(_Frame):
         VarIntField("k", 1),
         VarIntField("m", 1),
         VarIntField("repair_index", 0),
-        VarLenField("length", None, length_of="symbol"),
-        StrLenField("symbol", b"", length_from=lambda p: p.length),
+        *_varint_prefixed("length", "symbol"),
     ]
 
 

@@ -32,9 +32,11 @@ from scapy.packet import Packet, bind_bottom_up, bind_top_down, split_layers
 
 from transport.dissect.fields import (
     VarLenField,
+    _byte_prefixed,
     _PacketNumberField,
     _pn_length,
     _PnLengthField,
+    _varint_prefixed,
     crc32c,
 )
 from transport.dissect.frames import _FrameListField
@@ -65,6 +67,11 @@ _config = _Config()
 _LONG_TYPE_NAMES = {int(t): t.name for t in PacketType}
 
 
+def _cids() -> list[Any]:
+    """Destination and source connection IDs, each after a one-byte length."""
+    return [*_byte_prefixed("dcid_len", "dcid"), *_byte_prefixed("scid_len", "scid")]
+
+
 def _long_prefix(packet_type: int) -> list[Any]:
     pn_bits = (
         BitField("pn_bits", 0, 2)
@@ -78,10 +85,7 @@ def _long_prefix(packet_type: int) -> list[Any]:
         BitField("reserved", 0, 2),
         pn_bits,
         XIntField("version", VERSION_1),
-        FieldLenField("dcid_len", None, length_of="dcid", fmt="B"),
-        StrLenField("dcid", b"", length_from=lambda p: p.dcid_len),
-        FieldLenField("scid_len", None, length_of="scid", fmt="B"),
-        StrLenField("scid", b"", length_from=lambda p: p.scid_len),
+        *_cids(),
     ]
 
 
@@ -119,8 +123,7 @@ class InitialPacket(_LongPacket):
     name = "INITIAL"
     fields_desc = [
         *_long_prefix(PacketType.INITIAL),
-        VarLenField("token_len", None, length_of="token"),
-        StrLenField("token", b"", length_from=lambda p: p.token_len),
+        *_varint_prefixed("token_len", "token"),
         *_long_body(),
     ]
 
@@ -147,10 +150,7 @@ class VersionNegotiationPacket(Packet):
         BitField("header_form", 1, 1),
         BitField("unused", 0x40, 7),
         XIntField("version", VERSION_NEGOTIATION),
-        FieldLenField("dcid_len", None, length_of="dcid", fmt="B"),
-        StrLenField("dcid", b"", length_from=lambda p: p.dcid_len),
-        FieldLenField("scid_len", None, length_of="scid", fmt="B"),
-        StrLenField("scid", b"", length_from=lambda p: p.scid_len),
+        *_cids(),
         FieldListField("versions", [], XIntField("v", 0)),
     ]
 
@@ -163,10 +163,7 @@ class LongHeaderPacket(Packet):
         BitField("header_form", 1, 1),
         BitField("type_specific", 0x40, 7),
         XIntField("version", 0x0A0A0A0A),
-        FieldLenField("dcid_len", None, length_of="dcid", fmt="B"),
-        StrLenField("dcid", b"", length_from=lambda p: p.dcid_len),
-        FieldLenField("scid_len", None, length_of="scid", fmt="B"),
-        StrLenField("scid", b"", length_from=lambda p: p.scid_len),
+        *_cids(),
         StrField("rest", b""),
     ]
 
