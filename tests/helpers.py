@@ -1,7 +1,17 @@
-"""Shared test helpers: a two-connection driver in virtual time and a packet forger.
+"""Shared test helpers: the virtual-time run loop, a two-connection driver and a
+packet forger.
 
 How this works
 --------------
+:class:`VirtualTime` is the run loop every virtual-time driver shares
+(:class:`Pair` here, ``Net`` in test_security.py): poll the participants,
+check the predicate, jump the clock to the next datagram arrival or timer
+deadline, deliver the datagrams due, fire the timers due, repeat. A driver
+says how to poll, which datagrams are due and how to deliver one, and whose
+timers to watch; ``poll_each`` says whether it polls after every delivery and
+every fired timer (Pair) or once after all deliveries and once after all
+timers (Net).
+
 :class:`Pair` wires a client and a server :class:`~transport.Connection`
 together in one process, with an explicit virtual clock and a fixed one-way
 delay. It only uses the public driver contract (``receive_datagram``,
@@ -19,8 +29,8 @@ would, from the public codec in :mod:`transport.wire`.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 from transport import Config, Connection
 from transport.events import Event
@@ -40,7 +50,91 @@ def make_config(seed: int, **overrides: Any) -> Config:
     return Config(rng=random.Random(seed), **settings)
 
 
-class Pair:
+class TimerOwner(Protocol):
+    """What the run loop needs of a Connection or an Endpoint."""
+
+    def get_timer(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+
+class VirtualTime:
+    """The virtual-time run loop shared by the test drivers (see the module doc).
+
+    A subclass sets ``now`` and implements :meth:`poll`, :meth:`_next_arrival`,
+    :meth:`_pop_due`, :meth:`_deliver` and :meth:`_timer_owners`.
+    """
+
+    #: poll after every delivered datagram and every fired timer (True), or once
+    #: after all the deliveries and once after all the timers of a step (False)
+    poll_each = True
+    now: float
+
+    def poll(self) -> None:
+        """Move what the participants emit onto the wire; collect their events."""
+        raise NotImplementedError
+
+    def _next_arrival(self) -> float | None:
+        """When the earliest datagram on the wire arrives (None: the wire is empty)."""
+        raise NotImplementedError
+
+    def _pop_due(self) -> list[Any]:
+        """Take the datagrams due at ``now`` off the wire, in delivery order."""
+        raise NotImplementedError
+
+    def _deliver(self, item: Any) -> None:
+        """Hand one datagram taken by :meth:`_pop_due` to its receiver."""
+        raise NotImplementedError
+
+    def _timer_owners(self) -> Iterable[TimerOwner]:
+        raise NotImplementedError
+
+    def _next_time(self) -> float | None:
+        arrival = self._next_arrival()
+        times = [] if arrival is None else [arrival]
+        for owner in self._timer_owners():
+            deadline = owner.get_timer()
+            if deadline is not None:
+                times.append(max(deadline, self.now))
+        return min(times) if times else None
+
+    def run_until(self, predicate: Callable[[], bool], limit_s: float = 30.0) -> bool:
+        """Advance virtual time until ``predicate()`` holds or ``now`` passes
+        ``limit_s`` (absolute). Returns the predicate's final value."""
+        spins = 0
+        while True:
+            self.poll()
+            if predicate():
+                return True
+            at = self._next_time()
+            if at is None or at > limit_s:
+                self.now = max(self.now, limit_s)
+                self.poll()
+                return predicate()
+            spins = spins + 1 if at == self.now else 0
+            if spins > 10_000:
+                raise AssertionError(f"timer livelock at t={self.now}")
+            self.now = at
+            for item in self._pop_due():
+                self._deliver(item)
+                if self.poll_each:
+                    self.poll()
+            if not self.poll_each:
+                self.poll()
+            for owner in list(self._timer_owners()):
+                deadline = owner.get_timer()
+                if deadline is not None and deadline <= self.now:
+                    owner.handle_timer(self.now)
+                    if self.poll_each:
+                        self.poll()
+            if not self.poll_each:
+                self.poll()
+
+    def run_for(self, duration_s: float) -> None:
+        self.run_until(lambda: False, self.now + duration_s)
+
+
+class Pair(VirtualTime):
     """A client and a server connection joined by a lossless, fixed-delay wire."""
 
     def __init__(
@@ -91,49 +185,30 @@ class Pair:
 
     def inject(self, data: bytes, *, to_server: bool) -> None:
         """Deliver ``data`` now, as if it came from the other side."""
+        self._receive(data, to_server)
+        self.poll()
+
+    def _receive(self, data: bytes, to_server: bool) -> None:
         if to_server:
             self.server.receive_datagram(data, CLIENT_ADDR, self.now)
         else:
             self.client.receive_datagram(data, SERVER_ADDR, self.now)
-        self.poll()
 
-    def _next_time(self) -> float | None:
-        times = [at for at, _seq, _dst, _data in self._in_flight]
-        for conn in (self.client, self.server):
-            deadline = conn.get_timer()
-            if deadline is not None:
-                times.append(max(deadline, self.now))
-        return min(times) if times else None
+    # -------------------------------------------------- VirtualTime hooks
+    def _next_arrival(self) -> float | None:
+        return min((p[0] for p in self._in_flight), default=None)
 
-    def run_until(self, predicate: Callable[[], bool], limit_s: float = 30.0) -> bool:
-        """Advance virtual time until ``predicate()`` holds or ``now`` passes
-        ``limit_s`` (absolute). Returns the predicate's final value."""
-        spins = 0
-        while True:
-            self.poll()
-            if predicate():
-                return True
-            at = self._next_time()
-            if at is None or at > limit_s:
-                self.now = max(self.now, limit_s)
-                self.poll()
-                return predicate()
-            spins = spins + 1 if at == self.now else 0
-            if spins > 10_000:
-                raise AssertionError(f"timer livelock at t={self.now}")
-            self.now = at
-            due = sorted(p for p in self._in_flight if p[0] <= at)
-            self._in_flight = [p for p in self._in_flight if p[0] > at]
-            for _at, _seq, to_server, data in due:
-                self.inject(data, to_server=to_server)
-            for conn in (self.client, self.server):
-                deadline = conn.get_timer()
-                if deadline is not None and deadline <= self.now:
-                    conn.handle_timer(self.now)
-                    self.poll()
+    def _pop_due(self) -> list[tuple[float, int, bool, bytes]]:
+        due = sorted(p for p in self._in_flight if p[0] <= self.now)
+        self._in_flight = [p for p in self._in_flight if p[0] > self.now]
+        return due
 
-    def run_for(self, duration_s: float) -> None:
-        self.run_until(lambda: False, self.now + duration_s)
+    def _deliver(self, item: tuple[float, int, bool, bytes]) -> None:
+        _at, _seq, to_server, data = item
+        self._receive(data, to_server)
+
+    def _timer_owners(self) -> tuple[Connection, Connection]:
+        return (self.client, self.server)
 
     def handshake(self) -> None:
         ok = self.run_until(

@@ -60,7 +60,7 @@ FORGED_PN_BASE = 1_000_000  # forged packets use packet numbers above the peer's
 # ---------------------------------------------------------------- helpers --
 # the package's allocations, minus the dissector (the tests' own forging tool)
 _OURS = [tracemalloc.Filter(True, "*/transport/*"),
-         tracemalloc.Filter(False, "*/transport/dissect.py")]
+         tracemalloc.Filter(False, "*/transport/dissect/*")]
 
 
 @contextmanager

@@ -424,30 +424,18 @@ def test_every_truncation_is_a_wire_error(frame: Any, spec: tuple[Any, ...]) -> 
 def test_codec_rejects_crafted_headers() -> None:
     good = d.InitialPacket(dcid=b"D" * 8, scid=b"S" * 8, pn=1, pn_length=1,
                            frames=[d.PingFrame()])
-    long_cid = good.copy()
-    long_cid.dcid = b"D" * 21
-    with pytest.raises(FieldValueError):
-        codec.decode_header(raw(long_cid), 8)
-
-    no_fixed = good.copy()
-    no_fixed.fixed_bit = 0
-    with pytest.raises(FieldValueError):
-        codec.decode_header(raw(no_fixed), 8)
-
-    beyond = good.copy()
-    beyond.length = 500
-    with pytest.raises(TruncatedError):
-        codec.decode_header(raw(beyond), 8)
-
-    too_short = good.copy()
-    too_short.length = 2  # no room for packet number + CRC
-    with pytest.raises(FieldValueError):
-        codec.decode_header(raw(too_short), 8)
-
-    token_overrun = good.copy()
-    token_overrun.token_len = 1000
-    with pytest.raises(TruncatedError):
-        codec.decode_header(raw(token_overrun), 8)
+    broken: list[tuple[str, Any, type[Exception]]] = [
+        ("dcid", b"D" * 21, FieldValueError),
+        ("fixed_bit", 0, FieldValueError),
+        ("length", 500, TruncatedError),
+        ("length", 2, FieldValueError),  # no room for packet number + CRC
+        ("token_len", 1000, TruncatedError),
+    ]
+    for field_name, value, error in broken:
+        bad = good.copy()
+        setattr(bad, field_name, value)
+        with pytest.raises(error):
+            codec.decode_header(raw(bad), 8)
 
     for cut in range(len(raw(good))):
         with pytest.raises(TruncatedError):

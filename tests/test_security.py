@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from helpers import VirtualTime
 
 from transport import Config, Connection
 from transport.crypto.keys import KeyPair, generate_keypair
@@ -114,8 +115,12 @@ def is_short(data: bytes) -> bool:
     return bool(data) and not data[0] & 0x80
 
 
-class Net:
-    """Endpoints at addresses, a fixed one-way delay, virtual time, and an attacker."""
+class Net(VirtualTime):
+    """Endpoints at addresses, a fixed one-way delay, virtual time, and an attacker.
+    The run loop is :class:`helpers.VirtualTime`'s, polling once after all the
+    deliveries and once after all the timers of a step."""
+
+    poll_each = False
 
     def __init__(self, delay_s: float = 0.010) -> None:
         self.delay_s = delay_s
@@ -167,46 +172,26 @@ class Net:
             if not busy:
                 return
 
-    def _deliver_due(self) -> None:
+    # -------------------------------------------------- VirtualTime hooks
+    def _next_arrival(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def _pop_due(self) -> list[tuple[float, int, Address, Address, bytes]]:
+        due = []
         while self._heap and self._heap[0][0] <= self.now:
-            _at, _seq, src, dst, data = heapq.heappop(self._heap)
-            ep = self.endpoints.get(dst)
-            if ep is None:
-                continue  # a spoofed address: nobody listens
-            self.delivered.append((self.now, src, dst, data))
-            ep.receive_datagram(data, src, self.now)
+            due.append(heapq.heappop(self._heap))
+        return due
 
-    def run_until(self, predicate: Callable[[], bool], limit_s: float) -> bool:
-        """Advance until ``predicate()`` or absolute time ``limit_s``."""
-        spins = 0
-        while True:
-            self.poll()
-            if predicate():
-                return True
-            times = [self._heap[0][0]] if self._heap else []
-            for ep in self.endpoints.values():
-                deadline = ep.get_timer()
-                if deadline is not None:
-                    times.append(max(deadline, self.now))
-            at = min(times) if times else None
-            if at is None or at > limit_s:
-                self.now = max(self.now, limit_s)
-                self.poll()
-                return predicate()
-            spins = spins + 1 if at == self.now else 0
-            if spins > 10_000:
-                raise AssertionError(f"timer livelock at t={self.now}")
-            self.now = at
-            self._deliver_due()
-            self.poll()
-            for ep in list(self.endpoints.values()):
-                deadline = ep.get_timer()
-                if deadline is not None and deadline <= self.now:
-                    ep.handle_timer(self.now)
-            self.poll()
+    def _deliver(self, item: tuple[float, int, Address, Address, bytes]) -> None:
+        _at, _seq, src, dst, data = item
+        ep = self.endpoints.get(dst)
+        if ep is None:
+            return  # a spoofed address: nobody listens
+        self.delivered.append((self.now, src, dst, data))
+        ep.receive_datagram(data, src, self.now)
 
-    def run_for(self, duration_s: float) -> None:
-        self.run_until(lambda: False, self.now + duration_s)
+    def _timer_owners(self) -> list[Endpoint]:
+        return list(self.endpoints.values())
 
     # ------------------------------------------------------------ queries
     def of(self, addr: Address, kind: type) -> list[Any]:
