@@ -557,3 +557,31 @@ def test_examples_run() -> None:
         done = subprocess.run(args, capture_output=True, text=True, timeout=30, cwd=ROOT)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "ok" in done.stdout
+
+
+def test_server_speaks_first_over_open_connection() -> None:
+    """A banner protocol (SMTP/FTP style): the client connects and waits; the
+    server's handler runs for the announced stream and greets first."""
+
+    async def greet(reader: aio.StreamReader, writer: aio.StreamWriter) -> None:
+        writer.write(b"220 ready\n")
+        await writer.drain()
+        name = await reader.readline()
+        writer.write(b"250 hello " + name)
+        writer.write_eof()
+        await writer.drain()
+
+    async def main() -> None:
+        server = await aio.start_server(greet, "127.0.0.1", 0, config=server_config())
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await aio.open_connection("127.0.0.1", port, config=client_config())
+        assert await reader.readline() == b"220 ready\n"
+        writer.write(b"bob\n")
+        await writer.drain()
+        assert await reader.read() == b"250 hello bob\n"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run(main, 10)

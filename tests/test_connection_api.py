@@ -827,3 +827,60 @@ def test_stats_counters_move_as_expected() -> None:
     pair.inject(bytes(bad), to_server=True)
     assert pair.server.get_stats().datagrams_dropped == s.datagrams_dropped + 1
 
+
+
+# ----------------------------------------------- streams announced on open --
+def test_an_opened_stream_is_announced_before_any_data() -> None:
+    """The side that opens a stream may wait for the peer to speak first: the
+    peer learns of the stream from an empty STREAM frame and answers on it."""
+    pair = Pair(make_config(71), make_config(72))
+    pair.handshake()
+    sid = pair.client.open_stream()
+    pair.run_for(0.2)
+    opened = pair.events_of("server", StreamReadable)
+    assert [e.stream_id for e in opened] == [sid]
+    assert pair.server.recv_stream_data(sid) == (b"", False)
+    pair.server.send_stream_data(sid, b"220 ready\n")
+    pair.run_for(0.2)
+    assert read_all(pair.client, sid) == (b"220 ready\n", False)
+
+
+def test_a_stream_with_data_at_once_sends_no_announcement() -> None:
+    pair = Pair(make_config(73), make_config(74))
+    pair.handshake()
+    before = pair.client.counters.packets_sent
+    sid = pair.client.open_stream()
+    pair.client.send_stream_data(sid, b"hello", end_stream=True)
+    pair.run_for(0.2)
+    assert read_all(pair.server, sid) == (b"hello", True)
+    # one packet carried the stream (plus at most an ACK-only packet)
+    assert pair.client.counters.packets_sent - before <= 2
+
+
+def test_a_lost_announcement_is_sent_again() -> None:
+    pair = Pair(make_config(75), make_config(76))
+    pair.handshake()
+    dropped: list[bytes] = []
+
+    def drop_first(data: bytes, _now: float) -> bool:
+        if not dropped:
+            dropped.append(data)
+            return True
+        return False
+
+    pair.drop_to_server = drop_first
+    sid = pair.client.open_stream()
+    pair.run_for(3.0)
+    assert dropped  # the first announcement never arrived
+    assert [e.stream_id for e in pair.events_of("server", StreamReadable)] == [sid]
+
+
+def test_every_lower_numbered_peer_stream_is_reported_when_a_later_one_arrives() -> None:
+    pair = Pair(make_config(77), make_config(78))
+    pair.handshake()
+    first = pair.client.open_stream()
+    second = pair.client.open_stream()
+    pair.client.send_stream_data(second, b"x")
+    pair.run_for(0.5)
+    reported = sorted(e.stream_id for e in pair.events_of("server", StreamReadable))
+    assert reported == [first, second]

@@ -312,3 +312,24 @@ def test_1000_concurrent_clients() -> None:
         server.join(10)
     assert not errors, errors[:3]
     assert all(ok), f"{clients - sum(ok)} clients got a wrong echo"
+
+
+def test_server_speaks_first(plain_listener: threaded.Listener) -> None:
+    """connect() then recv(): the listener accepts the announced stream and
+    the server greets before the client has sent anything."""
+
+    def greet(stream: threaded.Stream) -> None:
+        with stream:
+            stream.sendall(b"220 ready\n")
+            name = stream.makefile("rb").readline()
+            stream.sendall(b"250 hello " + name)
+
+    server = _server(plain_listener, greet)
+    with threaded.connect(plain_listener.local_address, config=Config(security="none"),
+                          timeout=10) as stream:
+        stream.settimeout(10)
+        lines = stream.makefile("rb")
+        assert lines.readline() == b"220 ready\n"
+        stream.sendall(b"bob\n")
+        assert lines.readline() == b"250 hello bob\n"
+    server.join(10)

@@ -81,6 +81,7 @@ from transport.packetizer import (
     ITEM_RESET,
     ITEM_STOP_SENDING,
     ITEM_STREAM,
+    ITEM_STREAM_OPEN,
     Packetizer,
 )
 from transport.params import TransportParameters
@@ -493,6 +494,8 @@ class Connection:
         self._next_stream_id[bidirectional] += 4
         self._local_streams_opened[bidirectional] += 1
         self._create_stream(stream_id)
+        self._packetizer.streams_to_announce[stream_id] = None
+        self._notify()
         return stream_id
 
     def send_stream_data(
@@ -1324,6 +1327,8 @@ class Connection:
                         p.resets_due.add(item[1])
                 elif kind == ITEM_STOP_SENDING and item[1] in self._recv_streams:
                     p.stop_sending_due[item[1]] = item[2]
+                elif kind == ITEM_STREAM_OPEN:
+                    p.streams_to_announce[item[1]] = None  # sent again unless data went
 
     # -- streams -------------------------------------------------------------
     def _on_stream_frame(self, stream_id: int, offset: int, data: bytes, fin: int) -> None:
@@ -1360,9 +1365,14 @@ class Connection:
         if index < self._peer_streams_opened[bidi]:
             return None  # opened before and already retired
         # open every lower-numbered stream of this kind too (RFC 9000 §3.2)
+        # and report each one at once, data or not (an empty STREAM frame
+        # announces a stream), so an application that speaks first sees it
         kind = stream_id & 3
         for n in range(self._peer_streams_opened[bidi], index + 1):
-            self._create_stream((n << 2) | kind)
+            opened = (n << 2) | kind
+            self._create_stream(opened)
+            self._readable_reported.add(opened)
+            self._push_event(events.StreamReadable(stream_id=opened))
         self._peer_streams_opened[bidi] = index + 1
         return self._recv_streams[stream_id]
 

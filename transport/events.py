@@ -46,7 +46,9 @@ class HandshakeCompleted(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamReadable(Event):
     """New in-order bytes (or the end of the stream) can be read with
-    ``recv_stream_data``. Reported once until the caller reads."""
+    ``recv_stream_data``. Reported once until the caller reads. Also reported
+    when the peer opens a stream, before it carries any data (the read then
+    returns ``(b"", False)``), so the application can speak first on it."""
 
     stream_id: int
 

@@ -77,6 +77,7 @@ ITEM_RESET = 6  # (kind, stream_id, error_code)
 ITEM_STOP_SENDING = 7  # (kind, stream_id, error_code)
 ITEM_PMTU_PROBE = 8  # (kind, size_bytes)
 ITEM_PATH_CHALLENGE = 9  # (kind, data)
+ITEM_STREAM_OPEN = 10  # (kind, stream_id): an empty STREAM frame announcing a stream
 
 #: Worst-case size of one control frame (type + three 8-byte varints).
 CONTROL_FRAME_MAX = 25
@@ -106,6 +107,10 @@ class Packetizer:
         #: MAX_STREAMS due, indexed by ``bidirectional`` (0: uni, 1: bidi)
         self.max_streams_due: list[bool] = [False, False]
         self.resets_due: set[int] = set()
+        #: local streams opened with nothing sent yet: announced with an empty
+        #: STREAM frame unless data goes first (so a peer that waits for us to
+        #: speak first learns of the stream)
+        self.streams_to_announce: dict[int, None] = {}
         self.stop_sending_due: dict[int, int] = {}
         self.path_responses: list[bytes] = []
         self.path_challenges: list[bytes] = []
@@ -226,6 +231,7 @@ class Packetizer:
             or self.max_streams_due[False]
             or self.resets_due
             or self.stop_sending_due
+            or self.streams_to_announce
             or self.path_responses
             or self.path_challenges
             or self.ping_due
@@ -596,6 +602,16 @@ class Packetizer:
             error_code, final_size = reset
             specs.append((FrameType.RESET_STREAM, stream_id, error_code, final_size, 0, None))
             items.append((ITEM_RESET, stream_id, error_code))
+            space -= CONTROL_FRAME_MAX
+            added = True
+        while self.streams_to_announce and space >= CONTROL_FRAME_MAX:
+            stream_id = next(iter(self.streams_to_announce))
+            del self.streams_to_announce[stream_id]
+            send_stream = conn._send_streams.get(stream_id)
+            if send_stream is None or not send_stream.needs_announcement:
+                continue
+            specs.append((STREAM_FRAME_TYPE, stream_id, 0, 0, 0, b""))
+            items.append((ITEM_STREAM_OPEN, stream_id))
             space -= CONTROL_FRAME_MAX
             added = True
         while self.stop_sending_due and space >= CONTROL_FRAME_MAX:

@@ -303,6 +303,15 @@ class SendStream:
         return self._write_offset - self._sent_offset
 
     # --------------------------------------------------------------- recovery
+    @property
+    def needs_announcement(self) -> bool:
+        """True while nothing was written, sent or reset: the peer learns of the
+        stream only from an empty STREAM frame."""
+        return not (
+            self._write_offset or self._fin or self._sent_offset or self._fin_sent
+            or self._reset_code is not None
+        )
+
     def on_acked(self, offset: int, length: int, fin: bool) -> bool:
         """A frame ``[offset, offset+length)`` (plus FIN if ``fin``) was acknowledged.
 

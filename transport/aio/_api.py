@@ -13,8 +13,9 @@ task). :meth:`Server.shutdown` is the graceful path: stop accepting, let the
 handlers finish, close every connection gracefully (queued stream bytes are
 delivered and acknowledged first), then release the socket.
 
-Streams exist on the wire only once bytes (or a FIN) are sent on them, so a
-server sees a new stream with its first data.
+Opening a stream announces it to the peer (an empty STREAM frame, unless data
+goes first), so the server's handler runs as soon as the client opens a stream
+and either side may speak first.
 """
 
 from __future__ import annotations

@@ -27,15 +27,15 @@ raises :class:`ConnectionLostError` (a :class:`ConnectionResetError`) with the
 peer's code and reason; an ICMP "port unreachable" raises
 :class:`~transport.errors.PortUnreachableError`.
 
-Streams open lazily, as in QUIC: ``connect()`` returns once the handshake is
-done with the connection's first bidirectional stream, but the listener's
-``accept()`` sees the stream only when its first bytes (or FIN) arrive, so the
-client speaks first. ``makefile()`` wraps a :class:`io.RawIOBase` adapter in
-the usual buffered/text layers, so code written for ``socket.makefile()``
-(line protocols, ``socketserver.StreamRequestHandler`` subclasses) runs
-unchanged. Closing the first stream closes its connection gracefully and
-lingers (bounded) until the peer has acknowledged everything, as TCP's kernel
-would do after ``close()``.
+``connect()`` returns once the handshake is done, with the connection's first
+bidirectional stream opened; the stream is announced to the server even before
+the client writes, so the listener's ``accept()`` returns it at once and either
+side may speak first (banner protocols work). ``makefile()`` wraps a
+:class:`io.RawIOBase` adapter in the usual buffered/text layers, so code
+written for ``socket.makefile()`` (line protocols,
+``socketserver.StreamRequestHandler`` subclasses) runs unchanged. Closing the
+first stream closes its connection gracefully and lingers (bounded) until the
+peer has acknowledged everything, as TCP's kernel would do after ``close()``.
 
 Layout: :mod:`transport.threaded._driver` (the I/O thread, the exception
 types, the wait helper), :mod:`transport.threaded._handle` (connections,
