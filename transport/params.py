@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transport.errors import RemoteProtocolError, WireError
-from transport.wire import decode_varint, encode_varint
+from transport.wire import encode_varint
+from transport.wire._varint_pure import read_varint
 from transport.wire.constants import ErrorCode
 from transport.wire.constants import TransportParameter as TP
 
@@ -42,6 +43,8 @@ _BYTES_PARAMS: dict[int, str] = {
     TP.RETRY_SOURCE_CID: "retry_source_cid",
 }
 MAX_PARAMS_BYTES = 4096
+_ID_BYTES = {pid: encode_varint(pid) for pid in (*_INT_PARAMS, *_BYTES_PARAMS)}
+_LENGTH_BYTES = {n: encode_varint(n) for n in (1, 2, 4, 8)}
 
 
 @dataclass
@@ -72,40 +75,43 @@ class TransportParameters:
         for param_id, name in _BYTES_PARAMS.items():
             value = getattr(self, name)
             if value is not None:
-                out += encode_varint(param_id) + encode_varint(len(value)) + value
+                out += _ID_BYTES[param_id] + encode_varint(len(value)) + value
         for param_id, name in _INT_PARAMS.items():
             value = getattr(self, name)
             if value is not None:
                 body = encode_varint(value)
-                out += encode_varint(param_id) + encode_varint(len(body)) + body
+                out += _ID_BYTES[param_id] + _LENGTH_BYTES[len(body)] + body
         return bytes(out)
 
     @classmethod
     def decode(cls, data: bytes) -> TransportParameters:
         """Parse a TLV list; raise RemoteProtocolError(TRANSPORT_PARAMETER_ERROR)."""
-        if len(data) > MAX_PARAMS_BYTES:
+        end = len(data)
+        if end > MAX_PARAMS_BYTES:
             raise _param_error("transport parameters too long")
+        view = memoryview(data).cast("B")
         params = cls()
         seen: set[int] = set()
         pos = 0
         try:
-            while pos < len(data):
-                param_id, pos = decode_varint(data, pos)
-                length, pos = decode_varint(data, pos)
-                if pos + length > len(data):
+            while pos < end:
+                param_id, pos = read_varint(view, pos, end)
+                length, pos = read_varint(view, pos, end)
+                stop = pos + length
+                if stop > end:
                     raise _param_error("transport parameter overruns its block")
-                value = bytes(data[pos : pos + length])
-                pos += length
                 if param_id in seen:
                     raise _param_error(f"duplicate transport parameter 0x{param_id:x}")
                 seen.add(param_id)
-                if param_id in _BYTES_PARAMS:
-                    setattr(params, _BYTES_PARAMS[param_id], value)
-                elif param_id in _INT_PARAMS:
-                    number, end = decode_varint(value, 0)
-                    if end != len(value):
+                name = _INT_PARAMS.get(param_id)
+                if name is not None:
+                    number, after = read_varint(view, pos, stop)
+                    if after != stop:
                         raise _param_error(f"malformed transport parameter 0x{param_id:x}")
-                    setattr(params, _INT_PARAMS[param_id], number)
+                    setattr(params, name, number)
+                elif (name := _BYTES_PARAMS.get(param_id)) is not None:
+                    setattr(params, name, bytes(view[pos:stop]))
+                pos = stop
         except WireError as exc:
             raise _param_error(f"malformed transport parameters: {exc}") from exc
         params._validate()

@@ -50,6 +50,7 @@ Usage (NK, client pins the server's static public key)::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -298,6 +299,19 @@ class SymmetricState:
 def _private_key(raw: bytes, what: str) -> X25519PrivateKey:
     if len(raw) != DHLEN:
         raise ConfigurationError(f"{what} must be a 32-byte X25519 private key")
+    return _static_key(bytes(raw))
+
+
+def _ephemeral_key(raw: bytes) -> X25519PrivateKey:
+    if len(raw) != DHLEN:
+        raise ConfigurationError("ephemeral key e must be a 32-byte X25519 private key")
+    return X25519PrivateKey.from_private_bytes(bytes(raw))
+
+
+@functools.lru_cache(maxsize=64)
+def _static_key(raw: bytes) -> X25519PrivateKey:
+    """A server's static key is loaded once, not once per handshake (the
+    object is immutable; the few keys a process uses are cached)."""
     return X25519PrivateKey.from_private_bytes(raw)
 
 
@@ -350,7 +364,7 @@ class HandshakeState:
         self._pattern = pattern = self._protocol.pattern
         self._initiator = initiator
         self._s = None if s is None else _private_key(s, "static key s")
-        self._e = None if e is None else _private_key(e, "ephemeral key e")
+        self._e = None if e is None else _ephemeral_key(e)
         for value, what in ((rs, "rs"), (re, "re")):
             if value is not None and len(value) != DHLEN:
                 raise ConfigurationError(f"{what} must be a 32-byte X25519 public key")
