@@ -31,7 +31,7 @@ test: $(STAMP)
 # measured in the same invocation (installs the `bench` extra for aioquic).
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) -m transport bench --compare tcp,aioquic
+	$(PY) -m transport bench --compare tcp,aioquic,kcp
 
 # Medians of >= 3 runs per case (ours encrypted / none, TCP, aioquic) as JSON.
 bench-loopback: $(STAMP)

@@ -34,6 +34,19 @@ def test_bench_json_with_tcp_comparison() -> None:
     assert tcp["goodput_mbps"] > 0 and tcp["goodput_ratio"] > 0
 
 
+def test_bench_compares_with_kcp_in_the_same_run() -> None:
+    """The KCP peer (its C core through the ``kcp`` binding) moves the same
+    bytes the server then reports back; the ratio is ours / KCP."""
+    run = subprocess.run(
+        [*PY, "bench", "--security", "none", "--size", "4M", "--json", "--compare", "kcp"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    kcp = json.loads(run.stdout)["compare"]["kcp"]
+    assert kcp["bytes"] == 4_000_000, kcp  # "4M" is decimal
+    assert kcp["goodput_mbps"] > 0 and kcp["goodput_ratio"] > 0
+
+
 def test_bench_unknown_peer_is_skipped_with_a_note() -> None:
     run = subprocess.run(
         [*PY, "bench", "--security", "none", "--size", "2M", "--compare", "kcp-nope"],

@@ -10,7 +10,8 @@ plain blocking sockets with ``--tcp-write`` (64 KiB) writes. aioquic (the
 ``bench`` extra) uses its asyncio API with a throw-away self-signed
 certificate; because its stream writer has no backpressure it sends a fixed
 size (``--size``, else 8 MB per second of ``--duration``) instead of a
-duration.
+duration. KCP (the ``kcp`` package, also in the extra) runs in its "turbo"
+configuration, unencrypted, without congestion control (``bench_kcp.py``).
 
 Impaired path (``--loss/--delay/--rate/--burst``): :class:`PathRelay` runs a
 :class:`transport.relay.Relay` in its own process (so it does not share a GIL
@@ -34,6 +35,7 @@ import tempfile
 import time
 from typing import Any
 
+from transport.cli import bench_kcp
 from transport.cli.bench import (
     TCP_WRITE_BYTES,
     cpu_seconds,
@@ -46,7 +48,7 @@ from transport.cli.bench import (
 )
 from transport.udp import UdpSocket
 
-PEERS = ("tcp", "aioquic")
+PEERS = ("tcp", "aioquic", "kcp")
 TCP_OVER_RELAY_NOTE = (
     "kernel TCP cannot run over the UDP impairment relay; compare it on the emulated "
     "path instead: sudo python -m transport.emulate --rate R --delay D --loss L -- CMD "
@@ -62,12 +64,16 @@ def unavailable(kind: str) -> str | None:
         return f"unknown peer {kind!r} (known: {', '.join(PEERS)})"
     if kind == "aioquic" and importlib.util.find_spec("aioquic") is None:
         return "aioquic is not installed (pip install 'transport[bench]')"
+    if kind == "kcp":
+        return bench_kcp.unavailable()
     return None
 
 
 def serve(kind: str, opts: dict[str, Any], pipe: Any) -> None:
     if kind == "tcp":
         _serve_tcp(opts, pipe)
+    elif kind == "kcp":
+        bench_kcp.serve(opts, pipe, cpu_seconds)
     else:
         asyncio.run(_serve_aioquic(opts, pipe))
 
@@ -76,6 +82,8 @@ def run_client(kind: str, address: tuple[str, int], opts: dict[str, Any]) -> dic
     cpu_start = cpu_seconds()
     if kind == "tcp":
         report, sent = _tcp_client(address, opts)
+    elif kind == "kcp":
+        report, sent = bench_kcp.client(address, opts)
     else:
         report, sent = asyncio.run(_aioquic_client(address, opts))
     if report["bytes"] != sent:
