@@ -87,7 +87,8 @@ class EmulatedPath:
     """Two namespaces joined by a relay applying rate, delay, loss and queue.
 
     ``delay_s`` is one-way (RTT = 2 x delay); ``loss`` applies both ways
-    unless ``loss_backward`` (B -> A) is given.
+    unless ``loss_backward`` (B -> A) is given. ``burst`` > 1 makes the loss
+    Gilbert-Elliott with that mean burst length (packets) instead of Bernoulli.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class EmulatedPath:
         loss: float = 0.0,
         loss_backward: float | None = None,
         queue_bdp: float = 1.0,
+        burst: float = 1.0,
         seed: int = 0,
         tag: str = "",
     ) -> None:
@@ -105,11 +107,14 @@ class EmulatedPath:
             raise ConfigurationError("need 0 <= loss < 1, delay_s >= 0, rate_bps > 0 or None")
         if loss_backward is not None and not 0.0 <= loss_backward < 1.0:
             raise ConfigurationError("need 0 <= loss_backward < 1")
+        if not burst >= 1.0:
+            raise ConfigurationError("burst (mean loss burst in packets) must be >= 1")
         self.rate_bps = rate_bps
         self.delay_s = delay_s
         self.loss = loss
         self.loss_backward = loss if loss_backward is None else loss_backward
         self.queue_bdp = queue_bdp
+        self.burst = burst
         self.seed = seed
         base = f"{PREFIX}{os.getpid()}{tag}"
         self.ns = {"a": base + "a", "b": base + "b"}
@@ -170,6 +175,8 @@ class EmulatedPath:
             str(self.loss_backward),
             "--queue-bdp",
             str(self.queue_bdp),
+            "--burst",
+            str(self.burst),
             "--seed",
             str(self.seed),
         ]

@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from transport.sim.link import Path
-from transport.sim.loss import Bernoulli
+from transport.sim.loss import Bernoulli, GilbertElliott, LossModel
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
@@ -68,6 +68,7 @@ def main() -> int:
     ap.add_argument("--loss", type=float, default=0.0)
     ap.add_argument("--loss-back", type=float, default=None)
     ap.add_argument("--queue-bdp", type=float, default=1.0)
+    ap.add_argument("--burst", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -81,15 +82,17 @@ def main() -> int:
     fd_b = open_tun(args.dev_b)
     # TUN hands over whole IP packets: no header bytes to add (overhead 0), so
     # rate_bps is the IP-level rate, as configured.
+    def model(p: float) -> LossModel | None:
+        if p <= 0:
+            return None
+        return GilbertElliott.from_mean(p, args.burst) if args.burst > 1 else Bernoulli(p)
+
     built = Path.symmetric(
         args.rate or None,
         args.rtt,
         queue_bdp=args.queue_bdp,
-        loss=Bernoulli(args.loss) if args.loss > 0 else None,
-        loss_backward=(
-            "same" if args.loss_back is None
-            else Bernoulli(args.loss_back) if args.loss_back > 0 else None
-        ),
+        loss=model(args.loss),
+        loss_backward="same" if args.loss_back is None else model(args.loss_back),
         overhead_bytes=0,
     )
     heap: list[tuple[Any, ...]] = []

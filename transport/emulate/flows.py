@@ -143,13 +143,14 @@ def _noise_config(**kwargs: Any) -> Any:
     return Config(security="noise", **kwargs)
 
 
-def ours_recv(port: int, seconds: float, key: str, datagram_size: int) -> dict[str, Any]:
+def ours_recv(port: int, seconds: float, key: str, datagram_size: int,
+              fec: str = "off") -> dict[str, Any]:
     from transport.crypto.keys import KeyPair, load_private_key, public_key_from_private
     from transport.threaded import listen
 
     private = load_private_key(key)
     config = _noise_config(static_key=KeyPair(private, public_key_from_private(private)),
-                           max_datagram_size=datagram_size)
+                           max_datagram_size=datagram_size, fec=fec)
     listener = listen(("0.0.0.0", port), config=config)
     print("up", flush=True)
     stream, _ = listener.accept(timeout=30.0)
@@ -175,13 +176,13 @@ def ours_recv(port: int, seconds: float, key: str, datagram_size: int) -> dict[s
 
 
 def ours_send(host: str, port: int, seconds: float, server_key: str,
-              cc: str | None, datagram_size: int) -> dict[str, Any]:
+              cc: str | None, datagram_size: int, fec: str = "off") -> dict[str, Any]:
     from transport.congestion import controllers
     from transport.crypto.keys import load_public_key
     from transport.threaded import connect
 
     kwargs: dict[str, Any] = {"server_public_key": load_public_key(server_key),
-                              "max_datagram_size": datagram_size}
+                              "max_datagram_size": datagram_size, "fec": fec}
     if cc:
         kwargs["congestion_control"] = controllers[cc]
     stream = connect((host, port), config=_noise_config(**kwargs), timeout=10.0)
@@ -205,7 +206,8 @@ def ours_send(host: str, port: int, seconds: float, server_key: str,
             "srtt_ms": round(stats.smoothed_rtt_s * 1000, 2)}
 
 
-def _cpu_s(pid: int | None) -> float:
+def relay_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 for None)."""
     if pid is None:
         return 0.0
     with open(f"/proc/{pid}/stat") as fh:
@@ -214,12 +216,13 @@ def _cpu_s(pid: int | None) -> float:
 
 
 def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001,
-              count: int = 1, datagram_size: int = 1472,
-              quickack: bool = False) -> list[dict[str, Any]]:
+              count: int = 1, datagram_size: int = 1472, quickack: bool = False,
+              cc: str | None = None, fec: str = "off") -> list[dict[str, Any]]:
     """Run ``count`` concurrent flows A -> B over ``path`` and return their reports.
 
     ``kind``: ``"tcp-cubic"``, ``"tcp-bbr"`` (any ``tcp-<cc>``) or ``"ours"``
-    (Noise keys generated here, one pair per flow). Each report is the
+    (Noise keys generated here, one pair per flow; ``cc`` names our controller,
+    default the Config default; ``fec`` is ``Config.fec``). Each report is the
     receiver's (``goodput_bps`` from 2 s to the end) plus ``"sender"`` (the
     sender's JSON) and ``"relay_cpu_pct"`` (the relay's CPU share meanwhile).
     """
@@ -236,11 +239,12 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
             )
 
             keys = generate_keypair()
-            size = ["--datagram-size", str(datagram_size)]
+            size = ["--datagram-size", str(datagram_size), "--fec", fec]
             recv_argv.append(["ours-recv", *where, "--key", private_key_to_raw(keys.private),
                               *size])
             send_argv.append(["ours-send", ADDR_B, *where, "--server-key",
-                              public_key_to_raw(keys.public), *size])
+                              public_key_to_raw(keys.public), *size,
+                              *(["--cc", cc] if cc else [])])
         elif kind.startswith("tcp-"):
             recv_argv.append(["tcp-recv", *where, *(["--quickack"] if quickack else [])])
             send_argv.append(["tcp-send", ADDR_B, *where, "--cc", kind[4:]])
@@ -254,12 +258,12 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
         for proc in receivers:
             if proc.stdout is None or proc.stdout.readline().strip() != "up":
                 raise InvalidStateError(f"{kind} receiver failed to start")
-        cpu0, t0 = _cpu_s(path.relay_pid), time.monotonic()
+        cpu0, t0 = relay_cpu_s(path.relay_pid), time.monotonic()
         senders = [path.popen("a", [*py, *argv], stdout=subprocess.PIPE, text=True)
                    for argv in send_argv]
         procs += senders
         outs = [proc.communicate(timeout=seconds + 60)[0] for proc in receivers]
-        cpu_pct = round(100 * (_cpu_s(path.relay_pid) - cpu0) / (time.monotonic() - t0), 1)
+        cpu_pct = round(100 * (relay_cpu_s(path.relay_pid) - cpu0) / (time.monotonic() - t0), 1)
         sent = [proc.communicate(timeout=30)[0] for proc in senders]
     finally:
         for proc in procs:
@@ -284,16 +288,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-key", help="receiver's public key (ours-send)")
     ap.add_argument("--quickack", action="store_true", help="tcp-recv: ACK every segment")
     ap.add_argument("--datagram-size", type=int, default=1400, help="our UDP payload size")
+    ap.add_argument("--fec", default="off", help="our Config.fec")
     ns = ap.parse_args(argv)
     if ns.role.endswith("recv"):
         port, seconds = int(ns.args[0]), float(ns.args[1])
         out = tcp_recv(port, seconds, ns.quickack) if ns.role == "tcp-recv" else ours_recv(
-            port, seconds, ns.key, ns.datagram_size)
+            port, seconds, ns.key, ns.datagram_size, ns.fec)
     else:
         host, port, seconds = ns.args[0], int(ns.args[1]), float(ns.args[2])
         out = (tcp_send(host, port, seconds, ns.cc or "cubic") if ns.role == "tcp-send"
                else ours_send(host, port, seconds, ns.server_key, ns.cc,
-                         ns.datagram_size))
+                              ns.datagram_size, ns.fec))
     print(json.dumps(out), flush=True)
     return 0
 
