@@ -17,7 +17,8 @@ raises ``SystemExit`` in the parent), and -- for SIGKILL of the parent -- at
 the next start: namespaces with the prefix whose owner pid is no longer
 alive are deleted. The relay dies with its parent (``PR_SET_PDEATHSIG``).
 
-``run(side, argv)`` runs a command in namespace ``"a"`` or ``"b"`` (``ip
+``relay_counters()`` asks the relay for its per-direction counters (loss and
+queue drops, deliveries). ``run(side, argv)`` runs a command in namespace ``"a"`` or ``"b"`` (``ip
 netns exec``); ``popen`` starts one in the background. ``python -m
 transport.emulate --rate 50mbit --delay 25ms --loss 2% -- CMD`` runs CMD in
 namespace A while B is reachable at 10.77.0.2 (``{a}``/``{b}`` in CMD are
@@ -26,6 +27,7 @@ replaced by the namespace names).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -203,6 +205,20 @@ class EmulatedPath:
             self._old_term = None
 
     # ----------------------------------------------------------- running --
+    def relay_counters(self) -> dict[str, dict[str, int]]:
+        """The relay's counters so far, per direction (``forward`` = A -> B):
+        packets offered, dropped by the loss model, dropped by the queue and
+        the largest backlog in bytes."""
+        relay = self._relay
+        if relay is None or relay.stdout is None or relay.poll() is not None:
+            raise InvalidStateError("the emulated path is not running")
+        relay.send_signal(signal.SIGUSR1)
+        line = relay.stdout.readline()
+        if not line:
+            raise InvalidStateError("the emulator relay ended")
+        result: dict[str, dict[str, int]] = json.loads(line)
+        return result
+
     @property
     def relay_pid(self) -> int | None:
         return None if self._relay is None else self._relay.pid

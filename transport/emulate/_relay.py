@@ -6,7 +6,8 @@ Started as ``python -m transport.emulate._relay`` by :class:`EmulatedPath`.
 It asks the kernel to kill it when its parent dies (``PR_SET_PDEATHSIG``),
 ``setns()``-es into namespace A and opens the persistent TUN device there,
 then the same for B (a TUN file belongs to the namespace it was opened in),
-prints ``ready`` and relays IP packets: A -> B through the forward
+prints ``ready`` and relays IP packets (on ``SIGUSR1`` it prints one JSON
+line of its counters per direction): A -> B through the forward
 :class:`~transport.sim.link.Link`, B -> A through the backward one -- the
 simulator's loss/queue/rate/delay model fed with real time, exactly like
 :mod:`transport.relay`. Loss is decided on arrival at the relay, i.e. on the
@@ -21,6 +22,7 @@ import ctypes
 import fcntl
 import heapq
 import itertools
+import json
 import os
 import select
 import signal
@@ -29,7 +31,7 @@ import sys
 import time
 from typing import Any
 
-from transport.sim.link import Path
+from transport.sim.link import Link, Path
 from transport.sim.loss import Bernoulli, GilbertElliott, LossModel
 
 TUNSETIFF = 0x400454CA
@@ -55,6 +57,15 @@ def open_tun(name: str) -> int:
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
     fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
     return fd
+
+
+COUNTERS = ("packets_offered", "packets_dropped_loss", "packets_dropped_queue",
+            "max_backlog_bytes")
+
+
+def counters(link: Link) -> dict[str, int]:
+    """The link's counters the emulator reports (``EmulatedPath.relay_counters``)."""
+    return {name: int(getattr(link, name)) for name in COUNTERS}
 
 
 def main() -> int:
@@ -103,6 +114,13 @@ def main() -> int:
     to_b, to_a = ("b", 0), ("a", 0)
     route_f, route_b = (fwd,), (bwd,)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    def report(*_: object) -> None:
+        print(json.dumps({name: counters(link) for name, link in (("forward", fwd),
+                                                                  ("backward", bwd))}),
+              flush=True)
+
+    signal.signal(signal.SIGUSR1, report)
     print("ready", flush=True)
     t0 = time.monotonic()
     fds = [fd_a, fd_b]

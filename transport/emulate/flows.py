@@ -17,7 +17,7 @@ B and the sender in namespace A (``EmulatedPath.popen``).
 
 The *receiver* measures: from its first byte it reads for ``SECONDS``, notes
 the byte count the first time ``WARMUP_S`` (2 s) have passed and at the end,
-prints one JSON line ``{"bytes", "seconds", "goodput_bps", ...}`` where
+prints one JSON line ``{"bytes", "seconds", "goodput_bps", "cpu_s", ...}`` where
 goodput covers the window from the warm-up mark to the end, and closes the
 connection. Measuring on the receiver's clock over a fixed window keeps the
 figures independent of how much data the sender still has buffered when the
@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import socket
 import struct
 import subprocess
@@ -82,6 +83,21 @@ class _Meter:
             "goodput_bps": round(window * 8 / span, 1) if span > 0 else 0.0,
             **extra,
         }
+
+
+def udp_receive_errors() -> dict[str, int]:
+    """This namespace's UDP ``RcvbufErrors`` / ``InErrors`` (``/proc/net/snmp``):
+    datagrams the kernel dropped because a socket's receive buffer was full."""
+    try:
+        with open("/proc/net/snmp") as fh:
+            rows = [line.split() for line in fh if line.startswith("Udp:")]
+    except OSError:
+        return {}
+    if len(rows) < 2:
+        return {}
+    fields = dict(zip(rows[0][1:], rows[1][1:], strict=False))
+    return {"udp_rcvbuf_errors": int(fields.get("RcvbufErrors", 0)),
+            "udp_in_errors": int(fields.get("InErrors", 0))}
 
 
 def tcp_recv(port: int, seconds: float, quickack: bool = False) -> dict[str, Any]:
@@ -172,7 +188,7 @@ def ours_recv(port: int, seconds: float, key: str, datagram_size: int,
         stream.connection.close(0, "done", graceful=False)
     with contextlib.suppress(Exception):
         listener.close(0, "done")
-    return meter.report()
+    return meter.report(**udp_receive_errors())
 
 
 def ours_send(host: str, port: int, seconds: float, server_key: str,
@@ -215,6 +231,12 @@ def relay_cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _delta(after: dict[str, dict[str, int]],
+           before: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    return {d: {k: v if k.startswith("max_") else v - before[d][k] for k, v in c.items()}
+            for d, c in after.items()}
+
+
 def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001,
               count: int = 1, datagram_size: int = 1472, quickack: bool = False,
               cc: str | None = None, fec: str = "off") -> list[dict[str, Any]]:
@@ -224,7 +246,9 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
     (Noise keys generated here, one pair per flow; ``cc`` names our controller,
     default the Config default; ``fec`` is ``Config.fec``). Each report is the
     receiver's (``goodput_bps`` from 2 s to the end) plus ``"sender"`` (the
-    sender's JSON) and ``"relay_cpu_pct"`` (the relay's CPU share meanwhile).
+    sender's JSON), ``"relay_cpu_pct"`` (the relay's CPU share meanwhile) and
+    ``"relay"`` (the relay's counters for the flows' lifetime, per direction:
+    offered, loss and queue drops; ``max_backlog_bytes`` is since the start).
     """
     py = [sys.executable, "-m", "transport.emulate.flows"]
     recv_argv: list[list[str]] = []
@@ -258,12 +282,14 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
         for proc in receivers:
             if proc.stdout is None or proc.stdout.readline().strip() != "up":
                 raise InvalidStateError(f"{kind} receiver failed to start")
+        counters0 = path.relay_counters()
         cpu0, t0 = relay_cpu_s(path.relay_pid), time.monotonic()
         senders = [path.popen("a", [*py, *argv], stdout=subprocess.PIPE, text=True)
                    for argv in send_argv]
         procs += senders
         outs = [proc.communicate(timeout=seconds + 60)[0] for proc in receivers]
         cpu_pct = round(100 * (relay_cpu_s(path.relay_pid) - cpu0) / (time.monotonic() - t0), 1)
+        counters = _delta(path.relay_counters(), counters0)
         sent = [proc.communicate(timeout=30)[0] for proc in senders]
     finally:
         for proc in procs:
@@ -275,6 +301,7 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
         report: dict[str, Any] = json.loads(out_r.strip().splitlines()[-1])
         report["sender"] = json.loads(out_s.strip().splitlines()[-1]) if out_s.strip() else None
         report["relay_cpu_pct"] = cpu_pct
+        report["relay"] = counters
         reports.append(report)
     return reports
 
@@ -299,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         out = (tcp_send(host, port, seconds, ns.cc or "cubic") if ns.role == "tcp-send"
                else ours_send(host, port, seconds, ns.server_key, ns.cc,
                               ns.datagram_size, ns.fec))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 3)
     print(json.dumps(out), flush=True)
     return 0
 
