@@ -181,3 +181,44 @@ def test_our_goodput_matches_simulator() -> None:
         (report,) = run_flows(path, "ours", 8.0, port=7200, datagram_size=datagram)
     ratio = report["goodput_bps"] / sim.goodput_bps
     assert 0.85 <= ratio <= 1.15, (report["goodput_bps"], sim.goodput_bps)
+
+
+def test_relay_counters_match_the_configured_loss() -> None:
+    """The relay's own counters (EmulatedPath.relay_counters) see the probes
+    and drop the configured share of them on the loss model, none on the queue."""
+    with EmulatedPath(rate_bps=None, delay_s=0.002, loss=0.1, loss_backward=0.0,
+                      seed=3) as path:
+        before = path.relay_counters()
+        _, server = _measure(path, "sink", 3000, 200, 0.0002)
+        after = path.relay_counters()
+    fwd = {k: after["forward"][k] - before["forward"][k] for k in after["forward"]}
+    assert fwd["packets_offered"] >= 3000
+    assert fwd["packets_dropped_queue"] == 0
+    assert 3000 - fwd["packets_dropped_loss"] == server["count"]
+    assert 0.075 <= fwd["packets_dropped_loss"] / 3000 <= 0.125  # +-5 sigma of Bernoulli(0.1)
+    assert after["backward"]["packets_dropped_loss"] == 0
+
+
+def test_cli_bench_emulated_compares_with_kernel_tcp() -> None:
+    """`transport bench --path emulated ... --compare tcp-cubic,tcp-bbr --json`
+    runs ours and both kernel controllers over one path: every flow moves data
+    at no more than the path's rate, the ratios are ours / peer, and kernel
+    BBR -- loss-tolerant -- fills most of a 20 Mbit/s path at 1 % loss."""
+    run = subprocess.run(
+        [sys.executable, "-m", "transport", "bench", "--path", "emulated", "--rate", "20mbit",
+         "--delay", "10ms", "--loss", "1%", "--compare", "tcp-cubic,tcp-bbr", "--duration",
+         "4", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["path"]["rate_mbps"] == 20.0 and result["path"]["loss"] == 0.01
+    assert set(result["compare"]) == {"tcp-cubic", "tcp-bbr"}
+    assert 0 < result["goodput_mbps"] <= 20.0
+    for kind, peer in result["compare"].items():
+        assert 0 < peer["goodput_mbps"] <= 20.0, kind
+        assert peer["goodput_ratio"] == pytest.approx(
+            result["goodput_mbps"] / peer["goodput_mbps"], rel=0.01)
+    assert result["compare"]["tcp-bbr"]["goodput_mbps"] > 12.0
+    assert result["compare"]["tcp-bbr"]["sender"]["cc"] == "bbr"
+    assert result["compare"]["tcp-cubic"]["sender"]["cc"] == "cubic"

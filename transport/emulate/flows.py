@@ -13,7 +13,8 @@ B and the sender in namespace A (``EmulatedPath.popen``).
   instead of every other one (the Mathis formula's C = 1.22 assumes that).
 * ``ours-recv PORT SECONDS --key PRIVATE`` / ``ours-send HOST PORT SECONDS
   --server-key PUBLIC [--cc NAME]``: this transport through the threaded API
-  (:mod:`transport.threaded`), Noise security with keys made per run.
+  (:mod:`transport.threaded`), Noise security with keys made per run, a
+  4 MiB stream send buffer (:data:`SEND_BUFFER_BYTES`, as kernel TCP's).
 
 The *receiver* measures: from its first byte it reads for ``SECONDS``, notes
 the byte count the first time ``WARMUP_S`` (2 s) have passed and at the end,
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
 WARMUP_S = 2.0
 CHUNK_BYTES = 64 * 1024
 READ_BYTES = 256 * 1024
+#: Our sender's stream send buffer: the kernel's largest TCP send buffer here
+#: (``tcp_wmem`` max, 4 MiB), so both keep the same backlog for retransmissions.
+SEND_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class _Meter:
@@ -198,7 +202,8 @@ def ours_send(host: str, port: int, seconds: float, server_key: str,
     from transport.threaded import connect
 
     kwargs: dict[str, Any] = {"server_public_key": load_public_key(server_key),
-                              "max_datagram_size": datagram_size, "fec": fec}
+                              "max_datagram_size": datagram_size, "fec": fec,
+                              "stream_send_buffer_bytes": SEND_BUFFER_BYTES}
     if cc:
         kwargs["congestion_control"] = controllers[cc]
     stream = connect((host, port), config=_noise_config(**kwargs), timeout=10.0)
@@ -239,18 +244,23 @@ def _delta(after: dict[str, dict[str, int]],
 
 def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001,
               count: int = 1, datagram_size: int = 1472, quickack: bool = False,
-              cc: str | None = None, fec: str = "off") -> list[dict[str, Any]]:
+              cc: str | None = None, fec: str = "off",
+              nice: int = 0) -> list[dict[str, Any]]:
     """Run ``count`` concurrent flows A -> B over ``path`` and return their reports.
 
     ``kind``: ``"tcp-cubic"``, ``"tcp-bbr"`` (any ``tcp-<cc>``) or ``"ours"``
     (Noise keys generated here, one pair per flow; ``cc`` names our controller,
-    default the Config default; ``fec`` is ``Config.fec``). Each report is the
+    default the Config default; ``fec`` is ``Config.fec``). ``nice`` runs every
+    flow process at that niceness (root may go below 0), so that other jobs on
+    a shared machine delay them less. Each report is the
     receiver's (``goodput_bps`` from 2 s to the end) plus ``"sender"`` (the
     sender's JSON), ``"relay_cpu_pct"`` (the relay's CPU share meanwhile) and
     ``"relay"`` (the relay's counters for the flows' lifetime, per direction:
     offered, loss and queue drops; ``max_backlog_bytes`` is since the start).
     """
     py = [sys.executable, "-m", "transport.emulate.flows"]
+    if nice:
+        py = ["nice", "-n", str(nice), *py]
     recv_argv: list[list[str]] = []
     send_argv: list[list[str]] = []
     for i in range(count):
