@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="niceness of every flow process (default -5: other jobs on a "
                          "shared machine delay them less; the relay runs at -10)")
     ap.add_argument("--quick", action="store_true", help="loss 0,1,5 %% and 5 s flows")
+    ap.add_argument("--note", help="free text recorded in the JSON (e.g. a patch under test)")
     ap.add_argument("--out", help="also write the JSON here")
     ap.add_argument("--plot", help="write a PNG of goodput vs loss (matplotlib)")
     args = ap.parse_args(argv)
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                  "stream_send_buffer_bytes": SEND_BUFFER_BYTES},
         "cases": cases,
         "targets": targets,
+        **({"note": args.note} if args.note else {}),
         "wall_s": round(time.monotonic() - started, 1),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
