@@ -196,14 +196,15 @@ def ours_recv(port: int, seconds: float, key: str, datagram_size: int,
 
 
 def ours_send(host: str, port: int, seconds: float, server_key: str,
-              cc: str | None, datagram_size: int, fec: str = "off") -> dict[str, Any]:
+              cc: str | None, datagram_size: int, fec: str = "off",
+              send_buffer_bytes: int = SEND_BUFFER_BYTES) -> dict[str, Any]:
     from transport.congestion import controllers
     from transport.crypto.keys import load_public_key
     from transport.threaded import connect
 
     kwargs: dict[str, Any] = {"server_public_key": load_public_key(server_key),
                               "max_datagram_size": datagram_size, "fec": fec,
-                              "stream_send_buffer_bytes": SEND_BUFFER_BYTES}
+                              "stream_send_buffer_bytes": send_buffer_bytes}
     if cc:
         kwargs["congestion_control"] = controllers[cc]
     stream = connect((host, port), config=_noise_config(**kwargs), timeout=10.0)
@@ -244,8 +245,8 @@ def _delta(after: dict[str, dict[str, int]],
 
 def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001,
               count: int = 1, datagram_size: int = 1472, quickack: bool = False,
-              cc: str | None = None, fec: str = "off",
-              nice: int = 0) -> list[dict[str, Any]]:
+              cc: str | None = None, fec: str = "off", nice: int = 0,
+              send_buffer_bytes: int = SEND_BUFFER_BYTES) -> list[dict[str, Any]]:
     """Run ``count`` concurrent flows A -> B over ``path`` and return their reports.
 
     ``kind``: ``"tcp-cubic"``, ``"tcp-bbr"`` (any ``tcp-<cc>``) or ``"ours"``
@@ -278,6 +279,7 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
                               *size])
             send_argv.append(["ours-send", ADDR_B, *where, "--server-key",
                               public_key_to_raw(keys.public), *size,
+                              "--send-buffer", str(send_buffer_bytes),
                               *(["--cc", cc] if cc else [])])
         elif kind.startswith("tcp-"):
             recv_argv.append(["tcp-recv", *where, *(["--quickack"] if quickack else [])])
@@ -326,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quickack", action="store_true", help="tcp-recv: ACK every segment")
     ap.add_argument("--datagram-size", type=int, default=1400, help="our UDP payload size")
     ap.add_argument("--fec", default="off", help="our Config.fec")
+    ap.add_argument("--send-buffer", type=int, default=SEND_BUFFER_BYTES,
+                    help="our stream send buffer in bytes (ours-send)")
     ns = ap.parse_args(argv)
     if ns.role.endswith("recv"):
         port, seconds = int(ns.args[0]), float(ns.args[1])
@@ -335,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         host, port, seconds = ns.args[0], int(ns.args[1]), float(ns.args[2])
         out = (tcp_send(host, port, seconds, ns.cc or "cubic") if ns.role == "tcp-send"
                else ours_send(host, port, seconds, ns.server_key, ns.cc,
-                              ns.datagram_size, ns.fec))
+                              ns.datagram_size, ns.fec, ns.send_buffer))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 3)
     print(json.dumps(out), flush=True)
