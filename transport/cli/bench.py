@@ -19,6 +19,9 @@ ratios. ``--fec off|fixed|adaptive`` sets ``Config(fec=...)``. ``--loss 2%
 (:class:`transport.relay.Relay`, in its own process) between client and server
 and reports the path in the summary; aioquic goes through it too, kernel TCP
 cannot (it is skipped with a pointer to ``python -m transport.emulate``).
+``--path emulated`` runs the same comparison over the kernel-path emulator
+(root): ours and kernel TCP (``--compare tcp-cubic,tcp-bbr``) share one
+emulated path (:mod:`transport.cli.bench_emulated`).
 ``transport bench server`` / ``transport bench client HOST:PORT`` split the
 two sides across hosts (the server prints its public key).
 """
@@ -447,9 +450,9 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
         "security": args.security,
         "cc": args.cc,
         "streams": args.streams,
-        "duration": args.duration,
+        "duration": 5.0 if args.duration is None else args.duration,
         "size": args.size,
-        "datagram_size": args.datagram_size,
+        "datagram_size": args.datagram_size or 1400,
         "gso": not args.no_gso,
         "gro": not args.no_gso,
         "fec": args.fec,
@@ -488,6 +491,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from transport.cli import bench_peers
 
         return bench_peers.cmd_role(args)
+    if args.path == "emulated":
+        from transport.cli import bench_emulated
+
+        if args.duration is None:
+            args.duration = 10.0
+        return bench_emulated.run(args)
     opts = options_from(args)
     if args.security == "noise":
         generate_keys(opts)
@@ -543,9 +552,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cc", choices=sorted(controllers), default=None,
                    help="congestion controller (default: the Config default)")
     p.add_argument("--streams", type=int, default=1)
-    p.add_argument("--duration", type=float, default=5.0, help="seconds of sending (default 5)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds of sending (default 5; 10 with --path emulated)")
     p.add_argument("--size", type=parse_size, default=None, help="bytes to send instead")
-    p.add_argument("--datagram-size", type=int, default=1400)
+    p.add_argument("--datagram-size", type=int, default=None,
+                   help="UDP payload bytes (default 1400; 1472 with --path emulated)")
     p.add_argument("--no-gso", action="store_true", help="plain sendto/recvfrom (no GSO/GRO)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--progress", action="store_true", help="live progress even without a tty")
@@ -557,7 +568,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "bench", help="throughput benchmark (loopback by default; 'server' / 'client HOST:PORT')"
     )
     _add_common(bench)
-    bench.add_argument("--compare", default="", help="also run peers: tcp,aioquic")
+    bench.add_argument("--compare", default="",
+                       help="also run peers: tcp,aioquic (with --path emulated: "
+                            "tcp-cubic,tcp-bbr)")
+    bench.add_argument("--path", choices=("local", "emulated"), default="local",
+                       help="local: loopback, through the UDP impairment relay when "
+                            "--loss/--delay/--rate are given; emulated: kernel-path emulator "
+                            "(network namespaces + TUN, root) so kernel TCP shares the path")
+    bench.add_argument("--seed", type=int, default=1, help="loss seed of the emulated path")
     bench.add_argument("--loss", type=parse_fraction, default=0.0,
                        help="route through an impairment relay losing this, each way (2%%)")
     bench.add_argument("--delay", type=parse_seconds, default=0.0,

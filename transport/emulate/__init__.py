@@ -17,7 +17,8 @@ raises ``SystemExit`` in the parent), and -- for SIGKILL of the parent -- at
 the next start: namespaces with the prefix whose owner pid is no longer
 alive are deleted. The relay dies with its parent (``PR_SET_PDEATHSIG``).
 
-``run(side, argv)`` runs a command in namespace ``"a"`` or ``"b"`` (``ip
+``relay_counters()`` asks the relay for its per-direction counters (loss and
+queue drops, deliveries). ``run(side, argv)`` runs a command in namespace ``"a"`` or ``"b"`` (``ip
 netns exec``); ``popen`` starts one in the background. ``python -m
 transport.emulate --rate 50mbit --delay 25ms --loss 2% -- CMD`` runs CMD in
 namespace A while B is reachable at 10.77.0.2 (``{a}``/``{b}`` in CMD are
@@ -26,6 +27,7 @@ replaced by the namespace names).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -87,7 +89,8 @@ class EmulatedPath:
     """Two namespaces joined by a relay applying rate, delay, loss and queue.
 
     ``delay_s`` is one-way (RTT = 2 x delay); ``loss`` applies both ways
-    unless ``loss_backward`` (B -> A) is given.
+    unless ``loss_backward`` (B -> A) is given. ``burst`` > 1 makes the loss
+    Gilbert-Elliott with that mean burst length (packets) instead of Bernoulli.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class EmulatedPath:
         loss: float = 0.0,
         loss_backward: float | None = None,
         queue_bdp: float = 1.0,
+        burst: float = 1.0,
         seed: int = 0,
         tag: str = "",
     ) -> None:
@@ -105,11 +109,14 @@ class EmulatedPath:
             raise ConfigurationError("need 0 <= loss < 1, delay_s >= 0, rate_bps > 0 or None")
         if loss_backward is not None and not 0.0 <= loss_backward < 1.0:
             raise ConfigurationError("need 0 <= loss_backward < 1")
+        if not burst >= 1.0:
+            raise ConfigurationError("burst (mean loss burst in packets) must be >= 1")
         self.rate_bps = rate_bps
         self.delay_s = delay_s
         self.loss = loss
         self.loss_backward = loss if loss_backward is None else loss_backward
         self.queue_bdp = queue_bdp
+        self.burst = burst
         self.seed = seed
         base = f"{PREFIX}{os.getpid()}{tag}"
         self.ns = {"a": base + "a", "b": base + "b"}
@@ -170,6 +177,8 @@ class EmulatedPath:
             str(self.loss_backward),
             "--queue-bdp",
             str(self.queue_bdp),
+            "--burst",
+            str(self.burst),
             "--seed",
             str(self.seed),
         ]
@@ -196,6 +205,20 @@ class EmulatedPath:
             self._old_term = None
 
     # ----------------------------------------------------------- running --
+    def relay_counters(self) -> dict[str, dict[str, int]]:
+        """The relay's counters so far, per direction (``forward`` = A -> B):
+        packets offered, dropped by the loss model, dropped by the queue and
+        the largest backlog in bytes."""
+        relay = self._relay
+        if relay is None or relay.stdout is None or relay.poll() is not None:
+            raise InvalidStateError("the emulated path is not running")
+        relay.send_signal(signal.SIGUSR1)
+        line = relay.stdout.readline()
+        if not line:
+            raise InvalidStateError("the emulator relay ended")
+        result: dict[str, dict[str, int]] = json.loads(line)
+        return result
+
     @property
     def relay_pid(self) -> int | None:
         return None if self._relay is None else self._relay.pid

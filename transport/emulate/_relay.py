@@ -6,7 +6,8 @@ Started as ``python -m transport.emulate._relay`` by :class:`EmulatedPath`.
 It asks the kernel to kill it when its parent dies (``PR_SET_PDEATHSIG``),
 ``setns()``-es into namespace A and opens the persistent TUN device there,
 then the same for B (a TUN file belongs to the namespace it was opened in),
-prints ``ready`` and relays IP packets: A -> B through the forward
+prints ``ready`` and relays IP packets (on ``SIGUSR1`` it prints one JSON
+line of its counters per direction): A -> B through the forward
 :class:`~transport.sim.link.Link`, B -> A through the backward one -- the
 simulator's loss/queue/rate/delay model fed with real time, exactly like
 :mod:`transport.relay`. Loss is decided on arrival at the relay, i.e. on the
@@ -21,6 +22,7 @@ import ctypes
 import fcntl
 import heapq
 import itertools
+import json
 import os
 import select
 import signal
@@ -29,8 +31,8 @@ import sys
 import time
 from typing import Any
 
-from transport.sim.link import Path
-from transport.sim.loss import Bernoulli
+from transport.sim.link import Link, Path
+from transport.sim.loss import Bernoulli, GilbertElliott, LossModel
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
@@ -57,6 +59,15 @@ def open_tun(name: str) -> int:
     return fd
 
 
+COUNTERS = ("packets_offered", "packets_dropped_loss", "packets_dropped_queue",
+            "max_backlog_bytes")
+
+
+def counters(link: Link) -> dict[str, int]:
+    """The link's counters the emulator reports (``EmulatedPath.relay_counters``)."""
+    return {name: int(getattr(link, name)) for name in COUNTERS}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ns-a", required=True)
@@ -68,6 +79,7 @@ def main() -> int:
     ap.add_argument("--loss", type=float, default=0.0)
     ap.add_argument("--loss-back", type=float, default=None)
     ap.add_argument("--queue-bdp", type=float, default=1.0)
+    ap.add_argument("--burst", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -81,15 +93,17 @@ def main() -> int:
     fd_b = open_tun(args.dev_b)
     # TUN hands over whole IP packets: no header bytes to add (overhead 0), so
     # rate_bps is the IP-level rate, as configured.
+    def model(p: float) -> LossModel | None:
+        if p <= 0:
+            return None
+        return GilbertElliott.from_mean(p, args.burst) if args.burst > 1 else Bernoulli(p)
+
     built = Path.symmetric(
         args.rate or None,
         args.rtt,
         queue_bdp=args.queue_bdp,
-        loss=Bernoulli(args.loss) if args.loss > 0 else None,
-        loss_backward=(
-            "same" if args.loss_back is None
-            else Bernoulli(args.loss_back) if args.loss_back > 0 else None
-        ),
+        loss=model(args.loss),
+        loss_backward="same" if args.loss_back is None else model(args.loss_back),
         overhead_bytes=0,
     )
     heap: list[tuple[Any, ...]] = []
@@ -100,6 +114,13 @@ def main() -> int:
     to_b, to_a = ("b", 0), ("a", 0)
     route_f, route_b = (fwd,), (bwd,)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    def report(*_: object) -> None:
+        print(json.dumps({name: counters(link) for name, link in (("forward", fwd),
+                                                                  ("backward", bwd))}),
+              flush=True)
+
+    signal.signal(signal.SIGUSR1, report)
     print("ready", flush=True)
     t0 = time.monotonic()
     fds = [fd_a, fd_b]

@@ -13,11 +13,12 @@ B and the sender in namespace A (``EmulatedPath.popen``).
   instead of every other one (the Mathis formula's C = 1.22 assumes that).
 * ``ours-recv PORT SECONDS --key PRIVATE`` / ``ours-send HOST PORT SECONDS
   --server-key PUBLIC [--cc NAME]``: this transport through the threaded API
-  (:mod:`transport.threaded`), Noise security with keys made per run.
+  (:mod:`transport.threaded`), Noise security with keys made per run, a
+  4 MiB stream send buffer (:data:`SEND_BUFFER_BYTES`, as kernel TCP's).
 
 The *receiver* measures: from its first byte it reads for ``SECONDS``, notes
 the byte count the first time ``WARMUP_S`` (2 s) have passed and at the end,
-prints one JSON line ``{"bytes", "seconds", "goodput_bps", ...}`` where
+prints one JSON line ``{"bytes", "seconds", "goodput_bps", "cpu_s", ...}`` where
 goodput covers the window from the warm-up mark to the end, and closes the
 connection. Measuring on the receiver's clock over a fixed window keeps the
 figures independent of how much data the sender still has buffered when the
@@ -34,6 +35,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import socket
 import struct
 import subprocess
@@ -50,6 +52,9 @@ if TYPE_CHECKING:
 WARMUP_S = 2.0
 CHUNK_BYTES = 64 * 1024
 READ_BYTES = 256 * 1024
+#: Our sender's stream send buffer: the kernel's largest TCP send buffer here
+#: (``tcp_wmem`` max, 4 MiB), so both keep the same backlog for retransmissions.
+SEND_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class _Meter:
@@ -82,6 +87,21 @@ class _Meter:
             "goodput_bps": round(window * 8 / span, 1) if span > 0 else 0.0,
             **extra,
         }
+
+
+def udp_receive_errors() -> dict[str, int]:
+    """This namespace's UDP ``RcvbufErrors`` / ``InErrors`` (``/proc/net/snmp``):
+    datagrams the kernel dropped because a socket's receive buffer was full."""
+    try:
+        with open("/proc/net/snmp") as fh:
+            rows = [line.split() for line in fh if line.startswith("Udp:")]
+    except OSError:
+        return {}
+    if len(rows) < 2:
+        return {}
+    fields = dict(zip(rows[0][1:], rows[1][1:], strict=False))
+    return {"udp_rcvbuf_errors": int(fields.get("RcvbufErrors", 0)),
+            "udp_in_errors": int(fields.get("InErrors", 0))}
 
 
 def tcp_recv(port: int, seconds: float, quickack: bool = False) -> dict[str, Any]:
@@ -143,13 +163,14 @@ def _noise_config(**kwargs: Any) -> Any:
     return Config(security="noise", **kwargs)
 
 
-def ours_recv(port: int, seconds: float, key: str, datagram_size: int) -> dict[str, Any]:
+def ours_recv(port: int, seconds: float, key: str, datagram_size: int,
+              fec: str = "off") -> dict[str, Any]:
     from transport.crypto.keys import KeyPair, load_private_key, public_key_from_private
     from transport.threaded import listen
 
     private = load_private_key(key)
     config = _noise_config(static_key=KeyPair(private, public_key_from_private(private)),
-                           max_datagram_size=datagram_size)
+                           max_datagram_size=datagram_size, fec=fec)
     listener = listen(("0.0.0.0", port), config=config)
     print("up", flush=True)
     stream, _ = listener.accept(timeout=30.0)
@@ -171,17 +192,19 @@ def ours_recv(port: int, seconds: float, key: str, datagram_size: int) -> dict[s
         stream.connection.close(0, "done", graceful=False)
     with contextlib.suppress(Exception):
         listener.close(0, "done")
-    return meter.report()
+    return meter.report(**udp_receive_errors())
 
 
 def ours_send(host: str, port: int, seconds: float, server_key: str,
-              cc: str | None, datagram_size: int) -> dict[str, Any]:
+              cc: str | None, datagram_size: int, fec: str = "off",
+              send_buffer_bytes: int = SEND_BUFFER_BYTES) -> dict[str, Any]:
     from transport.congestion import controllers
     from transport.crypto.keys import load_public_key
     from transport.threaded import connect
 
     kwargs: dict[str, Any] = {"server_public_key": load_public_key(server_key),
-                              "max_datagram_size": datagram_size}
+                              "max_datagram_size": datagram_size, "fec": fec,
+                              "stream_send_buffer_bytes": send_buffer_bytes}
     if cc:
         kwargs["congestion_control"] = controllers[cc]
     stream = connect((host, port), config=_noise_config(**kwargs), timeout=10.0)
@@ -205,7 +228,8 @@ def ours_send(host: str, port: int, seconds: float, server_key: str,
             "srtt_ms": round(stats.smoothed_rtt_s * 1000, 2)}
 
 
-def _cpu_s(pid: int | None) -> float:
+def relay_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 for None)."""
     if pid is None:
         return 0.0
     with open(f"/proc/{pid}/stat") as fh:
@@ -213,17 +237,31 @@ def _cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _delta(after: dict[str, dict[str, int]],
+           before: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    return {d: {k: v if k.startswith("max_") else v - before[d][k] for k, v in c.items()}
+            for d, c in after.items()}
+
+
 def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001,
-              count: int = 1, datagram_size: int = 1472,
-              quickack: bool = False) -> list[dict[str, Any]]:
+              count: int = 1, datagram_size: int = 1472, quickack: bool = False,
+              cc: str | None = None, fec: str = "off", nice: int = 0,
+              send_buffer_bytes: int = SEND_BUFFER_BYTES) -> list[dict[str, Any]]:
     """Run ``count`` concurrent flows A -> B over ``path`` and return their reports.
 
     ``kind``: ``"tcp-cubic"``, ``"tcp-bbr"`` (any ``tcp-<cc>``) or ``"ours"``
-    (Noise keys generated here, one pair per flow). Each report is the
+    (Noise keys generated here, one pair per flow; ``cc`` names our controller,
+    default the Config default; ``fec`` is ``Config.fec``). ``nice`` runs every
+    flow process at that niceness (root may go below 0), so that other jobs on
+    a shared machine delay them less. Each report is the
     receiver's (``goodput_bps`` from 2 s to the end) plus ``"sender"`` (the
-    sender's JSON) and ``"relay_cpu_pct"`` (the relay's CPU share meanwhile).
+    sender's JSON), ``"relay_cpu_pct"`` (the relay's CPU share meanwhile) and
+    ``"relay"`` (the relay's counters for the flows' lifetime, per direction:
+    offered, loss and queue drops; ``max_backlog_bytes`` is since the start).
     """
     py = [sys.executable, "-m", "transport.emulate.flows"]
+    if nice:
+        py = ["nice", "-n", str(nice), *py]
     recv_argv: list[list[str]] = []
     send_argv: list[list[str]] = []
     for i in range(count):
@@ -236,11 +274,13 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
             )
 
             keys = generate_keypair()
-            size = ["--datagram-size", str(datagram_size)]
+            size = ["--datagram-size", str(datagram_size), "--fec", fec]
             recv_argv.append(["ours-recv", *where, "--key", private_key_to_raw(keys.private),
                               *size])
             send_argv.append(["ours-send", ADDR_B, *where, "--server-key",
-                              public_key_to_raw(keys.public), *size])
+                              public_key_to_raw(keys.public), *size,
+                              "--send-buffer", str(send_buffer_bytes),
+                              *(["--cc", cc] if cc else [])])
         elif kind.startswith("tcp-"):
             recv_argv.append(["tcp-recv", *where, *(["--quickack"] if quickack else [])])
             send_argv.append(["tcp-send", ADDR_B, *where, "--cc", kind[4:]])
@@ -254,12 +294,14 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
         for proc in receivers:
             if proc.stdout is None or proc.stdout.readline().strip() != "up":
                 raise InvalidStateError(f"{kind} receiver failed to start")
-        cpu0, t0 = _cpu_s(path.relay_pid), time.monotonic()
+        counters0 = path.relay_counters()
+        cpu0, t0 = relay_cpu_s(path.relay_pid), time.monotonic()
         senders = [path.popen("a", [*py, *argv], stdout=subprocess.PIPE, text=True)
                    for argv in send_argv]
         procs += senders
         outs = [proc.communicate(timeout=seconds + 60)[0] for proc in receivers]
-        cpu_pct = round(100 * (_cpu_s(path.relay_pid) - cpu0) / (time.monotonic() - t0), 1)
+        cpu_pct = round(100 * (relay_cpu_s(path.relay_pid) - cpu0) / (time.monotonic() - t0), 1)
+        counters = _delta(path.relay_counters(), counters0)
         sent = [proc.communicate(timeout=30)[0] for proc in senders]
     finally:
         for proc in procs:
@@ -271,6 +313,7 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
         report: dict[str, Any] = json.loads(out_r.strip().splitlines()[-1])
         report["sender"] = json.loads(out_s.strip().splitlines()[-1]) if out_s.strip() else None
         report["relay_cpu_pct"] = cpu_pct
+        report["relay"] = counters
         reports.append(report)
     return reports
 
@@ -284,16 +327,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-key", help="receiver's public key (ours-send)")
     ap.add_argument("--quickack", action="store_true", help="tcp-recv: ACK every segment")
     ap.add_argument("--datagram-size", type=int, default=1400, help="our UDP payload size")
+    ap.add_argument("--fec", default="off", help="our Config.fec")
+    ap.add_argument("--send-buffer", type=int, default=SEND_BUFFER_BYTES,
+                    help="our stream send buffer in bytes (ours-send)")
     ns = ap.parse_args(argv)
     if ns.role.endswith("recv"):
         port, seconds = int(ns.args[0]), float(ns.args[1])
         out = tcp_recv(port, seconds, ns.quickack) if ns.role == "tcp-recv" else ours_recv(
-            port, seconds, ns.key, ns.datagram_size)
+            port, seconds, ns.key, ns.datagram_size, ns.fec)
     else:
         host, port, seconds = ns.args[0], int(ns.args[1]), float(ns.args[2])
         out = (tcp_send(host, port, seconds, ns.cc or "cubic") if ns.role == "tcp-send"
                else ours_send(host, port, seconds, ns.server_key, ns.cc,
-                         ns.datagram_size))
+                              ns.datagram_size, ns.fec, ns.send_buffer))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 3)
     print(json.dumps(out), flush=True)
     return 0
 
