@@ -22,7 +22,9 @@ Scenarios (path 50 Mbit/s, 50 ms RTT, queue 1 BDP unless stated):
 (c) bufferbloat, queue 10 BDP: median RTT / base RTT;
 (d) fairness: 2 and 4 flows of one controller (started 0.5 s apart), Jain's
     index of per-flow goodput over seconds 20-30 ("after 20 s"; 10-20 s too);
-    BBR vs CUBIC split;
+    BBR vs CUBIC split; every (d) run and the BBR (b) runs are repeated with
+    the simulator seeds ``SEEDS`` and the median is the figure (each seed's
+    value is in the JSON too);
 (e) capacity 50 -> 10 -> 50 Mbit/s at 10 s and 20 s: time until the goodput
     of 500 ms bins stays >= 80 % of the new capacity's ceiling for 1 s.
 
@@ -77,6 +79,10 @@ MIB = 1024 * 1024
 #: Sender's stream send buffer: 4 MiB, not the core's 1 MiB default, which limits
 #: bulk senders at >= 5 % loss (lost data holds the buffer); see --send-buffer-mib.
 SEND_BUFFER_BYTES = 4 * MIB
+#: Simulator seeds of the (b) BBR and (d) runs; the target is checked on the median.
+#: One seed is one sample of a chaotic system: a change that moves no decision
+#: by itself can swing a 2-flow Jain index between 0.85 and 0.95.
+SEEDS = (1, 2, 3)
 CHUNK = memoryview(bytes(range(256)) * 256)
 
 
@@ -320,6 +326,8 @@ def plan(
     tasks: list[tuple[str, list[str], dict[str, Any]]] = []
     params: dict[str, Any] = {}
     common = {"send_buffer_bytes": send_buffer_bytes}
+    seeds = SEEDS[:1] if quick else SEEDS
+    params["seeds"] = list(seeds)
     if "a" in only:
         params["a"] = 5.0 if quick else 15.0
         for n in names:
@@ -329,13 +337,13 @@ def plan(
         params["b"] = (8.0 if quick else 20.0, losses)
         for n in names:
             for p in losses:
-                tasks.append(
-                    (f"b/{n}/{p}", [n], {"duration_s": params["b"][0], "loss": p, **common})
-                )
+                for seed in seeds if n == "bbr" else seeds[:1]:
+                    kwargs = {"duration_s": params["b"][0], "loss": p, "seed": seed, **common}
+                    tasks.append((f"b/{n}/{p}/s{seed}", [n], kwargs))
         if "bbr" in names and send_buffer_bytes != MIB:
             for p in losses:  # the core's default send buffer, for comparison
                 kwargs = {"duration_s": params["b"][0], "loss": p, "send_buffer_bytes": MIB}
-                tasks.append((f"b1m/bbr/{p}", ["bbr"], kwargs))
+                tasks.append((f"b1m/bbr/{p}/s1", ["bbr"], kwargs))
     if "c" in only:
         params["c"] = 8.0 if quick else 20.0
         for n in names:
@@ -343,13 +351,13 @@ def plan(
     if "d" in only:
         params["d"] = 12.0 if quick else 30.0
         counts = (2,) if quick else (2, 4)
-        for n in names:
-            for count in counts:
-                kwargs = {"duration_s": params["d"], "start_gap_s": 0.5, **common}
-                tasks.append((f"d/{n}/{count}", [n] * count, kwargs))
-        if "bbr" in names and "cubic" in names:
-            kwargs = {"duration_s": params["d"], "start_gap_s": 0.5, **common}
-            tasks.append(("d/bbr_vs_cubic", ["bbr", "cubic"], kwargs))
+        for seed in seeds:
+            kwargs = {"duration_s": params["d"], "start_gap_s": 0.5, "seed": seed, **common}
+            for n in names:
+                for count in counts:
+                    tasks.append((f"d/{n}/{count}/s{seed}", [n] * count, kwargs))
+            if "bbr" in names and "cubic" in names:
+                tasks.append((f"d/bbr_vs_cubic/s{seed}", ["bbr", "cubic"], kwargs))
     if "e" in only:
         params["e"] = phase = 6.0 if quick else 10.0
         for n in names:
@@ -386,14 +394,20 @@ def summarise(
         rows = {}
         for prefix, label in (("b", None), ("b1m", "bbr_send_buffer_1MiB")):
             for n in names if prefix == "b" else ["bbr"]:
-                if f"{prefix}/{n}/{losses[0]}" not in runs:
+                if f"{prefix}/{n}/{losses[0]}/s1" not in runs:
                     continue
                 row = {}
                 for p in losses:
-                    goodput = runs[f"{prefix}/{n}/{p}"].flows[0].goodput_bps(2.0, d)
+                    goodputs = [
+                        run.flows[0].goodput_bps(2.0, d)
+                        for key, run in runs.items()
+                        if key.startswith(f"{prefix}/{n}/{p}/s")
+                    ]
+                    goodput = statistics.median(goodputs)
                     row[str(p)] = {
                         "goodput_mbps": round(goodput / 1e6, 2),
                         "ratio": round(goodput / ((1 - p) * RATE_BPS), 3),
+                        "ratio_seeds": [round(g / ((1 - p) * RATE_BPS), 3) for g in goodputs],
                         "ratio_max": round(CEILING / (1 - p), 3),
                         "of_ceiling": round(goodput / (CEILING * RATE_BPS), 3),
                     }
@@ -415,30 +429,43 @@ def summarise(
         d = params["d"]
         late = (min(20.0, d - 5.0), d)
         early = (d / 3, 2 * d / 3)
+        seeds = params["seeds"]
         rows = {}
         for n in names:
             rows[n] = {}
             for count in (2, 4):
-                fair_run = runs.get(f"d/{n}/{count}")
-                if fair_run is None:
+                keys = [f"d/{n}/{count}/s{seed}" for seed in seeds]
+                if any(key not in runs for key in keys):
                     continue
-                rates = [f.goodput_bps(*late) for f in fair_run.flows]
-                rates_early = [f.goodput_bps(*early) for f in fair_run.flows]
+                fair_runs = [runs[key] for key in keys]
+                per_seed = [[f.goodput_bps(*late) for f in run.flows] for run in fair_runs]
+                jains = [jain(rates) for rates in per_seed]
+                early_jains = [
+                    jain([f.goodput_bps(*early) for f in run.flows]) for run in fair_runs
+                ]
                 rows[n][f"{count}_flows"] = {
-                    "jain": round(jain(rates), 3),
-                    "goodput_mbps": [round(r / 1e6, 2) for r in rates],
-                    "jain_earlier": round(jain(rates_early), 3),
+                    "jain": round(statistics.median(jains), 3),
+                    "jain_seeds": [round(j, 3) for j in jains],
+                    "goodput_mbps_seeds": [
+                        [round(r / 1e6, 2) for r in rates] for rates in per_seed
+                    ],
+                    "jain_earlier": round(statistics.median(early_jains), 3),
                     "window_s": list(late),
+                    "seeds": list(seeds),
                 }
-        mixed = runs.get("d/bbr_vs_cubic")
-        if mixed is not None:
-            rates = [f.goodput_bps(*late) for f in mixed.flows]
-            total = sum(rates) or 1.0
+        keys = [f"d/bbr_vs_cubic/s{seed}" for seed in seeds]
+        if all(key in runs for key in keys):
+            mixed = [runs[key] for key in keys]
+            shares = []
+            per_seed = []
+            for run in mixed:
+                rates = [f.goodput_bps(*late) for f in run.flows]
+                per_seed.append(rates)
+                shares.append(rates[0] / (sum(rates) or 1.0))
             rows["bbr_vs_cubic"] = {
-                "bbr_mbps": round(rates[0] / 1e6, 2),
-                "cubic_mbps": round(rates[1] / 1e6, 2),
-                "bbr_share": round(rates[0] / total, 3),
-                "jain": round(jain(rates), 3),
+                "bbr_share": round(statistics.median(shares), 3),
+                "bbr_share_seeds": [round(x, 3) for x in shares],
+                "mbps_seeds": [[round(r / 1e6, 2) for r in rates] for rates in per_seed],
             }
         out["d_fairness"] = rows
     if "e" in params:
@@ -595,7 +622,11 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = check_targets(results)
     results["wall_s"] = round(time.perf_counter() - started, 1)
     if not args.no_plots:
-        plots = {k.replace("/", "_"): r for k, r in runs.items() if k[0] in "de"}
+        plots = {
+            k.replace("/s1", "").replace("/", "_"): r
+            for k, r in runs.items()
+            if k[0] == "e" or (k[0] == "d" and k.endswith("/s1"))
+        }
         results["plots"] = [os.path.relpath(p) for p in make_plots(results, plots)]
     text = json.dumps(results, indent=2)
     print(text)

@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -260,3 +261,60 @@ def test_invariants_window_floor_and_finite_pacing(
         on_step=check,
         queue_bytes=max(3 * MDS, int(rate_mbps * 1e6 / 8 * rtt_ms / 2000)),
     )
+
+
+def test_up_lasts_until_bandwidth_plateau_despite_a_standing_queue() -> None:
+    # 30 ms of extra delay from 1 s on stands for another flow's queue: in-flight
+    # exceeds 1.25 x BDP from the first moment of UP. BBRv3 keeps probing until
+    # the bandwidth stops growing (3 rounds), not for one min_rtt only.
+    cc = make_bbr()
+    trace = drive(
+        cc,
+        rate_bps=10e6,
+        rtt_s=0.04,
+        duration_s=12.0,
+        queue_bytes=400_000,
+        extra_delay_at=lambda t: 0.03 if t > 1.0 else 0.0,
+    )
+    ups = []
+    for (t, state), (t_next, _) in zip(trace.states, trace.states[1:], strict=False):
+        if state == Mode.PROBE_BW_UP and t > 1.0:
+            ups.append(t_next - t)
+    assert ups, trace.states
+    assert min(ups) >= 3 * 0.04, ups
+
+
+def test_loss_significance_scales_with_round_size() -> None:
+    cc = make_bbr()
+    assert cc.random_loss == 0.0
+    # limit 2 % (6 of 300 packets, sd ~2.4): 10 lost is chance, 14 is not
+    assert not cc._too_many_lost(10, 300 * MDS)
+    assert cc._too_many_lost(14, 300 * MDS)
+    assert not cc._too_many_lost(1, 20 * MDS)  # never on a single loss
+    cc.random_loss = 0.05  # limit 8.25 %: 4 of 20 and 35 of 300 are chance
+    assert not cc._too_many_lost(4, 20 * MDS)
+    assert cc._too_many_lost(6, 20 * MDS)
+    assert not cc._too_many_lost(35, 300 * MDS)
+    assert cc._too_many_lost(45, 300 * MDS)
+
+
+def _in_cruise(cc: BBR) -> None:
+    drive(cc, rate_bps=10e6, rtt_s=0.04, duration_s=3.0)
+    cc._start_cruise()
+    cc.bw_lo = cc.inflight_lo = math.inf
+    cc._round_lost_count = 30
+    cc._round_lost = 30 * MDS
+    cc._round_delivered = 100 * MDS
+    cc.bw_latest = 0.3 * cc.max_bw
+
+
+def test_excessive_loss_lowers_bounds_unless_app_limited() -> None:
+    cc = make_bbr()
+    _in_cruise(cc)
+    cc._on_round_end(app_limited=True)
+    assert cc.bw_lo == math.inf and cc.inflight_lo == math.inf
+    cc = make_bbr()
+    _in_cruise(cc)
+    cc._on_round_end(app_limited=False)
+    assert cc.bw_lo == pytest.approx(0.7 * cc.max_bw)
+    assert math.isfinite(cc.inflight_lo)
