@@ -52,6 +52,7 @@ def drive(
     on_step: Callable[[float, CongestionController], None] | None = None,
     rate_at: Callable[[float], float] | None = None,
     extra_delay_at: Callable[[float], float] | None = None,
+    start_s: float = 0.0,
 ) -> Trace:
     """Run a bulk sender through ``cc`` over one bottleneck; return the trace."""
     rng = random.Random(seed)
@@ -64,10 +65,10 @@ def drive(
     queue: list[float] = []  # departure times of queued packets
     link_free = 0.0
     pn = 0
-    now = 0.0
+    now = start_s  # a real clock (time.monotonic()) starts far from zero
     step_s = 0.0005
     last_state = ""
-    while now < duration_s:
+    while now < start_s + duration_s:
         rate = rate_at(now) if rate_at else rate_bps
         # deliver ACKs due
         while acks and acks[0][0] <= now:
@@ -318,3 +319,16 @@ def test_excessive_loss_lowers_bounds_unless_app_limited() -> None:
     cc._on_round_end(app_limited=False)
     assert cc.bw_lo == pytest.approx(0.7 * cc.max_bw)
     assert math.isfinite(cc.inflight_lo)
+
+
+def test_a_clock_that_starts_far_from_zero_changes_nothing() -> None:
+    """Drivers pass time.monotonic(), thousands of seconds at the first ACK:
+    the min-RTT and ProbeRTT timers start at the first sample, not at t = 0
+    (otherwise the first ACK finds min_rtt "expired" and enters ProbeRTT)."""
+    at_zero = drive(make_bbr(), rate_bps=10e6, rtt_s=0.04, duration_s=3.0)
+    cc = make_bbr()
+    late = drive(cc, rate_bps=10e6, rtt_s=0.04, duration_s=3.0, start_s=10_000.0)
+    assert Mode.PROBE_RTT not in {s for _, s in late.states}
+    assert [s for _, s in late.states][:2] == [Mode.STARTUP, Mode.DRAIN]
+    assert late.delivered_bytes >= 0.95 * at_zero.delivered_bytes
+    assert 0.85 * 10e6 / 8 <= cc.max_bw <= 1.05 * 10e6 / 8

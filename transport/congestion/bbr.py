@@ -424,6 +424,11 @@ class BBR(CongestionController):
         self.inflight_latest = 0.0
 
     def _update_min_rtt(self, rtt_sample_s: float, now: float) -> None:
+        if self._probe_rtt_min_delay_s == _INF:
+            # the draft's BBROnInit stamps the min-RTT timers with Now(); a
+            # sans-IO controller first sees the clock here (a driver's clock is
+            # time.monotonic(), far from zero: stamps of 0 would read as expired)
+            self.min_rtt_stamp_s = self._probe_rtt_min_stamp_s = now
         if (
             self.filled_pipe
             and 0.0 <= rtt_sample_s <= self._probe_rtt_min_delay_s * SIMILAR_RTT_FACTOR
