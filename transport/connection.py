@@ -55,6 +55,7 @@ from transport import events
 from transport.ack import AckManager
 from transport.config import Config
 from transport.congestion.pacing import DEFAULT_BURST_PACKETS, MAX_BURST_PACKETS, Pacer
+from transport.crypto.packet_aead import NATIVE_AVAILABLE, PacketOpener
 from transport.crypto.tokens import is_stateless_reset, retry_integrity_tag
 from transport.errors import (
     ChecksumError,
@@ -89,7 +90,7 @@ from transport.pmtud import BLACK_HOLE_PTOS as PMTU_BLACK_HOLE_PTOS
 from transport.pmtud import PathMtu
 from transport.rangeset import RangeSet
 from transport.recovery import LossRecovery, RttEstimator, SentPacket
-from transport.security import Session, handshake_prologue
+from transport.security import KeySchedule, Session, handshake_prologue
 from transport.stats import ConnectionStats, Counters
 from transport.streams import ReceiveStream, SendStream
 from transport.wire import (
@@ -212,6 +213,8 @@ class Connection:
         self._peer_ack_delay_exponent = 3
         self._in_long_packet = False  # frames being processed came in a long header
         self._decoder = FrameDecoder()
+        #: opens 1-RTT packets in one C call (native backend; None: the Python path)
+        self._opener: PacketOpener | None = PacketOpener() if NATIVE_AVAILABLE else None
         self._session = Session(
             is_client=is_client,
             security=config.security,
@@ -664,17 +667,66 @@ class Connection:
                     # intact per its checksum, yet its frames do not decode
                     raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
                 raise
-            payload: bytes = data
+            payload: bytes | memoryview = data
+        elif (opener := self._opener) is not None and keys.recv_current.native is not None:
+            # one C call: header checks, packet number, AEAD open, frame decode
+            try:
+                count = opener.open(keys, data, self.local_cid, self._decoder,
+                                    acks.largest_received + 1)
+            except DecryptionError:
+                self._on_open_failed(data, keys)
+                return
+            if count == opener.OTHER_PHASE:  # the key-update path below
+                self._receive_1rtt_slow(data, now)
+                return
+            first = opener.first
+            pn = opener.pn
+            payload = opener.payload
+            self._receive_1rtt_opened(data, pn, first, count, payload, now)
+            return
         else:
-            cid_end = 1 + len(self.local_cid)
-            first = data[0]
-            if not first & FIXED_BIT or data[1:cid_end] != self.local_cid:
-                raise WireError("not a 1-RTT packet for this connection")
-            pn_length = (first & PN_LENGTH_MASK) + 1
-            header_end = cid_end + pn_length
-            if len(data) < header_end + AEAD_TAG_LENGTH + 1:
-                raise WireError("1-RTT packet too short")
-            truncated = int.from_bytes(data[cid_end:header_end], "big")
+            self._receive_1rtt_slow(data, now)
+            return
+        # (security="none") RFC 9000 A.3 packet-number recovery, inlined
+        expected = acks.largest_received + 1
+        window = 1 << (pn_length * 8)
+        pn = (expected & ~(window - 1)) | truncated
+        half = window >> 1
+        if pn <= expected - half and pn < (1 << 62) - window:
+            pn += window
+        elif pn > expected + half and pn >= window:
+            pn -= window
+        self._receive_1rtt_opened(data, pn, first, count, payload, now)
+
+    def _on_open_failed(self, data: bytes, keys: KeySchedule) -> None:
+        """A 1-RTT packet did not authenticate: a stateless reset, or dropped
+        (DecryptionError); past the integrity limit the connection closes."""
+        if self._is_stateless_reset(data):
+            self._on_stateless_reset()
+            return
+        current = keys.recv_current
+        if current.failed_open_count > current.integrity_limit:
+            # too many forgeries against one key: its integrity is spent
+            raise RemoteProtocolError(
+                ErrorCode.AEAD_LIMIT_REACHED, "AEAD integrity limit reached"
+            ) from None
+        raise DecryptionError("packet failed AEAD authentication")
+
+    def _receive_1rtt_slow(self, data: bytes, now: float) -> None:
+        """An encrypted 1-RTT packet through ``KeySchedule.open`` (key updates,
+        the pure backend)."""
+        keys = self._session.keys
+        assert keys is not None
+        acks = self._acks
+        cid_end = 1 + len(self.local_cid)
+        first = data[0]
+        if not first & FIXED_BIT or data[1:cid_end] != self.local_cid:
+            raise WireError("not a 1-RTT packet for this connection")
+        pn_length = (first & PN_LENGTH_MASK) + 1
+        header_end = cid_end + pn_length
+        if len(data) < header_end + AEAD_TAG_LENGTH + 1:
+            raise WireError("1-RTT packet too short")
+        truncated = int.from_bytes(data[cid_end:header_end], "big")
         # RFC 9000 A.3 packet-number recovery, inlined
         expected = acks.largest_received + 1
         window = 1 << (pn_length * 8)
@@ -684,29 +736,28 @@ class Connection:
             pn += window
         elif pn > expected + half and pn >= window:
             pn -= window
-        if keys is not None:
-            try:
-                payload = keys.open(
-                    data[:header_end], memoryview(data)[header_end:], pn, 1 if first & 4 else 0
-                )
-            except DecryptionError:
-                if self._is_stateless_reset(data):
-                    self._on_stateless_reset()
-                    return
-                current = keys.recv_current
-                if current.failed_open_count > current.integrity_limit:
-                    # too many forgeries against one key: its integrity is spent
-                    raise RemoteProtocolError(
-                        ErrorCode.AEAD_LIMIT_REACHED, "AEAD integrity limit reached"
-                    ) from None
-                raise
-            if keys.send.generation < keys.recv_current.generation:
-                # the peer updated its keys: follow with ours (wire format §9.3)
-                keys.update_send(-1)
-            try:
-                count = self._decoder.decode(payload, 0, len(payload))
-            except WireError as exc:  # it authenticated: a real encoding error
-                raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
+        try:
+            payload = keys.open(
+                data[:header_end], memoryview(data)[header_end:], pn, 1 if first & 4 else 0
+            )
+        except DecryptionError:
+            self._on_open_failed(data, keys)
+            return
+        try:
+            count = self._decoder.decode(payload, 0, len(payload))
+        except WireError as exc:  # it authenticated: a real encoding error
+            raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
+        self._receive_1rtt_opened(data, pn, first, count, payload, now)
+
+    def _receive_1rtt_opened(self, data: bytes, pn: int, first: int, count: int,
+                             payload: bytes | memoryview, now: float) -> None:
+        """The common tail of 1-RTT reception once the packet is open and its
+        frames are decoded."""
+        acks = self._acks
+        keys = self._session.keys
+        if keys is not None and keys.send.generation < keys.recv_current.generation:
+            # the peer updated its keys: follow with ours (wire format §9.3)
+            keys.update_send(-1)
         if first & RESERVED_SHORT_MASK:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if acks.is_duplicate(pn):
@@ -724,7 +775,7 @@ class Connection:
             self._on_peer_address_change(rx_addr, len(data))
         elif not self.address_validated and self._path_challenge is None:
             self.address_validated = True  # it could open our 1-RTT keys: it is the peer
-        self._rx_pn_length = pn_length
+        self._rx_pn_length = (first & PN_LENGTH_MASK) + 1
         self._fec_source = None
         ack_eliciting = self._handle_frames(payload, count, now)
         if self._fec_source is not None:

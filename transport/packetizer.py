@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from transport.crypto.packet_aead import seal_stream_packet as seal_stream_packet_aead
 from transport.recovery import SentPacket
 from transport.wire import (
     crc32c,
@@ -55,6 +56,7 @@ from transport.wire.constants import (
 
 if TYPE_CHECKING:
     from transport.connection import Connection
+    from transport.crypto.aead import PacketProtection
     from transport.fec.protocol import FecSender
     from transport.flow import SendCredit
     from transport.streams import SendStream
@@ -274,7 +276,6 @@ class Packetizer:
         keys = conn._session.keys
         crc = keys is None
         peer_cid = conn.peer_cid
-        header_base = 1 + len(peer_cid)
         buf = self._buf
         short_room = self._short_room
         mds = self.max_datagram_size
@@ -323,19 +324,20 @@ class Packetizer:
             self.next_packet_number = pn + 1
             unacked = pn - recovery.largest_acked
             pn_len = 1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
-            size = seal_stream_packet(
-                buf, peer_cid, pn, pn_len, ack_ranges, ack_delay, stream_id, offset, data, fin, crc
-            )
+            if crc:
+                size = seal_stream_packet(buf, peer_cid, pn, pn_len, ack_ranges, ack_delay,
+                                          stream_id, offset, data, fin, crc)
+            else:  # header + frames + AEAD in one call (C on the native backend)
+                size = seal_stream_packet_aead(self._send_protection(pn), buf, peer_cid, pn,
+                                               pn_len, ack_ranges, ack_delay, stream_id, offset,
+                                               data, fin)
             items: list[tuple] = [(ITEM_STREAM, stream_id, offset, length, fin)]
             if ack_ranges is not None:
                 largest = ack_ranges[1]
                 acks.on_ack_sent(pn, largest)
                 items.append((ITEM_ACK, largest))
-            if crc:
-                packet = bytes(buf[:size])
-            else:
-                packet = self._protect(buf, header_base + pn_len, size, pn)
-            wire_size = len(packet)
+            packet = bytes(buf[:size])
+            wire_size = size
             recovery.on_packet_sent(SentPacket(pn, now, wire_size, True, True, items), now)
             sent_bytes += wire_size
             out.append(packet)
@@ -373,9 +375,8 @@ class Packetizer:
             counters.packets_retransmitted += 1
         return offset, data, fin, overhead
 
-    def _protect(self, buf: bytearray, header_end: int, end: int, pn: int) -> bytes:
-        """Seal a 1-RTT packet built in ``buf[:end]`` with the current send keys
-        (setting its key phase bit); updates the keys first when it is time."""
+    def _send_protection(self, pn: int) -> PacketProtection:
+        """The send keys for packet ``pn``; updates the keys first when it is time."""
         conn = self.conn
         keys = conn._session.keys
         if keys is None:  # pragma: no cover - callers check
@@ -390,6 +391,12 @@ class Packetizer:
             keys.update_send(pn)
             send = keys.send
             conn._key_update_requested = False
+        return send
+
+    def _protect(self, buf: bytearray, header_end: int, end: int, pn: int) -> bytes:
+        """Seal a 1-RTT packet built in ``buf[:end]`` with the current send keys
+        (setting its key phase bit); updates the keys first when it is time."""
+        send = self._send_protection(pn)
         if send.key_phase:
             buf[0] |= KEY_PHASE_BIT
         view = memoryview(buf)

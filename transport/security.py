@@ -83,8 +83,10 @@ class KeySchedule:
         self.largest_opened_current = -1
 
     def update_send(self, next_pn: int) -> None:
-        self.send = self.send.next_generation()
+        old = self.send
+        self.send = old.next_generation()
         self.send_first_pn = next_pn
+        old.release()  # nothing seals with it again: free its C context now
 
     def open(self, header: bytes, payload: bytes | memoryview, pn: int, key_phase: int) -> bytes:
         """Open a 1-RTT packet, rotating receive keys when the peer updated.
