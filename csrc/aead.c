@@ -4,9 +4,9 @@
  *
  * How this works
  * --------------
- * A tp_aead holds one direction's key generation: two EVP_CIPHER_CTX (one
- * set up for encryption, one for decryption) keyed once in tp_aead_new, and
- * the 12-byte IV.  Per packet only the nonce changes: nonce = iv XOR (4 zero
+ * A tp_aead holds one direction's key generation: the key, the 12-byte IV
+ * and up to two EVP_CIPHER_CTX (one for encryption, one for decryption),
+ * each keyed once, when first used.  Per packet only the nonce changes: nonce = iv XOR (4 zero
  * bytes || packet number as a big-endian u64) (docs/wire-format.md 9.2), set
  * with EVP_{En,De}cryptInit_ex(ctx, NULL, NULL, NULL, nonce).  The associated
  * data is the unprotected header (first byte through the packet number).
@@ -21,8 +21,8 @@
  *    Connection._receive_1rtt (fixed bit and DCID, minimum length, RFC 9000
  *    appendix A.3 against `expected_pn`), the key phase bit compared with the
  *    caller's, the payload opened into `plain`, then its frames decoded into
- *    `dec`.  out[0] receives the full packet number and out[1] the first
- *    byte.  Status: the frame count, or TP_ERR_FIELD_VALUE (not ours: fixed
+ *    `dec`.  out[0] receives the full packet number, out[1] the first byte
+ *    and, once opened, out[2] the plaintext length.  Status: the frame count, or TP_ERR_FIELD_VALUE (not ours: fixed
  *    bit or DCID), TP_ERR_TRUNCATED (too short), TP_ERR_KEY_PHASE (the other
  *    key phase: the caller takes its key-update path), TP_ERR_AUTH (did not
  *    authenticate) or, for a payload that authenticated but whose frames do
@@ -45,8 +45,10 @@
 #define MAX_DATAGRAM_SIZE 65527u
 
 struct tp_aead {
-    EVP_CIPHER_CTX *enc;
-    EVP_CIPHER_CTX *dec;
+    const EVP_CIPHER *cipher;
+    EVP_CIPHER_CTX *enc; /* created by the first seal */
+    EVP_CIPHER_CTX *dec; /* created by the first open */
+    uint8_t key[32];
     uint8_t iv[IV_LENGTH];
 };
 
@@ -65,8 +67,7 @@ void tp_aead_free(tp_aead *a)
         return;
     EVP_CIPHER_CTX_free(a->enc);
     EVP_CIPHER_CTX_free(a->dec);
-    memset(a->iv, 0, sizeof(a->iv));
-    OPENSSL_free(a);
+    OPENSSL_clear_free(a, sizeof(*a)); /* wipes the key and IV */
 }
 
 tp_aead *tp_aead_new(uint32_t aead_id, const uint8_t *key, size_t key_len, const uint8_t *iv,
@@ -80,16 +81,31 @@ tp_aead *tp_aead_new(uint32_t aead_id, const uint8_t *key, size_t key_len, const
     a = OPENSSL_zalloc(sizeof(*a));
     if (a == NULL)
         return NULL;
+    a->cipher = cipher;
+    memcpy(a->key, key, key_len);
     memcpy(a->iv, iv, IV_LENGTH);
-    a->enc = EVP_CIPHER_CTX_new();
-    a->dec = EVP_CIPHER_CTX_new();
-    if (a->enc == NULL || a->dec == NULL ||
-        EVP_EncryptInit_ex(a->enc, cipher, NULL, key, NULL) != 1 ||
-        EVP_DecryptInit_ex(a->dec, cipher, NULL, key, NULL) != 1) {
-        tp_aead_free(a);
+    return a;
+}
+
+/* The keyed context of one direction, created on first use: a connection
+ * keeps several key generations (send, receive, the next receive) of which
+ * most never encrypt, or never decrypt. NULL when OpenSSL fails. */
+static EVP_CIPHER_CTX *context(tp_aead *a, int encrypt)
+{
+    EVP_CIPHER_CTX **slot = encrypt ? &a->enc : &a->dec;
+    EVP_CIPHER_CTX *ctx = *slot;
+
+    if (ctx != NULL)
+        return ctx;
+    ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL)
+        return NULL;
+    if (EVP_CipherInit_ex(ctx, a->cipher, NULL, a->key, NULL, encrypt) != 1) {
+        EVP_CIPHER_CTX_free(ctx);
         return NULL;
     }
-    return a;
+    *slot = ctx;
+    return ctx;
 }
 
 static void make_nonce(const tp_aead *a, uint64_t pn, uint8_t nonce[IV_LENGTH])
@@ -104,6 +120,7 @@ int64_t tp_aead_seal(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
                      const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len)
 {
     uint8_t nonce[IV_LENGTH];
+    EVP_CIPHER_CTX *ctx;
     int n = 0, tail = 0;
 
     if (pn > TP_MAX_VARINT)
@@ -112,12 +129,15 @@ int64_t tp_aead_seal(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
         return TP_ERR_FIELD_VALUE;
     if (out_len < in_len + TAG_LENGTH)
         return TP_ERR_BUFFER_TOO_SMALL;
+    ctx = context(a, 1);
+    if (ctx == NULL)
+        return TP_ERR_AUTH;
     make_nonce(a, pn, nonce);
-    if (EVP_EncryptInit_ex(a->enc, NULL, NULL, NULL, nonce) != 1 ||
-        (ad_len && EVP_EncryptUpdate(a->enc, NULL, &n, ad, (int)ad_len) != 1) ||
-        (in_len && EVP_EncryptUpdate(a->enc, out, &n, in, (int)in_len) != 1) ||
-        EVP_EncryptFinal_ex(a->enc, out + (in_len ? (size_t)n : 0u), &tail) != 1 ||
-        EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_AEAD_GET_TAG, TAG_LENGTH, out + in_len) != 1)
+    if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
+        (ad_len && EVP_EncryptUpdate(ctx, NULL, &n, ad, (int)ad_len) != 1) ||
+        (in_len && EVP_EncryptUpdate(ctx, out, &n, in, (int)in_len) != 1) ||
+        EVP_EncryptFinal_ex(ctx, out + (in_len ? (size_t)n : 0u), &tail) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LENGTH, out + in_len) != 1)
         return TP_ERR_AUTH;
     return (int64_t)(in_len + TAG_LENGTH);
 }
@@ -127,6 +147,7 @@ int64_t tp_aead_open(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
 {
     uint8_t nonce[IV_LENGTH];
     uint8_t tag[TAG_LENGTH];
+    EVP_CIPHER_CTX *ctx;
     size_t body;
     int n = 0, tail = 0;
 
@@ -139,13 +160,16 @@ int64_t tp_aead_open(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
     body = in_len - TAG_LENGTH;
     if (out_len < body)
         return TP_ERR_BUFFER_TOO_SMALL;
-    memcpy(tag, in + body, TAG_LENGTH); /* before an in-place decrypt overwrites nothing */
+    ctx = context(a, 0);
+    if (ctx == NULL)
+        return TP_ERR_AUTH;
+    memcpy(tag, in + body, TAG_LENGTH); /* the tag, before an in-place decrypt */
     make_nonce(a, pn, nonce);
-    if (EVP_DecryptInit_ex(a->dec, NULL, NULL, NULL, nonce) != 1 ||
-        (ad_len && EVP_DecryptUpdate(a->dec, NULL, &n, ad, (int)ad_len) != 1) ||
-        (body && EVP_DecryptUpdate(a->dec, out, &n, in, (int)body) != 1) ||
-        EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, tag) != 1 ||
-        EVP_DecryptFinal_ex(a->dec, out + (body ? (size_t)n : 0u), &tail) != 1) {
+    if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
+        (ad_len && EVP_DecryptUpdate(ctx, NULL, &n, ad, (int)ad_len) != 1) ||
+        (body && EVP_DecryptUpdate(ctx, out, &n, in, (int)body) != 1) ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, tag) != 1 ||
+        EVP_DecryptFinal_ex(ctx, out + (body ? (size_t)n : 0u), &tail) != 1) {
         if (body)
             memset(out, 0, body); /* no unauthenticated plaintext left behind */
         return TP_ERR_AUTH;
@@ -224,6 +248,7 @@ int64_t tp_open_short_packet_aead(tp_decoder *dec, tp_aead *a, const uint8_t *bu
                           plain, plain_len);
     if (opened < 0)
         return opened == TP_ERR_AUTH || opened == TP_ERR_FIELD_VALUE ? TP_ERR_AUTH : opened;
+    out[2] = (uint64_t)opened;
     count = tp_decode_frames(dec, plain, 0, (size_t)opened);
     if (count < 0)
         return count - TP_ERR_FRAMES_OFFSET;

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from transport.crypto.packet_aead import NATIVE_AVAILABLE, PacketSealer
 from transport.crypto.packet_aead import seal_stream_packet as seal_stream_packet_aead
 from transport.recovery import SentPacket
 from transport.wire import (
@@ -111,6 +112,9 @@ class Packetizer:
         self.path_challenges: list[bytes] = []
         self._ready: dict[int, None] = {}  # streams that may have data, in round-robin order
         self._buf = bytearray(65536)
+        self._buf_view = memoryview(self._buf)  # bytes(view[:n]): one copy, not two
+        #: seals STREAM packets with the C AEAD (native backend)
+        self._sealer: PacketSealer | None = PacketSealer() if NATIVE_AVAILABLE else None
         self._scratch = bytearray(65536)
         self._skip_every = conn.config.skip_packet_number_every
         self._skip_countdown = self._draw_skip_distance()
@@ -277,6 +281,13 @@ class Packetizer:
         crc = keys is None
         peer_cid = conn.peer_cid
         buf = self._buf
+        buf_view = self._buf_view
+        sealer = self._sealer
+        # keys: _send_protection() decides on key updates, needed only when these hold
+        send_update_check = keys is not None and (
+            keys.send_first_pn < 0 or conn._key_update_requested
+        )
+        key_update_after = conn.config.key_update_after_packets
         short_room = self._short_room
         mds = self.max_datagram_size
         # the anti-amplification limit is checked by build() between packets
@@ -325,19 +336,26 @@ class Packetizer:
             unacked = pn - recovery.largest_acked
             pn_len = 1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
             if crc:
-                size = seal_stream_packet(buf, peer_cid, pn, pn_len, ack_ranges, ack_delay,
-                                          stream_id, offset, data, fin, crc)
+                wire_size = seal_stream_packet(buf, peer_cid, pn, pn_len, ack_ranges, ack_delay,
+                                               stream_id, offset, data, fin, crc)
+                packet = bytes(buf_view[:wire_size])
             else:  # header + frames + AEAD in one call (C on the native backend)
-                size = seal_stream_packet_aead(self._send_protection(pn), buf, peer_cid, pn,
-                                               pn_len, ack_ranges, ack_delay, stream_id, offset,
-                                               data, fin)
+                send = keys.send  # type: ignore[union-attr]
+                if send_update_check or send.sealed_count >= key_update_after:
+                    send = self._send_protection(pn)
+                if sealer is not None and send.native is not None:
+                    packet = sealer.seal(send, peer_cid, pn, pn_len, ack_ranges, ack_delay,
+                                         stream_id, offset, data, fin)
+                else:
+                    size = seal_stream_packet_aead(send, buf, peer_cid, pn, pn_len, ack_ranges,
+                                                   ack_delay, stream_id, offset, data, fin)
+                    packet = bytes(buf_view[:size])
+                wire_size = len(packet)
             items: list[tuple] = [(ITEM_STREAM, stream_id, offset, length, fin)]
             if ack_ranges is not None:
                 largest = ack_ranges[1]
                 acks.on_ack_sent(pn, largest)
                 items.append((ITEM_ACK, largest))
-            packet = bytes(buf[:size])
-            wire_size = size
             recovery.on_packet_sent(SentPacket(pn, now, wire_size, True, True, items), now)
             sent_bytes += wire_size
             out.append(packet)

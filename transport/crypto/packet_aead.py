@@ -48,6 +48,7 @@ __all__ = [
     "NATIVE_AVAILABLE",
     "NativeAead",
     "PacketOpener",
+    "PacketSealer",
     "open_short_packet_pure",
     "seal_stream_packet",
     "seal_stream_packet_pure",
@@ -183,6 +184,58 @@ def seal_stream_packet_pure(
 
 
 # ------------------------------------------------------------------- open ---
+class PacketSealer:
+    """Seals STREAM packets into one reused buffer (one per packetizer): the
+    lean per-packet form of :func:`seal_stream_packet` for the send loop."""
+
+    __slots__ = ("_buf", "_cap", "_cbuf", "_view")
+
+    def __init__(self, capacity: int = 65536) -> None:
+        if _codec is None:  # pragma: no cover - callers check NATIVE_AVAILABLE
+            raise RuntimeError("the native backend is not in use")
+        self._buf = bytearray(capacity)
+        self._cap = capacity
+        self._cbuf = _codec.ffi.from_buffer(self._buf)
+        self._view = memoryview(self._buf)
+
+    def seal(self, protection: PacketProtection, dcid: bytes, pn: int, pn_length: int,
+             ack_ranges: Sequence[int] | None, ack_delay: int, stream_id: int, offset: int,
+             data: bytes | memoryview, fin: bool) -> bytes:
+        """The sealed packet (``protection.native`` must be set)."""
+        if protection.sealed_count >= protection.confidentiality_limit:
+            protection.check_seal_allowed()  # raises
+        codec = _codec
+        seal_c = codec.lib.tp_seal_stream_packet_aead
+        ctx = protection.native._ctx  # type: ignore[union-attr]
+        phase = protection.generation & 1
+        try:
+            cdata = data if type(data) is bytes else codec.ffi.from_buffer(data)
+            if ack_ranges is None:
+                result = seal_c(ctx, self._cbuf, self._cap, dcid, len(dcid), pn, pn_length,
+                                codec.ffi.NULL, 0, 0, 0, stream_id, offset, cdata, len(data),
+                                1 if fin else 0, phase)
+            else:
+                n = len(ack_ranges)
+                if n > codec._ACK_INTS:
+                    raise OverflowError
+                pool = codec._range_pool
+                ranges = pool.pop() if pool else codec._RangeArray()
+                codec._PACK_INTS[n](ranges.raw, 0, *ack_ranges)
+                result = seal_c(ctx, self._cbuf, self._cap, dcid, len(dcid), pn, pn_length,
+                                ranges.pointer, n, 1, ack_delay, stream_id, offset, cdata,
+                                len(data), 1 if fin else 0, phase)
+                pool.append(ranges)
+        except codec._ABI_ERRORS:
+            out = bytearray(self._cap)
+            size = seal_stream_packet_pure(protection, out, dcid, pn, pn_length, ack_ranges,
+                                           ack_delay, stream_id, offset, data, fin)
+            return bytes(out[:size])
+        if result < 0:
+            codec._raise(result, "the packet")
+        protection.sealed_count += 1
+        return bytes(self._view[:result])
+
+
 class PacketOpener:
     """Opens 1-RTT packets of one connection in one C call each (see module doc).
 
@@ -190,7 +243,7 @@ class PacketOpener:
     first byte and ``payload`` a memoryview of the plaintext (valid until the
     next call)."""
 
-    __slots__ = ("_cap", "_out", "_plain", "_plain_c", "first", "payload", "pn")
+    __slots__ = ("_cap", "_out", "_plain", "_plain_c", "_view", "first", "payload", "pn")
 
     #: :meth:`open` result: the packet is of the other key phase (take the
     #: key-update path).
@@ -199,7 +252,7 @@ class PacketOpener:
     def __init__(self) -> None:
         if _codec is None:  # pragma: no cover - callers check NATIVE_AVAILABLE
             raise RuntimeError("the native backend is not in use")
-        self._out = _codec.ffi.new("uint64_t[2]")
+        self._out = _codec.ffi.new("uint64_t[3]")
         self.pn = -1
         self.first = 0
         self._grow(1500)
@@ -208,7 +261,8 @@ class PacketOpener:
         self._cap = max(size, 1500)
         self._plain = bytearray(self._cap)
         self._plain_c = _codec.ffi.from_buffer(self._plain)
-        self.payload = memoryview(self._plain)
+        self._view = memoryview(self._plain)
+        self.payload = self._view[:0]
 
     def open(self, keys: KeySchedule, data: bytes, dcid: bytes, decoder: Any,
              expected_pn: int) -> int:
@@ -220,34 +274,36 @@ class PacketOpener:
         size = len(data)
         if size > self._cap:
             self._grow(size)
-        codec = _codec
-        status = codec.lib.tp_open_short_packet_aead(
-            decoder._dec, current.native._ctx, data, size, dcid, len(dcid), expected_pn,  # type: ignore[union-attr]
-            current.key_phase, self._plain_c, self._cap, self._out)
+        out = self._out
+        status = _codec.lib.tp_open_short_packet_aead(
+            decoder._dec, current.native._ctx, data, size, dcid, len(dcid),  # type: ignore[union-attr]
+            expected_pn, current.generation & 1, self._plain_c, self._cap, out)
         if status >= 0:
-            pn = self._out[0]
-            self.pn = pn
-            self.first = data[0]
-            self.payload = memoryview(self._plain)[: size - (1 + len(dcid) + (data[0] & 3) + 1)
-                                                   - AEAD_TAG_LENGTH]
+            pn = self.pn = out[0]
+            self.first = out[1]
+            self.payload = self._view[: out[2]]
             if pn > keys.largest_opened_current:
                 keys.largest_opened_current = pn
             return int(status)
-        if status == codec.lib.TP_ERR_KEY_PHASE:
+        return self._failed(status, current, keys)
+
+    def _failed(self, status: int, current: PacketProtection, keys: KeySchedule) -> int:
+        lib = _codec.lib
+        if status == lib.TP_ERR_KEY_PHASE:
             return self.OTHER_PHASE
-        if status == codec.lib.TP_ERR_AUTH:
+        if status == lib.TP_ERR_AUTH:
             current.failed_open_count += 1
             raise DecryptionError("packet failed AEAD authentication")
-        if status == codec.lib.TP_ERR_FIELD_VALUE:
+        if status == lib.TP_ERR_FIELD_VALUE:
             raise WireError("not a 1-RTT packet for this connection")
-        if status == codec.lib.TP_ERR_TRUNCATED:
+        if status == lib.TP_ERR_TRUNCATED:
             raise WireError("1-RTT packet too short")
         # authenticated, but the frames do not decode
         pn = self._out[0]
         if pn > keys.largest_opened_current:
             keys.largest_opened_current = pn
         try:
-            codec._raise(status + codec.lib.TP_ERR_FRAMES_OFFSET, "a frame")
+            _codec._raise(status + lib.TP_ERR_FRAMES_OFFSET, "a frame")
         except WireError as exc:
             raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
         raise AssertionError("unreachable")  # pragma: no cover
