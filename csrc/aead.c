@@ -4,13 +4,15 @@
  *
  * How this works
  * --------------
- * A tp_aead holds one direction's key generation: the key, the 12-byte IV
- * and up to two EVP_CIPHER_CTX (one for encryption, one for decryption),
- * each keyed once, when first used.  Per packet only the nonce changes: nonce = iv XOR (4 zero
- * bytes || packet number as a big-endian u64) (docs/wire-format.md 9.2), set
- * with EVP_{En,De}cryptInit_ex(ctx, NULL, NULL, NULL, nonce).  The associated
- * data is the unprotected header (first byte through the packet number).
- * tp_aead_free releases both contexts (OpenSSL wipes the key schedules).
+ * A tp_aead holds one direction's key generation: the key, the 12-byte IV,
+ * the cipher (fetched once) and up to two EVP_CIPHER_CTX (one for encryption,
+ * one for decryption), each keyed once, when first used.  Per packet only the
+ * nonce changes: nonce = iv XOR (4 zero bytes || packet number as a
+ * big-endian u64) (docs/wire-format.md 9.2), set with
+ * EVP_{En,De}cryptInit_ex2(ctx, NULL, NULL, nonce, NULL); the tag moves as an
+ * OSSL_PARAM.  The associated data is the unprotected header (first byte
+ * through the packet number).  tp_aead_free releases the contexts and wipes
+ * the key.
  *
  *  - tp_aead_seal / tp_aead_open: one AEAD operation on caller memory
  *    (ciphertext || 16-byte tag).  In-place operation (out == in) is allowed.
@@ -36,6 +38,7 @@
 
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 
 #define TAG_LENGTH 16
@@ -45,19 +48,19 @@
 #define MAX_DATAGRAM_SIZE 65527u
 
 struct tp_aead {
-    const EVP_CIPHER *cipher;
+    EVP_CIPHER *cipher;  /* fetched once per key (explicit fetch: no per-init lookup) */
     EVP_CIPHER_CTX *enc; /* created by the first seal */
     EVP_CIPHER_CTX *dec; /* created by the first open */
     uint8_t key[32];
     uint8_t iv[IV_LENGTH];
 };
 
-static const EVP_CIPHER *cipher_for(uint32_t aead_id, size_t key_len)
+static EVP_CIPHER *cipher_for(uint32_t aead_id, size_t key_len)
 {
     if (aead_id == TP_AEAD_AES128GCM && key_len == 16)
-        return EVP_aes_128_gcm();
+        return EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
     if (aead_id == TP_AEAD_CHACHA20 && key_len == 32)
-        return EVP_chacha20_poly1305();
+        return EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
     return NULL;
 }
 
@@ -67,20 +70,26 @@ void tp_aead_free(tp_aead *a)
         return;
     EVP_CIPHER_CTX_free(a->enc);
     EVP_CIPHER_CTX_free(a->dec);
+    EVP_CIPHER_free(a->cipher);
     OPENSSL_clear_free(a, sizeof(*a)); /* wipes the key and IV */
 }
 
 tp_aead *tp_aead_new(uint32_t aead_id, const uint8_t *key, size_t key_len, const uint8_t *iv,
                      size_t iv_len)
 {
-    const EVP_CIPHER *cipher = cipher_for(aead_id, key_len);
+    EVP_CIPHER *cipher;
     tp_aead *a;
 
-    if (cipher == NULL || iv_len != IV_LENGTH)
+    if (iv_len != IV_LENGTH)
+        return NULL;
+    cipher = cipher_for(aead_id, key_len);
+    if (cipher == NULL)
         return NULL;
     a = OPENSSL_zalloc(sizeof(*a));
-    if (a == NULL)
+    if (a == NULL) {
+        EVP_CIPHER_free(cipher);
         return NULL;
+    }
     a->cipher = cipher;
     memcpy(a->key, key, key_len);
     memcpy(a->iv, iv, IV_LENGTH);
@@ -100,12 +109,29 @@ static EVP_CIPHER_CTX *context(tp_aead *a, int encrypt)
     ctx = EVP_CIPHER_CTX_new();
     if (ctx == NULL)
         return NULL;
-    if (EVP_CipherInit_ex(ctx, a->cipher, NULL, a->key, NULL, encrypt) != 1) {
+    if (EVP_CipherInit_ex2(ctx, a->cipher, a->key, NULL, encrypt, NULL) != 1) {
         EVP_CIPHER_CTX_free(ctx);
         return NULL;
     }
     *slot = ctx;
     return ctx;
+}
+
+/* The tag as an OSSL_PARAM: get_params/set_params skip the ctrl translation. */
+static int get_tag(EVP_CIPHER_CTX *ctx, uint8_t *tag)
+{
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, TAG_LENGTH);
+    params[1] = OSSL_PARAM_construct_end();
+    return EVP_CIPHER_CTX_get_params(ctx, params);
+}
+
+static int set_tag(EVP_CIPHER_CTX *ctx, uint8_t *tag)
+{
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, TAG_LENGTH);
+    params[1] = OSSL_PARAM_construct_end();
+    return EVP_CIPHER_CTX_set_params(ctx, params);
 }
 
 static void make_nonce(const tp_aead *a, uint64_t pn, uint8_t nonce[IV_LENGTH])
@@ -133,11 +159,11 @@ int64_t tp_aead_seal(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
     if (ctx == NULL)
         return TP_ERR_AUTH;
     make_nonce(a, pn, nonce);
-    if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
+    if (EVP_EncryptInit_ex2(ctx, NULL, NULL, nonce, NULL) != 1 ||
         (ad_len && EVP_EncryptUpdate(ctx, NULL, &n, ad, (int)ad_len) != 1) ||
         (in_len && EVP_EncryptUpdate(ctx, out, &n, in, (int)in_len) != 1) ||
         EVP_EncryptFinal_ex(ctx, out + (in_len ? (size_t)n : 0u), &tail) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LENGTH, out + in_len) != 1)
+        get_tag(ctx, out + in_len) != 1)
         return TP_ERR_AUTH;
     return (int64_t)(in_len + TAG_LENGTH);
 }
@@ -165,10 +191,10 @@ int64_t tp_aead_open(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
         return TP_ERR_AUTH;
     memcpy(tag, in + body, TAG_LENGTH); /* the tag, before an in-place decrypt */
     make_nonce(a, pn, nonce);
-    if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
+    if (EVP_DecryptInit_ex2(ctx, NULL, NULL, nonce, NULL) != 1 ||
         (ad_len && EVP_DecryptUpdate(ctx, NULL, &n, ad, (int)ad_len) != 1) ||
         (body && EVP_DecryptUpdate(ctx, out, &n, in, (int)body) != 1) ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, tag) != 1 ||
+        set_tag(ctx, tag) != 1 ||
         EVP_DecryptFinal_ex(ctx, out + (body ? (size_t)n : 0u), &tail) != 1) {
         if (body)
             memset(out, 0, body); /* no unauthenticated plaintext left behind */

@@ -16,13 +16,14 @@ from transport.crypto.aead import PacketProtection
 from transport.crypto.packet_aead import (
     NATIVE_AVAILABLE,
     PacketOpener,
+    PacketSealer,
     open_short_packet_pure,
     seal_stream_packet,
     seal_stream_packet_pure,
 )
 from transport.errors import DecryptionError, RemoteProtocolError, WireError
 from transport.security import KeySchedule
-from transport.wire import FrameDecoder, decode_frames
+from transport.wire import FrameDecoder, codec_pure, decode_frames
 from transport.wire.constants import ErrorCode
 
 pytestmark = pytest.mark.skipif(not NATIVE_AVAILABLE, reason="needs the native backend")
@@ -132,6 +133,21 @@ def test_seal_stream_packet_equals_pure(aead: str, phase: int) -> None:
         assert outcomes[0] == outcomes[1]
         sealed += isinstance(outcomes[0], bytes)
     assert native.sealed_count == pure.sealed_count == sealed >= 45
+
+
+def test_crc_sealer_equals_codec() -> None:
+    rng = random.Random(6)
+    sealer = PacketSealer()
+    for case in range(50):
+        pn = rng.randrange(2**30)
+        acks = None if case % 3 == 0 else [max(pn - 9, 0), pn]
+        args = (DCID, pn, rng.randrange(1, 5), acks, rng.randrange(100), rng.randrange(2**20),
+                rng.randrange(2**40), rng.randbytes(rng.randrange(0, 1300)), bool(case & 1))
+        out = bytearray(1500)
+        size = codec_pure.seal_stream_packet(out, *args, True)
+        assert sealer.seal_crc(*args) == bytes(out[:size])
+    with pytest.raises(WireError):
+        sealer.seal_crc(DCID, 5, 1, [6, 5], 0, 0, 0, b"", False)  # an invalid ACK range
 
 
 def test_seal_stream_packet_too_small_alike() -> None:

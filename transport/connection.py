@@ -649,8 +649,10 @@ class Connection:
     def _receive_1rtt(self, data: bytes, now: float) -> None:
         """A short-header (1-RTT) packet. With security="none" one codec call
         checks the header, DCID and CRC32C and decodes every frame; with
-        security="noise" the payload is opened with the AEAD first (a packet that
-        does not authenticate is dropped and changes nothing)."""
+        security="noise" one call (native backend) checks the header, opens the
+        payload with the AEAD and decodes every frame (a packet that does not
+        authenticate is dropped and changes nothing); packets of the other key
+        phase and the pure backend go through :meth:`_open_1rtt_slow`."""
         keys = self._session.keys
         acks = self._acks
         if keys is None:
@@ -668,96 +670,37 @@ class Connection:
                     raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
                 raise
             payload: bytes | memoryview = data
-        elif (opener := self._opener) is not None and keys.recv_current.native is not None:
-            # one C call: header checks, packet number, AEAD open, frame decode
-            try:
-                count = opener.open(keys, data, self.local_cid, self._decoder,
-                                    acks.largest_received + 1)
-            except DecryptionError:
-                self._on_open_failed(data, keys)
-                return
-            if count == opener.OTHER_PHASE:  # the key-update path below
-                self._receive_1rtt_slow(data, now)
-                return
-            first = opener.first
-            pn = opener.pn
-            payload = opener.payload
-            self._receive_1rtt_opened(data, pn, first, count, payload, now)
-            return
+            # RFC 9000 A.3 packet-number recovery, inlined
+            expected = acks.largest_received + 1
+            window = 1 << (pn_length * 8)
+            pn = (expected & ~(window - 1)) | truncated
+            half = window >> 1
+            if pn <= expected - half and pn < (1 << 62) - window:
+                pn += window
+            elif pn > expected + half and pn >= window:
+                pn -= window
         else:
-            self._receive_1rtt_slow(data, now)
-            return
-        # (security="none") RFC 9000 A.3 packet-number recovery, inlined
-        expected = acks.largest_received + 1
-        window = 1 << (pn_length * 8)
-        pn = (expected & ~(window - 1)) | truncated
-        half = window >> 1
-        if pn <= expected - half and pn < (1 << 62) - window:
-            pn += window
-        elif pn > expected + half and pn >= window:
-            pn -= window
-        self._receive_1rtt_opened(data, pn, first, count, payload, now)
-
-    def _on_open_failed(self, data: bytes, keys: KeySchedule) -> None:
-        """A 1-RTT packet did not authenticate: a stateless reset, or dropped
-        (DecryptionError); past the integrity limit the connection closes."""
-        if self._is_stateless_reset(data):
-            self._on_stateless_reset()
-            return
-        current = keys.recv_current
-        if current.failed_open_count > current.integrity_limit:
-            # too many forgeries against one key: its integrity is spent
-            raise RemoteProtocolError(
-                ErrorCode.AEAD_LIMIT_REACHED, "AEAD integrity limit reached"
-            ) from None
-        raise DecryptionError("packet failed AEAD authentication")
-
-    def _receive_1rtt_slow(self, data: bytes, now: float) -> None:
-        """An encrypted 1-RTT packet through ``KeySchedule.open`` (key updates,
-        the pure backend)."""
-        keys = self._session.keys
-        assert keys is not None
-        acks = self._acks
-        cid_end = 1 + len(self.local_cid)
-        first = data[0]
-        if not first & FIXED_BIT or data[1:cid_end] != self.local_cid:
-            raise WireError("not a 1-RTT packet for this connection")
-        pn_length = (first & PN_LENGTH_MASK) + 1
-        header_end = cid_end + pn_length
-        if len(data) < header_end + AEAD_TAG_LENGTH + 1:
-            raise WireError("1-RTT packet too short")
-        truncated = int.from_bytes(data[cid_end:header_end], "big")
-        # RFC 9000 A.3 packet-number recovery, inlined
-        expected = acks.largest_received + 1
-        window = 1 << (pn_length * 8)
-        pn = (expected & ~(window - 1)) | truncated
-        half = window >> 1
-        if pn <= expected - half and pn < (1 << 62) - window:
-            pn += window
-        elif pn > expected + half and pn >= window:
-            pn -= window
-        try:
-            payload = keys.open(
-                data[:header_end], memoryview(data)[header_end:], pn, 1 if first & 4 else 0
-            )
-        except DecryptionError:
-            self._on_open_failed(data, keys)
-            return
-        try:
-            count = self._decoder.decode(payload, 0, len(payload))
-        except WireError as exc:  # it authenticated: a real encoding error
-            raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
-        self._receive_1rtt_opened(data, pn, first, count, payload, now)
-
-    def _receive_1rtt_opened(self, data: bytes, pn: int, first: int, count: int,
-                             payload: bytes | memoryview, now: float) -> None:
-        """The common tail of 1-RTT reception once the packet is open and its
-        frames are decoded."""
-        acks = self._acks
-        keys = self._session.keys
-        if keys is not None and keys.send.generation < keys.recv_current.generation:
-            # the peer updated its keys: follow with ours (wire format §9.3)
-            keys.update_send(-1)
+            opener = self._opener
+            count = PacketOpener.OTHER_PHASE
+            if opener is not None and keys.recv_current.native is not None:
+                # one C call: header checks, packet number, AEAD open, frame decode
+                try:
+                    count = opener.open(keys, data, self.local_cid, self._decoder,
+                                        acks.largest_received + 1)
+                except DecryptionError:
+                    self._on_open_failed(data, keys)
+                    return
+                pn = opener.pn
+                first = opener.first
+                payload = opener.payload
+            if count == PacketOpener.OTHER_PHASE:
+                opened = self._open_1rtt_slow(data, keys)
+                if opened is None:
+                    return
+                pn, first, count, payload = opened
+            if keys.send.generation < keys.recv_current.generation:
+                # the peer updated its keys: follow with ours (wire format §9.3)
+                keys.update_send(-1)
         if first & RESERVED_SHORT_MASK:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if acks.is_duplicate(pn):
@@ -784,6 +727,57 @@ class Connection:
         acks.on_packet_received(pn, ack_eliciting, now)
         self.counters.packets_received += 1
         self._idle_since_s = now
+
+    def _on_open_failed(self, data: bytes, keys: KeySchedule) -> None:
+        """A 1-RTT packet did not authenticate: a stateless reset, or dropped
+        (DecryptionError); past the integrity limit the connection closes."""
+        if self._is_stateless_reset(data):
+            self._on_stateless_reset()
+            return
+        current = keys.recv_current
+        if current.failed_open_count > current.integrity_limit:
+            # too many forgeries against one key: its integrity is spent
+            raise RemoteProtocolError(
+                ErrorCode.AEAD_LIMIT_REACHED, "AEAD integrity limit reached"
+            ) from None
+        raise DecryptionError("packet failed AEAD authentication")
+
+    def _open_1rtt_slow(
+        self, data: bytes, keys: KeySchedule
+    ) -> tuple[int, int, int, bytes] | None:
+        """Open an encrypted 1-RTT packet through ``KeySchedule.open`` (key
+        updates, the pure backend): ``(pn, first_byte, frame_count, payload)``,
+        or None when it was a stateless reset."""
+        cid_end = 1 + len(self.local_cid)
+        first = data[0]
+        if not first & FIXED_BIT or data[1:cid_end] != self.local_cid:
+            raise WireError("not a 1-RTT packet for this connection")
+        pn_length = (first & PN_LENGTH_MASK) + 1
+        header_end = cid_end + pn_length
+        if len(data) < header_end + AEAD_TAG_LENGTH + 1:
+            raise WireError("1-RTT packet too short")
+        truncated = int.from_bytes(data[cid_end:header_end], "big")
+        # RFC 9000 A.3 packet-number recovery
+        expected = self._acks.largest_received + 1
+        window = 1 << (pn_length * 8)
+        pn = (expected & ~(window - 1)) | truncated
+        half = window >> 1
+        if pn <= expected - half and pn < (1 << 62) - window:
+            pn += window
+        elif pn > expected + half and pn >= window:
+            pn -= window
+        try:
+            payload = keys.open(
+                data[:header_end], memoryview(data)[header_end:], pn, 1 if first & 4 else 0
+            )
+        except DecryptionError:
+            self._on_open_failed(data, keys)
+            return None
+        try:
+            count = self._decoder.decode(payload, 0, len(payload))
+        except WireError as exc:  # it authenticated: a real encoding error
+            raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
+        return pn, first, count, payload
 
     def _on_retry(self, packet: memoryview, header: object) -> None:
         """A server demands address validation (wire format §13): start the
@@ -1027,9 +1021,21 @@ class Connection:
                     )
                 ack_eliciting = True
                 start = frame.data_off
-                self._on_stream_frame(
-                    frame.a, frame.b, bytes(packet[start : start + frame.data_len]), ftype & 1
-                )
+                data = bytes(packet[start : start + frame.data_len])
+                stream_id = frame.a
+                stream = self._recv_streams.get(stream_id)
+                if stream is None:
+                    self._on_stream_frame(stream_id, frame.b, data, ftype & 1)
+                    continue
+                # _on_stream_frame for an open stream, inlined (once per data packet)
+                before = stream.highest_offset
+                readable = stream.on_data(frame.b, data, ftype & 1 == 1)
+                grown = stream.highest_offset - before
+                if grown > 0:
+                    self._recv_window.add_received(grown)
+                if readable and stream_id not in self._readable_reported:
+                    self._readable_reported.add(stream_id)
+                    self._push_event(events.StreamReadable(stream_id=stream_id))
             elif ftype == FrameType.ACK or ftype == FrameType.ACK_ECN:
                 first = frame.c
                 ranges = self._decoder.ranges[first : first + 2 * frame.d]

@@ -283,6 +283,7 @@ class Packetizer:
         buf = self._buf
         buf_view = self._buf_view
         sealer = self._sealer
+        conn_credit = conn._send_credit
         # keys: _send_protection() decides on key updates, needed only when these hold
         send_update_check = keys is not None and (
             keys.send_first_pn < 0 or conn._key_update_requested
@@ -314,12 +315,31 @@ class Packetizer:
                     room -= ack_frame_size(ack_ranges, ack_delay)
                 else:
                     ack_ranges = None
-            chunk = self._take_chunk(stream_id, stream, stream_credits[stream_id], room)
+            # the stream's next frame, charged to flow credit (_take_chunk, inlined)
+            stream_credit = stream_credits[stream_id]
+            credit = stream_credit.available
+            conn_available = conn_credit.available
+            if conn_available < credit:
+                credit = conn_available
+            top = stream.highest_sent_offset + room
+            # 3 + varint(stream_id) + varint(top)
+            overhead = (
+                (4 if stream_id < 64 else 5 if stream_id < 16384 else 7)
+                if stream_id < 1073741824
+                else 11
+            ) + (1 if top < 64 else 2 if top < 16384 else 4 if top < 1073741824 else 8)
+            chunk = stream.next_frame(room - overhead, credit)
             if chunk is None:
                 del ready[stream_id]
                 continue
-            offset, data, fin, _overhead = chunk
+            offset, data, fin, new_bytes = chunk
             length = len(data)
+            if new_bytes:
+                stream_credit.consume(new_bytes)
+                conn_credit.consume(new_bytes)
+            if length > new_bytes:
+                counters.stream_bytes_retransmitted += length - new_bytes
+                counters.packets_retransmitted += 1
             stream_bytes += length
             if len(ready) > 1:  # round robin: this stream goes to the back
                 del ready[stream_id]
@@ -336,9 +356,14 @@ class Packetizer:
             unacked = pn - recovery.largest_acked
             pn_len = 1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
             if crc:
-                wire_size = seal_stream_packet(buf, peer_cid, pn, pn_len, ack_ranges, ack_delay,
-                                               stream_id, offset, data, fin, crc)
-                packet = bytes(buf_view[:wire_size])
+                if sealer is not None:
+                    packet = sealer.seal_crc(peer_cid, pn, pn_len, ack_ranges, ack_delay,
+                                             stream_id, offset, data, fin)
+                    wire_size = len(packet)
+                else:
+                    wire_size = seal_stream_packet(buf, peer_cid, pn, pn_len, ack_ranges,
+                                                   ack_delay, stream_id, offset, data, fin, crc)
+                    packet = bytes(buf_view[:wire_size])
             else:  # header + frames + AEAD in one call (C on the native backend)
                 send = keys.send  # type: ignore[union-attr]
                 if send_update_check or send.sealed_count >= key_update_after:

@@ -186,7 +186,9 @@ def seal_stream_packet_pure(
 # ------------------------------------------------------------------- open ---
 class PacketSealer:
     """Seals STREAM packets into one reused buffer (one per packetizer): the
-    lean per-packet form of :func:`seal_stream_packet` for the send loop."""
+    lean per-packet form of :func:`seal_stream_packet` (and, for
+    security="none", of ``codec.seal_stream_packet`` with its CRC trailer) for
+    the send loop."""
 
     __slots__ = ("_buf", "_cap", "_cbuf", "_view")
 
@@ -233,6 +235,39 @@ class PacketSealer:
         if result < 0:
             codec._raise(result, "the packet")
         protection.sealed_count += 1
+        return bytes(self._view[:result])
+
+
+    def seal_crc(self, dcid: bytes, pn: int, pn_length: int, ack_ranges: Sequence[int] | None,
+                 ack_delay: int, stream_id: int, offset: int, data: bytes | memoryview,
+                 fin: bool) -> bytes:
+        """``codec.seal_stream_packet(..., crc=True)`` (security="none") as bytes."""
+        codec = _codec
+        seal_c = codec.lib.tp_seal_stream_packet
+        try:
+            cdata = data if type(data) is bytes else codec.ffi.from_buffer(data)
+            if ack_ranges is None:
+                result = seal_c(self._cbuf, self._cap, dcid, len(dcid), pn, pn_length,
+                                codec.ffi.NULL, 0, 0, 0, stream_id, offset, cdata, len(data),
+                                1 if fin else 0, 1)
+            else:
+                n = len(ack_ranges)
+                if n > codec._ACK_INTS:
+                    raise OverflowError
+                pool = codec._range_pool
+                ranges = pool.pop() if pool else codec._RangeArray()
+                codec._PACK_INTS[n](ranges.raw, 0, *ack_ranges)
+                result = seal_c(self._cbuf, self._cap, dcid, len(dcid), pn, pn_length,
+                                ranges.pointer, n, 1, ack_delay, stream_id, offset, cdata,
+                                len(data), 1 if fin else 0, 1)
+                pool.append(ranges)
+        except codec._ABI_ERRORS:
+            out = bytearray(self._cap)
+            size = _pure.seal_stream_packet(out, dcid, pn, pn_length, ack_ranges, ack_delay,
+                                            stream_id, offset, data, fin, True)
+            return bytes(out[:size])
+        if result < 0:
+            codec._raise(result, "the packet")
         return bytes(self._view[:result])
 
 
