@@ -1273,16 +1273,25 @@ class Connection:
             self._on_packets_lost(lost)
 
     def _on_packets_acked(self, packets: list[SentPacket]) -> None:
+        # Consecutive STREAM items that continue each other (the bulk case:
+        # packets acknowledged in order, each carrying the next bytes of one
+        # stream) are acknowledged as one range: one on_acked call per run.
+        run_id = -1
+        run_start = run_end = 0
+        run_fin = False
         for packet in packets:
             for item in packet.items:
                 kind = item[0]
                 if kind == ITEM_STREAM:
-                    stream = self._send_streams.get(item[1])
-                    if stream is not None:
-                        if stream.on_acked(item[2], item[3], item[4]):
-                            self._report_writable(item[1])
-                        if stream.is_all_acked:
-                            self._retire_send_stream(item[1])
+                    stream_id, offset = item[1], item[2]
+                    if stream_id == run_id and offset == run_end and not run_fin:
+                        run_end = offset + item[3]
+                        run_fin = item[4]
+                        continue
+                    if run_id >= 0:
+                        self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
+                    run_id, run_start, run_fin = stream_id, offset, item[4]
+                    run_end = offset + item[3]
                 elif kind == ITEM_ACK:
                     self._acks.on_ack_frame_acked(item[1])
                 elif kind == ITEM_PMTU_PROBE:
@@ -1295,6 +1304,16 @@ class Connection:
                         stream.on_reset_acked()
                         if stream.is_all_acked:
                             self._retire_send_stream(item[1])
+        if run_id >= 0:
+            self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
+
+    def _on_stream_acked(self, stream_id: int, offset: int, length: int, fin: bool) -> None:
+        stream = self._send_streams.get(stream_id)
+        if stream is not None:
+            if stream.on_acked(offset, length, fin):
+                self._report_writable(stream_id)
+            if stream.is_all_acked:
+                self._retire_send_stream(stream_id)
 
     def _requeue_oldest_for_probe(self) -> None:
         """RFC 9002 §6.2.4: a probe should carry data the peer may be missing.

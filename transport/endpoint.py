@@ -88,6 +88,7 @@ class Endpoint:
         self.max_connections = max_connections
         self.counters = EndpointCounters()
         self._by_cid: dict[bytes, Connection] = {}
+        self._cid_length = config.connection_id_length
         #: the peers' stateless reset tokens, to recognise a reset (random DCID)
         self._by_reset_token: dict[bytes, Connection] = {}
         self._connections: dict[Connection, None] = {}
@@ -132,10 +133,16 @@ class Endpoint:
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Route one UDP payload. Never raises for anything a peer sent."""
-        self._now = max(self._now, now)
-        conn = self._route(data, addr, now)
+        if now > self._now:
+            self._now = now
+        conn = None
+        if type(data) is bytes and data and not data[0] & HEADER_FORM_LONG:
+            # the common case, a short header to a known CID (_route, inlined)
+            conn = self._by_cid.get(data[1 : 1 + self._cid_length])
         if conn is None:
-            return
+            conn = self._route(data, addr, now)
+            if conn is None:
+                return
         conn.receive_datagram(data, addr, now)
         if not conn.is_client and conn.state is State.IDLE:
             # a new server connection that did not accept its first datagram
