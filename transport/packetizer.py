@@ -283,6 +283,17 @@ class Packetizer:
         buf = self._buf
         buf_view = self._buf_view
         sealer = self._sealer
+        # the C seal calls of PacketSealer made here directly for the common
+        # packet (no ACK frame): one Python call less per packet
+        seal_direct = seal_aead_direct = sealer_cbuf = null = None
+        sealer_view = buf_view
+        sealer_cap = 0
+        cid_len = len(peer_cid)
+        if sealer is not None:
+            seal_direct, seal_aead_direct, sealer_cbuf, sealer_view, null = sealer.direct()
+            sealer_cap = len(sealer_view)
+            if not crc:
+                seal_direct = None
         conn_credit = conn._send_credit
         # keys: _send_protection() decides on key updates, needed only when these hold
         send_update_check = keys is not None and (
@@ -309,7 +320,7 @@ class Packetizer:
             room = short_room
             ack_ranges = None
             ack_delay = 0
-            if acks.ack_pending:
+            if acks._ack_pending:  # acks.ack_pending without the property call
                 ack_ranges, ack_delay = acks.build_ack(now)
                 if ack_ranges:
                     room -= ack_frame_size(ack_ranges, ack_delay)
@@ -356,7 +367,18 @@ class Packetizer:
             unacked = pn - recovery.largest_acked
             pn_len = 1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
             if crc:
-                if sealer is not None:
+                if seal_direct is not None and ack_ranges is None and type(data) is bytes:
+                    # the common packet: PacketSealer.seal_crc's C call, inlined
+                    wire_size = seal_direct(sealer_cbuf, sealer_cap, peer_cid, cid_len, pn,
+                                            pn_len, null, 0, 0, 0, stream_id, offset, data,
+                                            length, 1 if fin else 0, 1)
+                    if wire_size < 0:  # pragma: no cover - the wrapper raises the error
+                        packet = sealer.seal_crc(peer_cid, pn, pn_len, ack_ranges,  # type: ignore[union-attr]
+                                                 ack_delay, stream_id, offset, data, fin)
+                        wire_size = len(packet)
+                    else:
+                        packet = bytes(sealer_view[:wire_size])
+                elif sealer is not None:
                     packet = sealer.seal_crc(peer_cid, pn, pn_len, ack_ranges, ack_delay,
                                              stream_id, offset, data, fin)
                     wire_size = len(packet)
@@ -368,7 +390,26 @@ class Packetizer:
                 send = keys.send  # type: ignore[union-attr]
                 if send_update_check or send.sealed_count >= key_update_after:
                     send = self._send_protection(pn)
-                if sealer is not None and send.native is not None:
+                native = send.native
+                if (
+                    seal_aead_direct is not None
+                    and native is not None
+                    and ack_ranges is None
+                    and type(data) is bytes
+                    and send.sealed_count < send.confidentiality_limit
+                ):
+                    # the common packet: PacketSealer.seal's C call, inlined
+                    size = seal_aead_direct(native._ctx, sealer_cbuf, sealer_cap, peer_cid,
+                                            cid_len, pn, pn_len, null, 0, 0, 0, stream_id,
+                                            offset, data, length, 1 if fin else 0,
+                                            send.generation & 1)
+                    if size < 0:  # pragma: no cover - the wrapper raises the error
+                        packet = sealer.seal(send, peer_cid, pn, pn_len, ack_ranges,  # type: ignore[union-attr]
+                                             ack_delay, stream_id, offset, data, fin)
+                    else:
+                        send.sealed_count += 1
+                        packet = bytes(sealer_view[:size])
+                elif sealer is not None and native is not None:
                     packet = sealer.seal(send, peer_cid, pn, pn_len, ack_ranges, ack_delay,
                                          stream_id, offset, data, fin)
                 else:

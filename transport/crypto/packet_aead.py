@@ -238,6 +238,14 @@ class PacketSealer:
         return bytes(self._view[:result])
 
 
+    def direct(self) -> tuple[Any, Any, Any, memoryview, Any]:
+        """``(tp_seal_stream_packet, tp_seal_stream_packet_aead, C view of the
+        buffer, memoryview of it, NULL)`` for a send loop that makes the C calls
+        of :meth:`seal_crc` / :meth:`seal` itself for packets without an ACK."""
+        lib = _codec.lib
+        return (lib.tp_seal_stream_packet, lib.tp_seal_stream_packet_aead, self._cbuf,
+                self._view, _codec.ffi.NULL)
+
     def seal_crc(self, dcid: bytes, pn: int, pn_length: int, ack_ranges: Sequence[int] | None,
                  ack_delay: int, stream_id: int, offset: int, data: bytes | memoryview,
                  fin: bool) -> bytes:
