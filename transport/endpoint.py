@@ -55,6 +55,8 @@ from transport.wire.constants import (
 Address = tuple[str, int]
 MAX_STATELESS_QUEUE = 256
 
+_IDLE = State.IDLE  # (Enum class attribute reads are slow in Python 3.11)
+
 
 class EndpointCounters:
     __slots__ = (
@@ -144,7 +146,7 @@ class Endpoint:
             if conn is None:
                 return
         conn.receive_datagram(data, addr, now)
-        if not conn.is_client and conn.state is State.IDLE:
+        if not conn.is_client and conn.state is _IDLE:
             # a new server connection that did not accept its first datagram
             self._forget(conn)
             return
