@@ -111,6 +111,11 @@ class Packetizer:
         self.path_responses: list[bytes] = []
         self.path_challenges: list[bytes] = []
         self._ready: dict[int, None] = {}  # streams that may have data, in round-robin order
+        from transport.connection import State  # (imported here: a cycle at module level)
+
+        # Enum class attribute reads are slow on Python 3.11: build() uses these
+        self._state_closing = State.CLOSING
+        self._state_handshake = State.HANDSHAKE
         self._buf = bytearray(65536)
         self._buf_view = memoryview(self._buf)  # bytes(view[:n]): one copy, not two
         #: seals STREAM packets with the C AEAD (native backend)
@@ -147,8 +152,6 @@ class Packetizer:
 
     # ------------------------------------------------------------- building
     def build(self, now: float) -> list[bytes]:
-        from transport.connection import State
-
         conn = self.conn
         out: list[bytes] = []
         self.pacing_blocked = False
@@ -159,13 +162,13 @@ class Packetizer:
         pacer.update(rate, now)
         self._pace_budget = math.inf if rate is None else pacer.tokens_bytes + PACING_SLACK_BYTES
         self._paced_bytes = 0
-        if conn.state is State.CLOSING:
+        if conn.state is self._state_closing:
             if self.close_frame_due and conn._close_sends_left > 0 and conn._close_frame:
                 self.close_frame_due = False
                 conn._close_sends_left -= 1
                 out.append(self._build_close(conn.state))
             return out
-        long_header = conn.state is State.HANDSHAKE
+        long_header = conn.state is self._state_handshake
         pmtu = conn._pmtu
         if pmtu is not None and not long_header:
             probe_size = pmtu.probe_due(now)
