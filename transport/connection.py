@@ -457,11 +457,11 @@ class Connection:
     @property
     def is_closed(self) -> bool:
         """True once the connection holds no more state worth keeping."""
-        return self.state is State.CLOSED
+        return self.state is _CLOSED
 
     @property
     def is_established(self) -> bool:
-        return self.state is State.ESTABLISHED
+        return self.state is _ESTABLISHED
 
     # ======================================================================
     # Stream and datagram API
