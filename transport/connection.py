@@ -1033,7 +1033,10 @@ class Connection:
                     )
                 ack_eliciting = True
                 start = frame.data_off
-                data = bytes(packet[start : start + frame.data_len])
+                if type(packet) is not memoryview:
+                    packet = memoryview(packet)
+                # a view, not a copy: on_data copies what it keeps
+                data = packet[start : start + frame.data_len]
                 stream_id = frame.a
                 stream = self._recv_streams.get(stream_id)
                 if stream is None:
@@ -1385,7 +1388,9 @@ class Connection:
                     p.stop_sending_due[item[1]] = item[2]
 
     # -- streams -------------------------------------------------------------
-    def _on_stream_frame(self, stream_id: int, offset: int, data: bytes, fin: int) -> None:
+    def _on_stream_frame(
+        self, stream_id: int, offset: int, data: bytes | memoryview, fin: int
+    ) -> None:
         stream = self._recv_streams.get(stream_id)
         if stream is None:
             stream = self._stream_for_peer_data(stream_id)
