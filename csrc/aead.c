@@ -14,6 +14,7 @@
  * through the packet number).  tp_aead_free releases the contexts and wipes
  * the key.
  *
+ *  - tp_aead_live: how many tp_aead exist (created and not yet freed).
  *  - tp_aead_seal / tp_aead_open: one AEAD operation on caller memory
  *    (ciphertext || 16-byte tag).  In-place operation (out == in) is allowed.
  *  - tp_seal_stream_packet_aead: tp_seal_stream_packet without the CRC
@@ -47,6 +48,14 @@
 #define KEY_PHASE_BIT 0x04u
 #define MAX_DATAGRAM_SIZE 65527u
 
+/* Live tp_aead objects in this process (tests check for leaks with it). */
+static int64_t live_contexts;
+
+int64_t tp_aead_live(void)
+{
+    return __atomic_load_n(&live_contexts, __ATOMIC_RELAXED);
+}
+
 struct tp_aead {
     EVP_CIPHER *cipher;  /* fetched once per key (explicit fetch: no per-init lookup) */
     EVP_CIPHER_CTX *enc; /* created by the first seal */
@@ -72,6 +81,7 @@ void tp_aead_free(tp_aead *a)
     EVP_CIPHER_CTX_free(a->dec);
     EVP_CIPHER_free(a->cipher);
     OPENSSL_clear_free(a, sizeof(*a)); /* wipes the key and IV */
+    __atomic_sub_fetch(&live_contexts, 1, __ATOMIC_RELAXED);
 }
 
 tp_aead *tp_aead_new(uint32_t aead_id, const uint8_t *key, size_t key_len, const uint8_t *iv,
@@ -90,6 +100,7 @@ tp_aead *tp_aead_new(uint32_t aead_id, const uint8_t *key, size_t key_len, const
         EVP_CIPHER_free(cipher);
         return NULL;
     }
+    __atomic_add_fetch(&live_contexts, 1, __ATOMIC_RELAXED);
     a->cipher = cipher;
     memcpy(a->key, key, key_len);
     memcpy(a->iv, iv, IV_LENGTH);

@@ -115,6 +115,7 @@ typedef struct tp_aead tp_aead;
 tp_aead *tp_aead_new(uint32_t aead_id, const uint8_t *key, size_t key_len, const uint8_t *iv,
                      size_t iv_len);
 void tp_aead_free(tp_aead *a);
+int64_t tp_aead_live(void);
 int64_t tp_aead_seal(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
                      const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
 int64_t tp_aead_open(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,

@@ -8,21 +8,27 @@ fused packet functions (codec + AEAD in one call) must equal codec_pure +
 
 from __future__ import annotations
 
+import gc
 import random
 
 import pytest
 
+from transport import Config
 from transport.crypto.aead import PacketProtection
+from transport.crypto.keys import generate_keypair
 from transport.crypto.packet_aead import (
     NATIVE_AVAILABLE,
     PacketOpener,
     PacketSealer,
+    live_contexts,
     open_short_packet_pure,
     seal_stream_packet,
     seal_stream_packet_pure,
 )
 from transport.errors import DecryptionError, RemoteProtocolError, WireError
 from transport.security import KeySchedule
+from transport.sim import Path as SimPath
+from transport.sim.transfer import run_transfer
 from transport.wire import FrameDecoder, codec_pure, decode_frames
 from transport.wire.constants import ErrorCode
 
@@ -237,3 +243,30 @@ def test_open_frame_error_after_authentication_alike() -> None:
     assert a == b and a[0] is RemoteProtocolError  # type: ignore[index]
     assert a[2] == ErrorCode.FRAME_ENCODING_ERROR  # type: ignore[index]
     assert keys.largest_opened_current == 5
+
+
+def test_contexts_are_freed_by_release_and_by_collection() -> None:
+    gc.collect()
+    base = live_contexts()
+    native, _pure = _pair("aes128gcm", 30)
+    nxt = native.next_generation()
+    assert live_contexts() == base + 2
+    native.release()
+    assert live_contexts() == base + 1
+    del nxt
+    gc.collect()
+    assert live_contexts() == base
+
+
+def test_a_whole_encrypted_transfer_leaves_no_context_behind() -> None:
+    gc.collect()
+    base = live_contexts()
+    keys = generate_keypair(randbytes=random.Random(5).randbytes)
+    result = run_transfer(
+        300_000, SimPath.symmetric(20e6, 0.010), seed=3,
+        config=lambda rng: Config(rng=rng, security="noise", server_public_key=keys.public),
+        server_config=lambda rng: Config(rng=rng, security="noise", static_key=keys),
+    )
+    assert result.completed and result.intact
+    gc.collect()
+    assert live_contexts() == base

@@ -459,6 +459,14 @@ class Connection:
         """True once the connection holds no more state worth keeping."""
         return self.state is _CLOSED
 
+    def release_keys(self) -> None:
+        """Free the C contexts of the 1-RTT keys now (the endpoint calls this
+        when it forgets a closed connection; the garbage collector would do it
+        later). Safe to call at any time: later packets use the Python AEAD."""
+        keys = self._session.keys
+        if keys is not None:
+            keys.release()
+
     @property
     def is_established(self) -> bool:
         return self.state is _ESTABLISHED

@@ -229,6 +229,7 @@ class Endpoint:
         if key is not None:
             del self._conn_of[key]
         conn.on_activity = None
+        conn.release_keys()
         if len(self._heap) > 64 and len(self._heap) > 4 * len(self._connections):
             # many stale entries: rebuild so the heap stays proportional
             self._heap = [e for e in self._heap if e[1] in self._conn_of]

@@ -88,6 +88,13 @@ class KeySchedule:
         self.send_first_pn = next_pn
         old.release()  # nothing seals with it again: free its C context now
 
+    def release(self) -> None:
+        """Free every generation's C AEAD context now (the connection is over);
+        anything sealed or opened later goes through ``cryptography``."""
+        for keys in (self.send, self.recv_current, self.recv_next, self.recv_previous):
+            if keys is not None:
+                keys.release()
+
     def open(self, header: bytes, payload: bytes | memoryview, pn: int, key_phase: int) -> bytes:
         """Open a 1-RTT packet, rotating receive keys when the peer updated.
         Raises DecryptionError (nothing changes) when it does not authenticate."""

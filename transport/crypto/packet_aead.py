@@ -49,6 +49,7 @@ __all__ = [
     "NativeAead",
     "PacketOpener",
     "PacketSealer",
+    "live_contexts",
     "open_short_packet_pure",
     "seal_stream_packet",
     "seal_stream_packet_pure",
@@ -61,6 +62,11 @@ if _backend == "native":
 #: True when the C AEAD is in use (the native codec backend).
 NATIVE_AVAILABLE = _codec is not None
 _MAX_PN = (1 << 62) - 1
+
+
+def live_contexts() -> int:
+    """C AEAD contexts alive in this process (0 on the pure backend)."""
+    return int(_codec.lib.tp_aead_live()) if _codec is not None else 0
 
 
 class NativeAead:
