@@ -119,7 +119,7 @@ class Packetizer:
         self._buf = bytearray(65536)
         self._buf_view = memoryview(self._buf)  # bytes(view[:n]): one copy, not two
         #: seals STREAM packets with the C AEAD (native backend)
-        self._sealer: PacketSealer | None = PacketSealer() if NATIVE_AVAILABLE else None
+        self._sealer: PacketSealer | None = PacketSealer(self._buf) if NATIVE_AVAILABLE else None
         self._scratch = bytearray(65536)
         self._skip_every = conn.config.skip_packet_number_every
         self._skip_countdown = self._draw_skip_distance()

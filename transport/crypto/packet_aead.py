@@ -198,11 +198,13 @@ class PacketSealer:
 
     __slots__ = ("_buf", "_cap", "_cbuf", "_view")
 
-    def __init__(self, capacity: int = 65536) -> None:
+    def __init__(self, buffer: bytearray | None = None) -> None:
+        """``buffer``: the scratch memory packets are built in (the packetizer
+        shares its own; it must not be resized while the sealer lives)."""
         if _codec is None:  # pragma: no cover - callers check NATIVE_AVAILABLE
             raise RuntimeError("the native backend is not in use")
-        self._buf = bytearray(capacity)
-        self._cap = capacity
+        self._buf = buffer if buffer is not None else bytearray(65536)
+        self._cap = len(self._buf)
         self._cbuf = _codec.ffi.from_buffer(self._buf)
         self._view = memoryview(self._buf)
 
