@@ -17,7 +17,7 @@ a subprocess per backend. When aioquic is installed the same measurement is
 made for aioquic's sans-IO QuicConnection (TLS 1.3 + AES-128-GCM, its only
 mode) in the same run, as the peer figure.
 
-Run: python benchmarks/bench_core.py [--megabytes 20] [--runs 5]
+Run: python benchmarks/bench_core.py [--megabytes 20] [--runs 5] [--security noise]
 """
 
 from __future__ import annotations
@@ -35,8 +35,13 @@ from typing import Any
 TARGET_US = 5.0
 
 
-def _measure_ours(megabytes: int) -> dict[str, float]:
+def _measure_ours(megabytes: int, security: str = "none") -> dict[str, float]:
     import random
+
+    if security == "noise":
+        import bench_handshake  # imports this module: only here, at run time
+
+        return bench_handshake._bulk_ours("noise", None, megabytes)
 
     from transport import Config, Connection
 
@@ -225,10 +230,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--security", choices=["none", "noise"], default="none")
     parser.add_argument("--child", choices=["ours", "aioquic"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "ours":
-        print(json.dumps(_measure_ours(args.megabytes)))
+        print(json.dumps(_measure_ours(args.megabytes, args.security)))
         return
     if args.child == "aioquic":
         print(json.dumps(_measure_aioquic(args.megabytes)))
@@ -236,7 +242,8 @@ def main() -> None:
 
     def child(kind: str, backend: str, megabytes: int) -> dict[str, Any] | None:
         env = dict(os.environ, TRANSPORT_BACKEND=backend)
-        cmd = [sys.executable, __file__, "--child", kind, "--megabytes", str(megabytes)]
+        cmd = [sys.executable, __file__, "--child", kind, "--megabytes", str(megabytes),
+               "--security", args.security]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         result: dict[str, Any] | None = json.loads(out)
         return result
@@ -249,7 +256,7 @@ def main() -> None:
     aioquic = _median_of([r for r in aioquic_runs if r]) if aioquic_runs[0] else None
     native = results["native"]
     report: dict[str, Any] = {
-        "benchmark": "sans-IO core, CPU per data packet, security='none', no I/O",
+        "benchmark": f"sans-IO core, CPU per data packet, security={args.security!r}, no I/O",
         "python": platform.python_version(),
         "machine": platform.processor() or platform.machine(),
         "megabytes": args.megabytes,
@@ -261,7 +268,7 @@ def main() -> None:
         "target_met": native["send_us_per_packet"] <= TARGET_US
         and native["receive_us_per_packet"] <= TARGET_US,
         "command": "python benchmarks/bench_core.py "
-        + f"--megabytes {args.megabytes} --runs {args.runs}",
+        + f"--megabytes {args.megabytes} --runs {args.runs} --security {args.security}",
     }
     if aioquic:
         report["aioquic_over_native"] = {

@@ -34,8 +34,33 @@ def compile_args(std: str) -> tuple[list[str], list[str]]:
     return [f"-std={std}", "-O3", "-Wall", "-Wextra"], []
 
 
+def require_header(header: str, package_hint: str) -> None:
+    """Fail the build early, with the package to install, when the C compiler
+    cannot find ``header`` (e.g. ``openssl/evp.h`` from libssl-dev)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    compiler = os.environ.get("CC", "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return  # let setuptools report the missing compiler itself
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "probe.c"
+        src.write_text(f"#include <{header}>\nint main(void) {{ return 0; }}\n")
+        probe = subprocess.run(
+            [compiler, "-c", str(src), "-o", str(Path(tmp) / "probe.o")],
+            capture_output=True, text=True, check=False,
+        )
+    if probe.returncode != 0:
+        raise SystemExit(
+            f"building transport needs <{header}>: install {package_hint} "
+            f"(compiler said: {probe.stderr.strip()[:300]})"
+        )
+
+
 def make_builder(
-    module_name: str, cdef: str, header: str, sources: Sequence[str], std: str, absolute: bool
+    module_name: str, cdef: str, header: str, sources: Sequence[str], std: str, absolute: bool,
+    libraries: Sequence[str] = (),
 ) -> FFI:
     builder = FFI()
     builder.cdef(cdef)
@@ -53,6 +78,7 @@ def make_builder(
         include_dirs=include,
         extra_compile_args=compile_flags,
         extra_link_args=link_flags,
+        libraries=list(libraries),
     )
     return builder
 

@@ -23,9 +23,9 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # cffi runs this file directly: find build_common
 
-from build_common import make_builder, script_main  # noqa: E402
+from build_common import make_builder, require_header, script_main  # noqa: E402
 
-SOURCES = ["crc32c.c", "codec.c", "frames.c", "packet.c"]
+SOURCES = ["crc32c.c", "codec.c", "frames.c", "packet.c", "aead.c"]
 
 CDEF = """
 enum tp_status {
@@ -35,8 +35,12 @@ enum tp_status {
     TP_ERR_FIELD_VALUE = -3,
     TP_ERR_BUFFER_TOO_SMALL = -4,
     TP_ERR_FOREIGN_PACKET = -5,
-    TP_ERR_CHECKSUM = -6
+    TP_ERR_CHECKSUM = -6,
+    TP_ERR_AUTH = -7,
+    TP_ERR_KEY_PHASE = -8
 };
+
+#define TP_ERR_FRAMES_OFFSET ...
 
 #define TP_OPEN_COUNT_BITS ...
 
@@ -106,11 +110,34 @@ int64_t tp_seal_stream_packet(uint8_t *out, size_t out_len, const uint8_t *dcid,
                               uint32_t crc);
 int64_t tp_open_short_packet(tp_decoder *dec, const uint8_t *buf, size_t size,
                              const uint8_t *dcid, size_t dcid_len, uint32_t crc);
+
+typedef struct tp_aead tp_aead;
+tp_aead *tp_aead_new(uint32_t aead_id, const uint8_t *key, size_t key_len, const uint8_t *iv,
+                     size_t iv_len);
+void tp_aead_free(tp_aead *a);
+int64_t tp_aead_live(void);
+int64_t tp_aead_seal(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
+                     const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
+int64_t tp_aead_open(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
+                     const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
+int64_t tp_seal_stream_packet_aead(tp_aead *a, uint8_t *out, size_t out_len,
+                                   const uint8_t *dcid, size_t dcid_len, uint64_t pn,
+                                   uint32_t pn_length, const uint64_t *ack_ranges,
+                                   size_t n_ack_ints, uint32_t has_ack, uint64_t ack_delay,
+                                   uint64_t stream_id, uint64_t offset, const uint8_t *data,
+                                   size_t data_len, uint32_t fin, uint32_t key_phase);
+int64_t tp_open_short_packet_aead(tp_decoder *dec, tp_aead *a, const uint8_t *buf, size_t size,
+                                  const uint8_t *dcid, size_t dcid_len, uint64_t expected_pn,
+                                  uint32_t key_phase, uint8_t *plain, size_t plain_len,
+                                  uint64_t *out);
 """
 
 
 def _make_builder(module_name: str, absolute: bool) -> FFI:
-    return make_builder(module_name, CDEF, "transport.h", SOURCES, "c99", absolute)
+    # aead.c uses OpenSSL's libcrypto (EVP): headers from libssl-dev / openssl-devel
+    require_header("openssl/evp.h", "the OpenSSL development headers (libssl-dev)")
+    return make_builder(module_name, CDEF, "transport.h", SOURCES, "c99", absolute,
+                        libraries=["crypto"])
 
 
 ffibuilder = _make_builder("transport._native", absolute=False)

@@ -30,8 +30,17 @@ enum tp_status {
     TP_ERR_FIELD_VALUE = -3,      /* field out of range / inconsistent    */
     TP_ERR_BUFFER_TOO_SMALL = -4, /* output does not fit                  */
     TP_ERR_FOREIGN_PACKET = -5,   /* packet carries another DCID          */
-    TP_ERR_CHECKSUM = -6          /* CRC32C trailer does not match        */
+    TP_ERR_CHECKSUM = -6,         /* CRC32C trailer does not match        */
+    TP_ERR_AUTH = -7,             /* AEAD: does not authenticate          */
+    TP_ERR_KEY_PHASE = -8         /* AEAD: packet of the other key phase  */
 };
+
+/* tp_open_short_packet_aead: a frame-decoding failure after a successful
+ * open is reported as (decoder status - TP_ERR_FRAMES_OFFSET). */
+#define TP_ERR_FRAMES_OFFSET 16
+/* AEAD identifiers (TransportParameter.AEAD_ALGORITHM values). */
+#define TP_AEAD_AES128GCM 1u
+#define TP_AEAD_CHACHA20 2u
 
 #define TP_MAX_VARINT ((uint64_t)0x3FFFFFFFFFFFFFFFULL)
 #define TP_MAX_CID_LENGTH 20u
@@ -131,5 +140,26 @@ int64_t tp_seal_stream_packet(uint8_t *out, size_t out_len, const uint8_t *dcid,
  * packet.c); returns (truncated_pn << TP_OPEN_COUNT_BITS) | frame_count. */
 int64_t tp_open_short_packet(tp_decoder *dec, const uint8_t *buf, size_t size,
                              const uint8_t *dcid, size_t dcid_len, uint32_t crc);
+
+/* ---- aead.c: packet protection through OpenSSL libcrypto (EVP) ---- */
+typedef struct tp_aead tp_aead;
+tp_aead *tp_aead_new(uint32_t aead_id, const uint8_t *key, size_t key_len, const uint8_t *iv,
+                     size_t iv_len);
+void tp_aead_free(tp_aead *a);
+int64_t tp_aead_live(void);
+int64_t tp_aead_seal(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
+                     const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
+int64_t tp_aead_open(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
+                     const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
+int64_t tp_seal_stream_packet_aead(tp_aead *a, uint8_t *out, size_t out_len,
+                                   const uint8_t *dcid, size_t dcid_len, uint64_t pn,
+                                   uint32_t pn_length, const uint64_t *ack_ranges,
+                                   size_t n_ack_ints, uint32_t has_ack, uint64_t ack_delay,
+                                   uint64_t stream_id, uint64_t offset, const uint8_t *data,
+                                   size_t data_len, uint32_t fin, uint32_t key_phase);
+int64_t tp_open_short_packet_aead(tp_decoder *dec, tp_aead *a, const uint8_t *buf, size_t size,
+                                  const uint8_t *dcid, size_t dcid_len, uint64_t expected_pn,
+                                  uint32_t key_phase, uint8_t *plain, size_t plain_len,
+                                  uint64_t *out);
 
 #endif /* TRANSPORT_H */

@@ -55,6 +55,7 @@ from transport import events
 from transport.ack import AckManager
 from transport.config import Config
 from transport.congestion.pacing import DEFAULT_BURST_PACKETS, MAX_BURST_PACKETS, Pacer
+from transport.crypto.packet_aead import PacketOpener
 from transport.crypto.tokens import is_stateless_reset, retry_integrity_tag
 from transport.errors import (
     ChecksumError,
@@ -91,7 +92,7 @@ from transport.pmtud import PathMtu
 from transport.rangeset import RangeSet
 from transport.recovery import LossRecovery, RttEstimator, SentPacket
 from transport.scratch import scratch
-from transport.security import Session, handshake_prologue
+from transport.security import KeySchedule, Session, handshake_prologue
 from transport.stats import ConnectionStats, Counters
 from transport.streams import ReceiveStream, SendStream
 from transport.wire import (
@@ -146,6 +147,15 @@ class State(IntEnum):
     CLOSED = 5
 
 
+# Enum class attribute reads go through EnumType.__getattr__'s slot hook in
+# Python 3.11 (~900 instructions each): the per-packet paths use these.
+_IDLE = State.IDLE
+_ESTABLISHED = State.ESTABLISHED
+_CLOSING = State.CLOSING
+_DRAINING = State.DRAINING
+_CLOSED = State.CLOSED
+
+
 def is_client_initiated(stream_id: int) -> bool:
     return not stream_id & 1
 
@@ -168,7 +178,7 @@ class Connection:
         "_fec_sender", "_fec_source", "_idle_limit_s", "_idle_since_s", "_idle_timeout_s",
         "_in_long_packet", "_in_recovered", "_key_update_requested", "_last_ack_eliciting_sent_s",
         "_local_max_streams", "_local_streams_opened", "_loss_window_lost", "_loss_window_packets",
-        "_next_stream_id", "_now", "_pacer", "_packetizer", "_path_challenge",
+        "_next_stream_id", "_now", "_opener", "_pacer", "_packetizer", "_path_challenge",
         "_peer_ack_delay_exponent", "_peer_max_datagram_frame_size", "_peer_max_streams",
         "_peer_streams_closed", "_peer_streams_opened", "_pmtu", "_readable_reported", "_recovery",
         "_recv_streams", "_recv_window", "_retry_source_cid", "_retry_token", "_rtt", "_rx_addr",
@@ -237,6 +247,9 @@ class Connection:
         # frame decoders are per-thread scratch (transport/scratch.py), set on
         # entry to receive_datagram
         self._decoder: FrameDecoder = scratch().decoder
+        #: opens 1-RTT packets in one C call (native backend; None: the Python
+        #: path); per-thread scratch like the decoders, set in receive_datagram
+        self._opener: PacketOpener | None = scratch().opener
         self._session = Session(
             is_client=is_client,
             security=config.security,
@@ -341,7 +354,8 @@ class Connection:
         """Process one UDP payload. Never raises for anything the peer sent."""
         if now > self._now:
             self._now = now
-        if self.state in (State.CLOSED, State.DRAINING):
+        state = self.state
+        if state is _CLOSED or state is _DRAINING:
             return
         if self.peer_addr is None:
             self.peer_addr = addr
@@ -349,11 +363,12 @@ class Connection:
         space = scratch()
         self._decoder = space.decoder
         self._fec_decoder = space.fec_decoder
+        self._opener = space.opener
         self.counters.bytes_received += len(data)
         if not self.address_validated:
             self._unvalidated_received_bytes += len(data)
         try:
-            if self.state is State.ESTABLISHED and data and not data[0] & HEADER_FORM_LONG:
+            if state is _ESTABLISHED and data and not data[0] & HEADER_FORM_LONG:
                 self._receive_1rtt(data, now)
             else:
                 self._receive(data, now)
@@ -361,7 +376,7 @@ class Connection:
             self.counters.datagrams_dropped_malformed += 1
         except RemoteProtocolError as exc:
             self._close_on_error(exc.error_code, exc.reason, exc.frame_type)
-        if self.state is State.CLOSING and self._close_sends_left > 0:
+        if self.state is _CLOSING and self._close_sends_left > 0:
             self._packetizer.close_frame_due = True
 
     def handle_timer(self, now: float) -> None:
@@ -426,7 +441,8 @@ class Connection:
         """Datagrams to transmit now, each with its destination."""
         if now > self._now:
             self._now = now
-        if self.state in (State.IDLE, State.CLOSED, State.DRAINING) or self.peer_addr is None:
+        state = self.state
+        if state is _IDLE or state is _CLOSED or state is _DRAINING or self.peer_addr is None:
             return []
         if self._close_graceful_pending and self._all_streams_done():
             self._start_closing(*self._pending_close_args())
@@ -435,7 +451,8 @@ class Connection:
 
     def get_timer(self) -> float | None:
         """The earliest absolute deadline for ``handle_timer``, or None."""
-        if self.state in (State.CLOSED, State.IDLE):
+        state = self.state
+        if state is _CLOSED or state is _IDLE:
             return None
         if self._close_deadline is not None:
             return self._close_deadline
@@ -454,7 +471,7 @@ class Connection:
             if deadline is None or candidate < deadline:
                 deadline = candidate
         keepalive = self.config.keepalive_interval_s
-        if keepalive is not None and self.state is State.ESTABLISHED:
+        if keepalive is not None and state is _ESTABLISHED:
             candidate = self._last_ack_eliciting_sent_s + keepalive
             if deadline is None or candidate < deadline:
                 deadline = candidate
@@ -472,11 +489,19 @@ class Connection:
     @property
     def is_closed(self) -> bool:
         """True once the connection holds no more state worth keeping."""
-        return self.state is State.CLOSED
+        return self.state is _CLOSED
+
+    def release_keys(self) -> None:
+        """Free the C contexts of the 1-RTT keys now (the endpoint calls this
+        when it forgets a closed connection; the garbage collector would do it
+        later). Safe to call at any time: later packets use the Python AEAD."""
+        keys = self._session.keys
+        if keys is not None:
+            keys.release()
 
     @property
     def is_established(self) -> bool:
-        return self.state is State.ESTABLISHED
+        return self.state is _ESTABLISHED
 
     # ======================================================================
     # Stream and datagram API
@@ -678,8 +703,10 @@ class Connection:
     def _receive_1rtt(self, data: bytes, now: float) -> None:
         """A short-header (1-RTT) packet. With security="none" one codec call
         checks the header, DCID and CRC32C and decodes every frame; with
-        security="noise" the payload is opened with the AEAD first (a packet that
-        does not authenticate is dropped and changes nothing)."""
+        security="noise" one call (native backend) checks the header, opens the
+        payload with the AEAD and decodes every frame (a packet that does not
+        authenticate is dropped and changes nothing); packets of the other key
+        phase and the pure backend go through :meth:`_open_1rtt_slow`."""
         keys = self._session.keys
         acks = self._acks
         if keys is None:
@@ -696,49 +723,38 @@ class Connection:
                     # intact per its checksum, yet its frames do not decode
                     raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
                 raise
-            payload: bytes = data
+            payload: bytes | memoryview = data
+            # RFC 9000 A.3 packet-number recovery, inlined
+            expected = acks.largest_received + 1
+            window = 1 << (pn_length * 8)
+            pn = (expected & ~(window - 1)) | truncated
+            half = window >> 1
+            if pn <= expected - half and pn < (1 << 62) - window:
+                pn += window
+            elif pn > expected + half and pn >= window:
+                pn -= window
         else:
-            cid_end = 1 + len(self.local_cid)
-            first = data[0]
-            if not first & FIXED_BIT or data[1:cid_end] != self.local_cid:
-                raise WireError("not a 1-RTT packet for this connection")
-            pn_length = (first & PN_LENGTH_MASK) + 1
-            header_end = cid_end + pn_length
-            if len(data) < header_end + AEAD_TAG_LENGTH + 1:
-                raise WireError("1-RTT packet too short")
-            truncated = int.from_bytes(data[cid_end:header_end], "big")
-        # RFC 9000 A.3 packet-number recovery, inlined
-        expected = acks.largest_received + 1
-        window = 1 << (pn_length * 8)
-        pn = (expected & ~(window - 1)) | truncated
-        half = window >> 1
-        if pn <= expected - half and pn < (1 << 62) - window:
-            pn += window
-        elif pn > expected + half and pn >= window:
-            pn -= window
-        if keys is not None:
-            try:
-                payload = keys.open(
-                    data[:header_end], memoryview(data)[header_end:], pn, 1 if first & 4 else 0
-                )
-            except DecryptionError:
-                if self._is_stateless_reset(data):
-                    self._on_stateless_reset()
+            opener = self._opener
+            count = PacketOpener.OTHER_PHASE
+            if opener is not None and keys.recv_current.native is not None:
+                # one C call: header checks, packet number, AEAD open, frame decode
+                try:
+                    count = opener.open(keys, data, self.local_cid, self._decoder,
+                                        acks.largest_received + 1)
+                except DecryptionError:
+                    self._on_open_failed(data, keys)
                     return
-                current = keys.recv_current
-                if current.failed_open_count > current.integrity_limit:
-                    # too many forgeries against one key: its integrity is spent
-                    raise RemoteProtocolError(
-                        ErrorCode.AEAD_LIMIT_REACHED, "AEAD integrity limit reached"
-                    ) from None
-                raise
+                pn = opener.pn
+                first = opener.first
+                payload = opener.payload
+            if count == PacketOpener.OTHER_PHASE:
+                opened = self._open_1rtt_slow(data, keys)
+                if opened is None:
+                    return
+                pn, first, count, payload = opened
             if keys.send.generation < keys.recv_current.generation:
                 # the peer updated its keys: follow with ours (wire format §9.3)
                 keys.update_send(-1)
-            try:
-                count = self._decoder.decode(payload, 0, len(payload))
-            except WireError as exc:  # it authenticated: a real encoding error
-                raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
         if first & RESERVED_SHORT_MASK:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if acks.is_duplicate(pn):
@@ -756,7 +772,7 @@ class Connection:
             self._on_peer_address_change(rx_addr, len(data))
         elif not self.address_validated and self._path_challenge is None:
             self.address_validated = True  # it could open our 1-RTT keys: it is the peer
-        self._rx_pn_length = pn_length
+        self._rx_pn_length = (first & PN_LENGTH_MASK) + 1
         self._fec_source = None
         ack_eliciting = self._handle_frames(payload, count, now)
         if self._fec_source is not None:
@@ -765,6 +781,57 @@ class Connection:
         acks.on_packet_received(pn, ack_eliciting, now)
         self.counters.packets_received += 1
         self._idle_since_s = now
+
+    def _on_open_failed(self, data: bytes, keys: KeySchedule) -> None:
+        """A 1-RTT packet did not authenticate: a stateless reset, or dropped
+        (DecryptionError); past the integrity limit the connection closes."""
+        if self._is_stateless_reset(data):
+            self._on_stateless_reset()
+            return
+        current = keys.recv_current
+        if current.failed_open_count > current.integrity_limit:
+            # too many forgeries against one key: its integrity is spent
+            raise RemoteProtocolError(
+                ErrorCode.AEAD_LIMIT_REACHED, "AEAD integrity limit reached"
+            ) from None
+        raise DecryptionError("packet failed AEAD authentication")
+
+    def _open_1rtt_slow(
+        self, data: bytes, keys: KeySchedule
+    ) -> tuple[int, int, int, bytes] | None:
+        """Open an encrypted 1-RTT packet through ``KeySchedule.open`` (key
+        updates, the pure backend): ``(pn, first_byte, frame_count, payload)``,
+        or None when it was a stateless reset."""
+        cid_end = 1 + len(self.local_cid)
+        first = data[0]
+        if not first & FIXED_BIT or data[1:cid_end] != self.local_cid:
+            raise WireError("not a 1-RTT packet for this connection")
+        pn_length = (first & PN_LENGTH_MASK) + 1
+        header_end = cid_end + pn_length
+        if len(data) < header_end + AEAD_TAG_LENGTH + 1:
+            raise WireError("1-RTT packet too short")
+        truncated = int.from_bytes(data[cid_end:header_end], "big")
+        # RFC 9000 A.3 packet-number recovery
+        expected = self._acks.largest_received + 1
+        window = 1 << (pn_length * 8)
+        pn = (expected & ~(window - 1)) | truncated
+        half = window >> 1
+        if pn <= expected - half and pn < (1 << 62) - window:
+            pn += window
+        elif pn > expected + half and pn >= window:
+            pn -= window
+        try:
+            payload = keys.open(
+                data[:header_end], memoryview(data)[header_end:], pn, 1 if first & 4 else 0
+            )
+        except DecryptionError:
+            self._on_open_failed(data, keys)
+            return None
+        try:
+            count = self._decoder.decode(payload, 0, len(payload))
+        except WireError as exc:  # it authenticated: a real encoding error
+            raise RemoteProtocolError(ErrorCode.FRAME_ENCODING_ERROR, str(exc)) from exc
+        return pn, first, count, payload
 
     def _on_retry(self, packet: memoryview, header: object) -> None:
         """A server demands address validation (wire format §13): start the
@@ -1008,9 +1075,24 @@ class Connection:
                     )
                 ack_eliciting = True
                 start = frame.data_off
-                self._on_stream_frame(
-                    frame.a, frame.b, bytes(packet[start : start + frame.data_len]), ftype & 1
-                )
+                if type(packet) is not memoryview:
+                    packet = memoryview(packet)
+                # a view, not a copy: on_data copies what it keeps
+                data = packet[start : start + frame.data_len]
+                stream_id = frame.a
+                stream = self._recv_streams.get(stream_id)
+                if stream is None:
+                    self._on_stream_frame(stream_id, frame.b, data, ftype & 1)
+                    continue
+                # _on_stream_frame for an open stream, inlined (once per data packet)
+                before = stream.highest_offset
+                readable = stream.on_data(frame.b, data, ftype & 1 == 1)
+                grown = stream.highest_offset - before
+                if grown > 0:
+                    self._recv_window.add_received(grown)
+                if readable and stream_id not in self._readable_reported:
+                    self._readable_reported.add(stream_id)
+                    self._push_event(events.StreamReadable(stream_id=stream_id))
             elif ftype == FrameType.ACK or ftype == FrameType.ACK_ECN:
                 first = frame.c
                 ranges = self._decoder.ranges[first : first + 2 * frame.d]
@@ -1248,16 +1330,25 @@ class Connection:
             self._on_packets_lost(lost)
 
     def _on_packets_acked(self, packets: list[SentPacket]) -> None:
+        # Consecutive STREAM items that continue each other (the bulk case:
+        # packets acknowledged in order, each carrying the next bytes of one
+        # stream) are acknowledged as one range: one on_acked call per run.
+        run_id = -1
+        run_start = run_end = 0
+        run_fin = False
         for packet in packets:
             for item in packet.items:
                 kind = item[0]
                 if kind == ITEM_STREAM:
-                    stream = self._send_streams.get(item[1])
-                    if stream is not None:
-                        if stream.on_acked(item[2], item[3], item[4]):
-                            self._report_writable(item[1])
-                        if stream.is_all_acked:
-                            self._retire_send_stream(item[1])
+                    stream_id, offset = item[1], item[2]
+                    if stream_id == run_id and offset == run_end and not run_fin:
+                        run_end = offset + item[3]
+                        run_fin = item[4]
+                        continue
+                    if run_id >= 0:
+                        self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
+                    run_id, run_start, run_fin = stream_id, offset, item[4]
+                    run_end = offset + item[3]
                 elif kind == ITEM_ACK:
                     self._acks.on_ack_frame_acked(item[1])
                 elif kind == ITEM_PMTU_PROBE:
@@ -1270,6 +1361,16 @@ class Connection:
                         stream.on_reset_acked()
                         if stream.is_all_acked:
                             self._retire_send_stream(item[1])
+        if run_id >= 0:
+            self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
+
+    def _on_stream_acked(self, stream_id: int, offset: int, length: int, fin: bool) -> None:
+        stream = self._send_streams.get(stream_id)
+        if stream is not None:
+            if stream.on_acked(offset, length, fin):
+                self._report_writable(stream_id)
+            if stream.is_all_acked:
+                self._retire_send_stream(stream_id)
 
     def _requeue_oldest_for_probe(self) -> None:
         """RFC 9002 §6.2.4: a probe should carry data the peer may be missing.
@@ -1331,7 +1432,9 @@ class Connection:
                     p.streams_to_announce[item[1]] = None  # sent again unless data went
 
     # -- streams -------------------------------------------------------------
-    def _on_stream_frame(self, stream_id: int, offset: int, data: bytes, fin: int) -> None:
+    def _on_stream_frame(
+        self, stream_id: int, offset: int, data: bytes | memoryview, fin: int
+    ) -> None:
         stream = self._recv_streams.get(stream_id)
         if stream is None:
             stream = self._stream_for_peer_data(stream_id)
@@ -1541,9 +1644,10 @@ class Connection:
 
     # -- helpers -------------------------------------------------------------
     def _check_usable(self) -> None:
-        if self.state in (State.CLOSING, State.DRAINING, State.CLOSED):
+        state = self.state
+        if state is _CLOSING or state is _DRAINING or state is _CLOSED:
             raise ConnectionClosedError("the connection is closed")
-        if self.state is State.IDLE and self.is_client:
+        if state is _IDLE and self.is_client:
             raise InvalidStateError("call connect() first")
 
     def _push_event(self, event: events.Event) -> None:

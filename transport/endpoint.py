@@ -59,6 +59,8 @@ from transport.wire.constants import (
 Address = tuple[str, int]
 MAX_STATELESS_QUEUE = 256
 
+_IDLE = State.IDLE  # (Enum class attribute reads are slow in Python 3.11)
+
 
 class EndpointCounters:
     __slots__ = (
@@ -92,6 +94,7 @@ class Endpoint:
         self.max_connections = max_connections
         self.counters = EndpointCounters()
         self._by_cid: dict[bytes, Connection] = {}
+        self._cid_length = config.connection_id_length
         #: the peers' stateless reset tokens, to recognise a reset (random DCID)
         self._by_reset_token: dict[bytes, Connection] = {}
         self._connections: dict[Connection, None] = {}
@@ -143,12 +146,18 @@ class Endpoint:
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Route one UDP payload. Never raises for anything a peer sent."""
-        self._now = max(self._now, now)
-        conn = self._route(data, addr, now)
+        if now > self._now:
+            self._now = now
+        conn = None
+        if type(data) is bytes and data and not data[0] & HEADER_FORM_LONG:
+            # the common case, a short header to a known CID (_route, inlined)
+            conn = self._by_cid.get(data[1 : 1 + self._cid_length])
         if conn is None:
-            return
+            conn = self._route(data, addr, now)
+            if conn is None:
+                return
         conn.receive_datagram(data, addr, now)
-        if not conn.is_client and conn.state is State.IDLE:
+        if not conn.is_client and conn.state is _IDLE:
             # a new server connection that did not accept its first datagram
             self._forget(conn)
             return
@@ -232,6 +241,7 @@ class Endpoint:
         if key is not None:
             del self._conn_of[key]
         conn.on_activity = None
+        conn.release_keys()
         if len(self._heap) > 64 and len(self._heap) > 4 * len(self._connections):
             # many stale entries: rebuild so the heap stays proportional
             self._heap = [e for e in self._heap if e[1] in self._conn_of]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from transport.crypto.packet_aead import seal_stream_packet as seal_stream_packet_aead
 from transport.recovery import SentPacket
 from transport.scratch import scratch
 from transport.wire import (
@@ -56,6 +57,7 @@ from transport.wire.constants import (
 
 if TYPE_CHECKING:
     from transport.connection import Connection
+    from transport.crypto.aead import PacketProtection
     from transport.fec.protocol import FecSender
     from transport.flow import SendCredit
     from transport.streams import SendStream
@@ -115,6 +117,11 @@ class Packetizer:
         self.path_responses: list[bytes] = []
         self.path_challenges: list[bytes] = []
         self._ready: dict[int, None] = {}  # streams that may have data, in round-robin order
+        from transport.connection import State  # (imported here: a cycle at module level)
+
+        # Enum class attribute reads are slow on Python 3.11: build() uses these
+        self._state_closing = State.CLOSING
+        self._state_handshake = State.HANDSHAKE
         self._skip_every = conn.config.skip_packet_number_every
         self._skip_countdown = self._draw_skip_distance()
         self.set_max_datagram_size(conn.config.max_datagram_size)
@@ -146,8 +153,6 @@ class Packetizer:
 
     # ------------------------------------------------------------- building
     def build(self, now: float) -> list[bytes]:
-        from transport.connection import State
-
         conn = self.conn
         out: list[bytes] = []
         self.pacing_blocked = False
@@ -158,13 +163,13 @@ class Packetizer:
         pacer.update(rate, now)
         self._pace_budget = math.inf if rate is None else pacer.tokens_bytes + PACING_SLACK_BYTES
         self._paced_bytes = 0
-        if conn.state is State.CLOSING:
+        if conn.state is self._state_closing:
             if self.close_frame_due and conn._close_sends_left > 0 and conn._close_frame:
                 self.close_frame_due = False
                 conn._close_sends_left -= 1
                 out.append(self._build_close(conn.state))
             return out
-        long_header = conn.state is State.HANDSHAKE
+        long_header = conn.state is self._state_handshake
         pmtu = conn._pmtu
         if pmtu is not None and not long_header:
             probe_size = pmtu.probe_due(now)
@@ -280,8 +285,27 @@ class Packetizer:
         keys = conn._session.keys
         crc = keys is None
         peer_cid = conn.peer_cid
-        header_base = 1 + len(peer_cid)
-        buf = scratch().build
+        space = scratch()  # per-thread build buffer and sealer (transport/scratch.py)
+        buf = space.build
+        buf_view = space.build_view
+        sealer = space.sealer
+        # the C seal calls of PacketSealer made here directly for the common
+        # packet (no ACK frame): one Python call less per packet
+        seal_direct = seal_aead_direct = sealer_cbuf = null = None
+        sealer_view = buf_view
+        sealer_cap = 0
+        cid_len = len(peer_cid)
+        if sealer is not None:
+            seal_direct, seal_aead_direct, sealer_cbuf, sealer_view, null = sealer.direct()
+            sealer_cap = len(sealer_view)
+            if not crc:
+                seal_direct = None
+        conn_credit = conn._send_credit
+        # keys: _send_protection() decides on key updates, needed only when these hold
+        send_update_check = keys is not None and (
+            keys.send_first_pn < 0 or conn._key_update_requested
+        )
+        key_update_after = conn.config.key_update_after_packets
         short_room = self._short_room
         mds = self.max_datagram_size
         # the anti-amplification limit is checked by build() between packets
@@ -302,18 +326,37 @@ class Packetizer:
             room = short_room
             ack_ranges = None
             ack_delay = 0
-            if acks.ack_pending:
+            if acks._ack_pending:  # acks.ack_pending without the property call
                 ack_ranges, ack_delay = acks.build_ack(now)
                 if ack_ranges:
                     room -= ack_frame_size(ack_ranges, ack_delay)
                 else:
                     ack_ranges = None
-            chunk = self._take_chunk(stream_id, stream, stream_credits[stream_id], room)
+            # the stream's next frame, charged to flow credit (_take_chunk, inlined)
+            stream_credit = stream_credits[stream_id]
+            credit = stream_credit.available
+            conn_available = conn_credit.available
+            if conn_available < credit:
+                credit = conn_available
+            top = stream.highest_sent_offset + room
+            # 3 + varint(stream_id) + varint(top)
+            overhead = (
+                (4 if stream_id < 64 else 5 if stream_id < 16384 else 7)
+                if stream_id < 1073741824
+                else 11
+            ) + (1 if top < 64 else 2 if top < 16384 else 4 if top < 1073741824 else 8)
+            chunk = stream.next_frame(room - overhead, credit)
             if chunk is None:
                 del ready[stream_id]
                 continue
-            offset, data, fin, _overhead = chunk
+            offset, data, fin, new_bytes = chunk
             length = len(data)
+            if new_bytes:
+                stream_credit.consume(new_bytes)
+                conn_credit.consume(new_bytes)
+            if length > new_bytes:
+                counters.stream_bytes_retransmitted += length - new_bytes
+                counters.packets_retransmitted += 1
             stream_bytes += length
             if len(ready) > 1:  # round robin: this stream goes to the back
                 del ready[stream_id]
@@ -329,19 +372,62 @@ class Packetizer:
             self.next_packet_number = pn + 1
             unacked = pn - recovery.largest_acked
             pn_len = 1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
-            size = seal_stream_packet(
-                buf, peer_cid, pn, pn_len, ack_ranges, ack_delay, stream_id, offset, data, fin, crc
-            )
+            if crc:
+                if seal_direct is not None and ack_ranges is None and type(data) is bytes:
+                    # the common packet: PacketSealer.seal_crc's C call, inlined
+                    wire_size = seal_direct(sealer_cbuf, sealer_cap, peer_cid, cid_len, pn,
+                                            pn_len, null, 0, 0, 0, stream_id, offset, data,
+                                            length, 1 if fin else 0, 1)
+                    if wire_size < 0:  # pragma: no cover - the wrapper raises the error
+                        packet = sealer.seal_crc(peer_cid, pn, pn_len, ack_ranges,  # type: ignore[union-attr]
+                                                 ack_delay, stream_id, offset, data, fin)
+                        wire_size = len(packet)
+                    else:
+                        packet = bytes(sealer_view[:wire_size])
+                elif sealer is not None:
+                    packet = sealer.seal_crc(peer_cid, pn, pn_len, ack_ranges, ack_delay,
+                                             stream_id, offset, data, fin)
+                    wire_size = len(packet)
+                else:
+                    wire_size = seal_stream_packet(buf, peer_cid, pn, pn_len, ack_ranges,
+                                                   ack_delay, stream_id, offset, data, fin, crc)
+                    packet = bytes(buf_view[:wire_size])
+            else:  # header + frames + AEAD in one call (C on the native backend)
+                send = keys.send  # type: ignore[union-attr]
+                if send_update_check or send.sealed_count >= key_update_after:
+                    send = self._send_protection(pn)
+                native = send.native
+                if (
+                    seal_aead_direct is not None
+                    and native is not None
+                    and ack_ranges is None
+                    and type(data) is bytes
+                    and send.sealed_count < send.confidentiality_limit
+                ):
+                    # the common packet: PacketSealer.seal's C call, inlined
+                    size = seal_aead_direct(native._ctx, sealer_cbuf, sealer_cap, peer_cid,
+                                            cid_len, pn, pn_len, null, 0, 0, 0, stream_id,
+                                            offset, data, length, 1 if fin else 0,
+                                            send.generation & 1)
+                    if size < 0:  # pragma: no cover - the wrapper raises the error
+                        packet = sealer.seal(send, peer_cid, pn, pn_len, ack_ranges,  # type: ignore[union-attr]
+                                             ack_delay, stream_id, offset, data, fin)
+                    else:
+                        send.sealed_count += 1
+                        packet = bytes(sealer_view[:size])
+                elif sealer is not None and native is not None:
+                    packet = sealer.seal(send, peer_cid, pn, pn_len, ack_ranges, ack_delay,
+                                         stream_id, offset, data, fin)
+                else:
+                    size = seal_stream_packet_aead(send, buf, peer_cid, pn, pn_len, ack_ranges,
+                                                   ack_delay, stream_id, offset, data, fin)
+                    packet = bytes(buf_view[:size])
+                wire_size = len(packet)
             items: list[tuple] = [(ITEM_STREAM, stream_id, offset, length, fin)]
             if ack_ranges is not None:
                 largest = ack_ranges[1]
                 acks.on_ack_sent(pn, largest)
                 items.append((ITEM_ACK, largest))
-            if crc:
-                packet = bytes(buf[:size])
-            else:
-                packet = self._protect(buf, header_base + pn_len, size, pn)
-            wire_size = len(packet)
             recovery.on_packet_sent(SentPacket(pn, now, wire_size, True, True, items), now)
             sent_bytes += wire_size
             out.append(packet)
@@ -379,9 +465,8 @@ class Packetizer:
             counters.packets_retransmitted += 1
         return offset, data, fin, overhead
 
-    def _protect(self, buf: bytearray, header_end: int, end: int, pn: int) -> bytes:
-        """Seal a 1-RTT packet built in ``buf[:end]`` with the current send keys
-        (setting its key phase bit); updates the keys first when it is time."""
+    def _send_protection(self, pn: int) -> PacketProtection:
+        """The send keys for packet ``pn``; updates the keys first when it is time."""
         conn = self.conn
         keys = conn._session.keys
         if keys is None:  # pragma: no cover - callers check
@@ -396,6 +481,12 @@ class Packetizer:
             keys.update_send(pn)
             send = keys.send
             conn._key_update_requested = False
+        return send
+
+    def _protect(self, buf: bytearray, header_end: int, end: int, pn: int) -> bytes:
+        """Seal a 1-RTT packet built in ``buf[:end]`` with the current send keys
+        (setting its key phase bit); updates the keys first when it is time."""
+        send = self._send_protection(pn)
         if send.key_phase:
             buf[0] |= KEY_PHASE_BIT
         view = memoryview(buf)

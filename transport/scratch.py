@@ -3,8 +3,10 @@
 How this works
 --------------
 Building a packet needs a work buffer as large as the largest datagram (64 KiB
-with GSO in mind) and a second one for a long-header payload; reading one
-needs a :class:`~transport.wire.FrameDecoder` with a record per possible frame
+with GSO in mind), a sealer over it (the C AEAD writes the sealed packet
+there) and a second buffer for a long-header payload; reading one needs an
+opener (the C AEAD's plaintext buffer) and a
+:class:`~transport.wire.FrameDecoder` with a record per possible frame
 (~40 KiB of records and ACK-range storage). None of them holds anything between
 two calls into a connection -- a built packet leaves as ``bytes``, decoded
 records are consumed before the call returns -- so the connections of one
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import threading
 
+from transport.crypto.packet_aead import NATIVE_AVAILABLE, PacketOpener, PacketSealer
 from transport.wire import FrameDecoder
 
 #: Size of each build buffer: the largest UDP payload.
@@ -31,13 +34,19 @@ BUILD_BUFFER_BYTES = 65536
 class Scratch:
     """One thread's buffers and decoders."""
 
-    __slots__ = ("build", "decoder", "fec_decoder", "long_payload")
+    __slots__ = (
+        "build", "build_view", "decoder", "fec_decoder", "long_payload", "opener", "sealer"
+    )
 
     def __init__(self) -> None:
         self.build = bytearray(BUILD_BUFFER_BYTES)
+        self.build_view = memoryview(self.build)  # bytes(view[:n]): one copy, not two
         self.long_payload = bytearray(BUILD_BUFFER_BYTES)
         self.decoder = FrameDecoder()
         self.fec_decoder = FrameDecoder()
+        #: the C AEAD's sealer (over ``build``) and opener; None on the pure backend
+        self.sealer: PacketSealer | None = PacketSealer(self.build) if NATIVE_AVAILABLE else None
+        self.opener: PacketOpener | None = PacketOpener() if NATIVE_AVAILABLE else None
 
 
 class _PerThread(threading.local):

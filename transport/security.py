@@ -83,8 +83,17 @@ class KeySchedule:
         self.largest_opened_current = -1
 
     def update_send(self, next_pn: int) -> None:
-        self.send = self.send.next_generation()
+        old = self.send
+        self.send = old.next_generation()
         self.send_first_pn = next_pn
+        old.release()  # nothing seals with it again: free its C context now
+
+    def release(self) -> None:
+        """Free every generation's C AEAD context now (the connection is over);
+        anything sealed or opened later goes through ``cryptography``."""
+        for keys in (self.send, self.recv_current, self.recv_next, self.recv_previous):
+            if keys is not None:
+                keys.release()
 
     def open(self, header: bytes, payload: bytes | memoryview, pn: int, key_phase: int) -> bytes:
         """Open a 1-RTT packet, rotating receive keys when the peer updated.

@@ -63,6 +63,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from transport.crypto.packet_aead import NATIVE_AVAILABLE, NativeAead
 from transport.errors import (
     ConfigurationError,
     DecryptionError,
@@ -271,6 +272,7 @@ class PacketProtection:
         "hash_name",
         "header_protection",
         "integrity_limit",
+        "native",
         "sealed_count",
     )
 
@@ -282,6 +284,7 @@ class PacketProtection:
         hash_name: str = "SHA256",
         generation: int = 0,
         header_protection: HeaderProtection | None = None,
+        native: bool | None = None,
     ) -> None:
         ident = aead_id(aead)
         if ident == AEAD_NONE:
@@ -295,10 +298,16 @@ class PacketProtection:
         self.generation = generation
         self._secret = bytes(secret)
         key = hkdf_expand(secret, _LABEL_KEY, key_length, hash_name)
-        self._iv = int.from_bytes(hkdf_expand(secret, _LABEL_IV, 12, hash_name), "big")
+        iv = hkdf_expand(secret, _LABEL_IV, 12, hash_name)
+        self._iv = int.from_bytes(iv, "big")
         self._aead: AESGCM | ChaCha20Poly1305 = (
             AESGCM(key) if ident == AEAD_AES128GCM else ChaCha20Poly1305(key)
         )
+        if native is None:
+            native = NATIVE_AVAILABLE
+        #: the C context (OpenSSL EVP, see transport.crypto.packet_aead) on the
+        #: native backend; None: every operation goes through ``cryptography``
+        self.native: NativeAead | None = NativeAead(ident, key, iv) if native else None
         if header_protection is None:
             header_protection = HeaderProtection(
                 hkdf_expand(secret, _LABEL_HP, key_length, hash_name), aead
@@ -323,7 +332,20 @@ class PacketProtection:
             hash_name=self.hash_name,
             generation=self.generation + 1,
             header_protection=self.header_protection,
+            native=self.native is not None,
         )
+
+    def release(self) -> None:
+        """Free the C context now (key update, close); later operations go
+        through ``cryptography``."""
+        native, self.native = self.native, None
+        if native is not None:
+            native.release()
+
+    def check_seal_allowed(self) -> None:
+        """InvalidStateError once ``confidentiality_limit`` packets were sealed."""
+        if self.sealed_count >= self.confidentiality_limit:
+            raise InvalidStateError("AEAD confidentiality limit reached: update keys")
 
     def _nonce(self, packet_number: int) -> bytes:
         if not 0 <= packet_number <= _MAX_PACKET_NUMBER:
@@ -338,9 +360,19 @@ class PacketProtection:
         """
         if self.sealed_count >= self.confidentiality_limit:
             raise InvalidStateError("AEAD confidentiality limit reached: update keys")
-        out = self._aead.encrypt(self._nonce(packet_number), payload, header)
+        native = self.native
+        if native is not None:
+            out = native.seal(packet_number, header, payload)
+        else:
+            out = self._aead.encrypt(self._nonce(packet_number), payload, header)
         self.sealed_count += 1
         return out
+
+    def seal_python(self, header: bytes, payload: bytes | memoryview,
+                    packet_number: int) -> bytes:
+        """:meth:`seal` through ``cryptography`` (the reference of the C path),
+        without the limit check and count."""
+        return self._aead.encrypt(self._nonce(packet_number), payload, header)
 
     def seal_into(self, buf: bytearray | memoryview, header: bytes, payload: bytes,
                   packet_number: int) -> int:
@@ -355,6 +387,21 @@ class PacketProtection:
     def open(self, header: bytes, ciphertext: bytes | memoryview, packet_number: int) -> bytes:
         """Plaintext of ``ciphertext`` (which ends with the tag); DecryptionError if it
         does not authenticate (nothing changes except ``failed_open_count``)."""
+        if len(ciphertext) < AEAD_TAG_LENGTH:
+            self.failed_open_count += 1
+            raise DecryptionError("protected payload shorter than the AEAD tag")
+        native = self.native
+        if native is not None:
+            plain = native.open(packet_number, header, ciphertext)
+            if plain is None:
+                self.failed_open_count += 1
+                raise DecryptionError("packet failed AEAD authentication")
+            return plain
+        return self.open_python(header, ciphertext, packet_number)
+
+    def open_python(self, header: bytes, ciphertext: bytes | memoryview,
+                    packet_number: int) -> bytes:
+        """:meth:`open` through ``cryptography`` (the reference of the C path)."""
         if len(ciphertext) < AEAD_TAG_LENGTH:
             self.failed_open_count += 1
             raise DecryptionError("protected payload shorter than the AEAD tag")

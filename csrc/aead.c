@@ -1,0 +1,293 @@
+/*
+ * aead.c -- 1-RTT packet protection in C: AES-128-GCM and ChaCha20-Poly1305
+ * through OpenSSL's libcrypto EVP API, fused with the data-packet codec.
+ *
+ * How this works
+ * --------------
+ * A tp_aead holds one direction's key generation: the key, the 12-byte IV,
+ * the cipher (fetched once) and up to two EVP_CIPHER_CTX (one for encryption,
+ * one for decryption), each keyed once, when first used.  Per packet only the
+ * nonce changes: nonce = iv XOR (4 zero bytes || packet number as a
+ * big-endian u64) (docs/wire-format.md 9.2), set with
+ * EVP_{En,De}cryptInit_ex2(ctx, NULL, NULL, nonce, NULL); the tag moves as an
+ * OSSL_PARAM.  The associated data is the unprotected header (first byte
+ * through the packet number).  tp_aead_free releases the contexts and wipes
+ * the key.
+ *
+ *  - tp_aead_live: how many tp_aead exist (created and not yet freed).
+ *  - tp_aead_seal / tp_aead_open: one AEAD operation on caller memory
+ *    (ciphertext || 16-byte tag).  In-place operation (out == in) is allowed.
+ *  - tp_seal_stream_packet_aead: tp_seal_stream_packet without the CRC
+ *    trailer, the key phase bit set in the first byte, then the payload
+ *    (everything after the packet number) sealed in place, tag appended.
+ *  - tp_open_short_packet_aead: the checks and packet-number recovery of
+ *    Connection._receive_1rtt (fixed bit and DCID, minimum length, RFC 9000
+ *    appendix A.3 against `expected_pn`), the key phase bit compared with the
+ *    caller's, the payload opened into `plain`, then its frames decoded into
+ *    `dec`.  out[0] receives the full packet number, out[1] the first byte
+ *    and, once opened, out[2] the plaintext length.  Status: the frame count, or TP_ERR_FIELD_VALUE (not ours: fixed
+ *    bit or DCID), TP_ERR_TRUNCATED (too short), TP_ERR_KEY_PHASE (the other
+ *    key phase: the caller takes its key-update path), TP_ERR_AUTH (did not
+ *    authenticate) or, for a payload that authenticated but whose frames do
+ *    not decode, the decoder's status minus TP_ERR_FRAMES_OFFSET.
+ *
+ * The pure-Python twin is transport/crypto/aead.py (the `cryptography`
+ * package) with transport/wire/codec_pure.py; tests/test_aead_native.py
+ * compares the two byte for byte.
+ */
+#include "transport.h"
+
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+
+#define TAG_LENGTH 16
+#define IV_LENGTH 12
+#define FIXED_BIT 0x40u
+#define KEY_PHASE_BIT 0x04u
+#define MAX_DATAGRAM_SIZE 65527u
+
+/* Live tp_aead objects in this process (tests check for leaks with it). */
+static int64_t live_contexts;
+
+int64_t tp_aead_live(void)
+{
+    return __atomic_load_n(&live_contexts, __ATOMIC_RELAXED);
+}
+
+struct tp_aead {
+    EVP_CIPHER *cipher;  /* fetched once per key (explicit fetch: no per-init lookup) */
+    EVP_CIPHER_CTX *enc; /* created by the first seal */
+    EVP_CIPHER_CTX *dec; /* created by the first open */
+    uint8_t key[32];
+    uint8_t iv[IV_LENGTH];
+};
+
+static EVP_CIPHER *cipher_for(uint32_t aead_id, size_t key_len)
+{
+    if (aead_id == TP_AEAD_AES128GCM && key_len == 16)
+        return EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+    if (aead_id == TP_AEAD_CHACHA20 && key_len == 32)
+        return EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+    return NULL;
+}
+
+void tp_aead_free(tp_aead *a)
+{
+    if (a == NULL)
+        return;
+    EVP_CIPHER_CTX_free(a->enc);
+    EVP_CIPHER_CTX_free(a->dec);
+    EVP_CIPHER_free(a->cipher);
+    OPENSSL_clear_free(a, sizeof(*a)); /* wipes the key and IV */
+    __atomic_sub_fetch(&live_contexts, 1, __ATOMIC_RELAXED);
+}
+
+tp_aead *tp_aead_new(uint32_t aead_id, const uint8_t *key, size_t key_len, const uint8_t *iv,
+                     size_t iv_len)
+{
+    EVP_CIPHER *cipher;
+    tp_aead *a;
+
+    if (iv_len != IV_LENGTH)
+        return NULL;
+    cipher = cipher_for(aead_id, key_len);
+    if (cipher == NULL)
+        return NULL;
+    a = OPENSSL_zalloc(sizeof(*a));
+    if (a == NULL) {
+        EVP_CIPHER_free(cipher);
+        return NULL;
+    }
+    __atomic_add_fetch(&live_contexts, 1, __ATOMIC_RELAXED);
+    a->cipher = cipher;
+    memcpy(a->key, key, key_len);
+    memcpy(a->iv, iv, IV_LENGTH);
+    return a;
+}
+
+/* The keyed context of one direction, created on first use: a connection
+ * keeps several key generations (send, receive, the next receive) of which
+ * most never encrypt, or never decrypt. NULL when OpenSSL fails. */
+static EVP_CIPHER_CTX *context(tp_aead *a, int encrypt)
+{
+    EVP_CIPHER_CTX **slot = encrypt ? &a->enc : &a->dec;
+    EVP_CIPHER_CTX *ctx = *slot;
+
+    if (ctx != NULL)
+        return ctx;
+    ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL)
+        return NULL;
+    if (EVP_CipherInit_ex2(ctx, a->cipher, a->key, NULL, encrypt, NULL) != 1) {
+        EVP_CIPHER_CTX_free(ctx);
+        return NULL;
+    }
+    *slot = ctx;
+    return ctx;
+}
+
+/* The tag as an OSSL_PARAM: get_params/set_params skip the ctrl translation. */
+static int get_tag(EVP_CIPHER_CTX *ctx, uint8_t *tag)
+{
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, TAG_LENGTH);
+    params[1] = OSSL_PARAM_construct_end();
+    return EVP_CIPHER_CTX_get_params(ctx, params);
+}
+
+static int set_tag(EVP_CIPHER_CTX *ctx, uint8_t *tag)
+{
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, TAG_LENGTH);
+    params[1] = OSSL_PARAM_construct_end();
+    return EVP_CIPHER_CTX_set_params(ctx, params);
+}
+
+static void make_nonce(const tp_aead *a, uint64_t pn, uint8_t nonce[IV_LENGTH])
+{
+    int i;
+    memcpy(nonce, a->iv, IV_LENGTH);
+    for (i = 0; i < 8; i++)
+        nonce[IV_LENGTH - 1 - i] ^= (uint8_t)(pn >> (8 * i));
+}
+
+int64_t tp_aead_seal(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
+                     const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len)
+{
+    uint8_t nonce[IV_LENGTH];
+    EVP_CIPHER_CTX *ctx;
+    int n = 0, tail = 0;
+
+    if (pn > TP_MAX_VARINT)
+        return TP_ERR_FIELD_VALUE;
+    if (in_len > MAX_DATAGRAM_SIZE || ad_len > MAX_DATAGRAM_SIZE)
+        return TP_ERR_FIELD_VALUE;
+    if (out_len < in_len + TAG_LENGTH)
+        return TP_ERR_BUFFER_TOO_SMALL;
+    ctx = context(a, 1);
+    if (ctx == NULL)
+        return TP_ERR_AUTH;
+    make_nonce(a, pn, nonce);
+    if (EVP_EncryptInit_ex2(ctx, NULL, NULL, nonce, NULL) != 1 ||
+        (ad_len && EVP_EncryptUpdate(ctx, NULL, &n, ad, (int)ad_len) != 1) ||
+        (in_len && EVP_EncryptUpdate(ctx, out, &n, in, (int)in_len) != 1) ||
+        EVP_EncryptFinal_ex(ctx, out + (in_len ? (size_t)n : 0u), &tail) != 1 ||
+        get_tag(ctx, out + in_len) != 1)
+        return TP_ERR_AUTH;
+    return (int64_t)(in_len + TAG_LENGTH);
+}
+
+int64_t tp_aead_open(tp_aead *a, uint64_t pn, const uint8_t *ad, size_t ad_len,
+                     const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len)
+{
+    uint8_t nonce[IV_LENGTH];
+    uint8_t tag[TAG_LENGTH];
+    EVP_CIPHER_CTX *ctx;
+    size_t body;
+    int n = 0, tail = 0;
+
+    if (pn > TP_MAX_VARINT)
+        return TP_ERR_FIELD_VALUE;
+    if (in_len < TAG_LENGTH)
+        return TP_ERR_AUTH;
+    if (in_len > MAX_DATAGRAM_SIZE || ad_len > MAX_DATAGRAM_SIZE)
+        return TP_ERR_FIELD_VALUE;
+    body = in_len - TAG_LENGTH;
+    if (out_len < body)
+        return TP_ERR_BUFFER_TOO_SMALL;
+    ctx = context(a, 0);
+    if (ctx == NULL)
+        return TP_ERR_AUTH;
+    memcpy(tag, in + body, TAG_LENGTH); /* the tag, before an in-place decrypt */
+    make_nonce(a, pn, nonce);
+    if (EVP_DecryptInit_ex2(ctx, NULL, NULL, nonce, NULL) != 1 ||
+        (ad_len && EVP_DecryptUpdate(ctx, NULL, &n, ad, (int)ad_len) != 1) ||
+        (body && EVP_DecryptUpdate(ctx, out, &n, in, (int)body) != 1) ||
+        set_tag(ctx, tag) != 1 ||
+        EVP_DecryptFinal_ex(ctx, out + (body ? (size_t)n : 0u), &tail) != 1) {
+        if (body)
+            memset(out, 0, body); /* no unauthenticated plaintext left behind */
+        return TP_ERR_AUTH;
+    }
+    return (int64_t)body;
+}
+
+int64_t tp_seal_stream_packet_aead(tp_aead *a, uint8_t *out, size_t out_len,
+                                   const uint8_t *dcid, size_t dcid_len, uint64_t pn,
+                                   uint32_t pn_length, const uint64_t *ack_ranges,
+                                   size_t n_ack_ints, uint32_t has_ack, uint64_t ack_delay,
+                                   uint64_t stream_id, uint64_t offset, const uint8_t *data,
+                                   size_t data_len, uint32_t fin, uint32_t key_phase)
+{
+    int64_t size, sealed;
+    size_t header_end;
+
+    if (out_len < TAG_LENGTH)
+        return TP_ERR_BUFFER_TOO_SMALL;
+    size = tp_seal_stream_packet(out, out_len - TAG_LENGTH, dcid, dcid_len, pn, pn_length,
+                                 ack_ranges, n_ack_ints, has_ack, ack_delay, stream_id, offset,
+                                 data, data_len, fin, 0);
+    if (size < 0)
+        return size;
+    if (key_phase)
+        out[0] |= KEY_PHASE_BIT;
+    header_end = 1u + dcid_len + pn_length;
+    sealed = tp_aead_seal(a, pn, out, header_end, out + header_end,
+                          (size_t)size - header_end, out + header_end,
+                          out_len - header_end);
+    if (sealed < 0)
+        return sealed;
+    return (int64_t)header_end + sealed;
+}
+
+int64_t tp_open_short_packet_aead(tp_decoder *dec, tp_aead *a, const uint8_t *buf, size_t size,
+                                  const uint8_t *dcid, size_t dcid_len, uint64_t expected_pn,
+                                  uint32_t key_phase, uint8_t *plain, size_t plain_len,
+                                  uint64_t *out)
+{
+    uint32_t first, pn_length, i;
+    size_t header_end;
+    uint64_t truncated = 0, window, half, candidate;
+    int64_t opened, count;
+
+    dec->n_frames = 0;
+    dec->n_ranges = 0;
+    if (size == 0 || size > MAX_DATAGRAM_SIZE || dcid_len > TP_MAX_CID_LENGTH)
+        return TP_ERR_FIELD_VALUE;
+    first = buf[0];
+    if (!(first & FIXED_BIT) || size < 1u + dcid_len ||
+        (dcid_len && memcmp(buf + 1, dcid, dcid_len) != 0))
+        return TP_ERR_FIELD_VALUE;
+    pn_length = (first & 3u) + 1u;
+    header_end = 1u + dcid_len + pn_length;
+    if (size < header_end + TAG_LENGTH + 1u)
+        return TP_ERR_TRUNCATED;
+    for (i = 0; i < pn_length; i++)
+        truncated = (truncated << 8) | buf[1u + dcid_len + i];
+    if (expected_pn > TP_MAX_VARINT + 1u)
+        return TP_ERR_FIELD_VALUE;
+    /* RFC 9000 appendix A.3, as in Connection._receive_1rtt */
+    window = (uint64_t)1 << (pn_length * 8u);
+    half = window >> 1;
+    candidate = (expected_pn & ~(window - 1u)) | truncated;
+    if (expected_pn >= half && candidate <= expected_pn - half &&
+        candidate < ((uint64_t)1 << 62) - window)
+        candidate += window;
+    else if (candidate > expected_pn + half && candidate >= window)
+        candidate -= window;
+    out[0] = candidate;
+    out[1] = first;
+    if (((first & KEY_PHASE_BIT) ? 1u : 0u) != (key_phase ? 1u : 0u))
+        return TP_ERR_KEY_PHASE;
+    opened = tp_aead_open(a, candidate, buf, header_end, buf + header_end, size - header_end,
+                          plain, plain_len);
+    if (opened < 0)
+        return opened == TP_ERR_AUTH || opened == TP_ERR_FIELD_VALUE ? TP_ERR_AUTH : opened;
+    out[2] = (uint64_t)opened;
+    count = tp_decode_frames(dec, plain, 0, (size_t)opened);
+    if (count < 0)
+        return count - TP_ERR_FRAMES_OFFSET;
+    return count;
+}
