@@ -12,9 +12,13 @@ workload's application object:
   as fast as the connection accepts, ``size_bytes`` or without end until the
   scenario's duration;
 * **messages** (:class:`MessageSender` / :class:`MessageReceiver`): fixed-size
-  messages on one stream, one every ``1 / rate_hz`` seconds of virtual time
-  (a simulator callback). A message's latency runs from its *scheduled* send
-  time (so sender-side queueing counts) to the moment its last byte is read;
+  messages, one every ``1 / rate_hz`` seconds of virtual time (a simulator
+  callback). A message's latency runs from its *scheduled* send time (so
+  sender-side queueing counts) to the moment its last byte is read. By default
+  all messages share one ordered stream (a log or feed: a loss delays every
+  later message until it is repaired, head-of-line blocking); with
+  ``per_message_streams`` each message is its own unidirectional stream, the
+  QUIC idiom for independent messages (a loss delays only its own message);
 * **rpc** (:class:`RpcClient` / :class:`RpcServer`): closed-loop
   request/response, each exchange on a new bidirectional stream,
   ``concurrency`` outstanding; latency from request written to response read.
@@ -39,7 +43,13 @@ from transport.config import Config
 from transport.connection import Connection
 from transport.endpoint import Endpoint
 from transport.errors import StreamLimitError
-from transport.events import Event, HandshakeCompleted, StreamReadable, StreamWritable
+from transport.events import (
+    Event,
+    HandshakeCompleted,
+    StreamReadable,
+    StreamsAvailable,
+    StreamWritable,
+)
 from transport.sim.link import Address
 from transport.sim.results import ScenarioResult, TimeSeries, jain_fairness
 from transport.sim.scenarios import Scenario
@@ -144,32 +154,79 @@ class MessageLog:
         self.message_bytes = message_bytes
         self.scheduled_s: list[float] = []
         self.latencies_s: list[float] = []
+        #: per-message streams: message index -> latency (messages finish out of order)
+        self.latency_by_index: dict[int, float] = {}
 
 
 class MessageSender:
-    """Queues one message per tick (a simulator callback) and writes what fits."""
+    """Queues one message per tick (a simulator callback) and writes what fits.
 
-    def __init__(self, log: MessageLog) -> None:
+    One ordered stream by default; ``per_message_streams`` opens a
+    unidirectional stream per message (ended with the message), queueing
+    messages while the peer's stream limit is reached."""
+
+    def __init__(self, log: MessageLog, per_message_streams: bool = False) -> None:
         self.log = log
+        self.per_message_streams = per_message_streams
         self.conn: Connection | None = None
         self.stream_id: int | None = None
         self.backlog = 0  # bytes of due messages not yet accepted
         self.start_s: float | None = None
+        #: per-message streams: (stream id, bytes left) of messages being written
+        self._open: dict[int, int] = {}
+        self._unopened = 0  # due messages waiting for stream credit
+        self.stream_limited = 0  # how often a message waited for stream credit
 
     def on_event(self, conn: Connection, event: Event, now: float) -> None:
         if isinstance(event, HandshakeCompleted):
             self.conn = conn
             self.start_s = now
-            self.stream_id = conn.open_stream()
-        elif isinstance(event, StreamWritable) and event.stream_id == self.stream_id:
-            self._flush()
+            if not self.per_message_streams:
+                self.stream_id = conn.open_stream()
+        elif isinstance(event, StreamWritable):
+            if event.stream_id == self.stream_id:
+                self._flush()
+            elif event.stream_id in self._open:
+                self._write_message(event.stream_id)
+        elif isinstance(event, StreamsAvailable) and self.per_message_streams:
+            self._open_messages()
 
     def tick(self, now: float) -> None:
-        if self.conn is None or self.stream_id is None:
+        if self.conn is None:
             return
         self.log.scheduled_s.append(now)
+        if self.per_message_streams:
+            self._unopened += 1
+            self._open_messages()
+            return
+        if self.stream_id is None:
+            return
         self.backlog += self.log.message_bytes
         self._flush()
+
+    def _open_messages(self) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        while self._unopened:
+            try:
+                sid = conn.open_stream(bidirectional=False)
+            except StreamLimitError:
+                self.stream_limited += 1
+                return
+            self._unopened -= 1
+            self._open[sid] = self.log.message_bytes
+            self._write_message(sid)
+
+    def _write_message(self, sid: int) -> None:
+        if self.conn is None:
+            return
+        left = self._open[sid]
+        accepted = self.conn.send_stream_data(sid, _FILL[:left], end_stream=True)
+        if accepted == left:
+            del self._open[sid]
+        else:
+            self._open[sid] = left - accepted
 
     def _flush(self) -> None:
         if self.conn is None or self.stream_id is None:
@@ -183,17 +240,32 @@ class MessageSender:
 
 
 class MessageReceiver(Receiver):
+    """Records each message's latency as its last byte becomes readable: by
+    byte count on one ordered stream, by stream FIN with per-message streams
+    (client-initiated unidirectional stream n carries message n)."""
+
     def __init__(self, log: MessageLog) -> None:
         super().__init__()
         self.log = log
         self.stream_bytes = 0
 
     def on_data(self, conn: Connection, sid: int, size: int, now: float) -> None:
+        if sid & 2:  # a unidirectional stream: one message, complete at its FIN
+            return
         self.stream_bytes += size
         log = self.log
         complete = self.stream_bytes // log.message_bytes
         while len(log.latencies_s) < complete:
             log.latencies_s.append(now - log.scheduled_s[len(log.latencies_s)])
+
+    def on_fin(self, conn: Connection, sid: int, now: float) -> None:
+        if sid & 2:
+            index = sid >> 2
+            log = self.log
+            if index < len(log.scheduled_s):
+                latency_s = now - log.scheduled_s[index]
+                log.latency_by_index[index] = latency_s
+                log.latencies_s.append(latency_s)
 
 
 class RpcClient(Receiver):
