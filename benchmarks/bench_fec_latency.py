@@ -5,7 +5,8 @@ How this works
 Messaging workload (issue 6): 1 KiB messages, one every 1.024 ms (1 MB/s),
 over a 20 Mbit/s, 80 ms RTT path (one-way 40 ms, a 2-BDP queue), for
 ``--seconds`` of virtual time, with the same application objects as the
-simulator's scenarios (:class:`transport.sim.workloads.MessageSender` and
+simulator's scenarios (:func:`transport.sim.workloads.run_message_latency`
+with :class:`~transport.sim.workloads.MessageSender` and
 :class:`~transport.sim.workloads.MessageReceiver`). A message's latency runs
 from its *scheduled* send time to the moment its last byte is readable at the
 receiver, so sender-side queueing and head-of-line blocking both count.
@@ -42,23 +43,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 from transport import Config
-from transport.endpoint import Endpoint
-from transport.sim import Bernoulli, GilbertElliott, Path, Simulator
+from transport.sim import Bernoulli, GilbertElliott, Path
 from transport.sim.loss import LossModel
-from transport.sim.transfer import (
-    CLIENT_ADDR,
-    SERVER_ADDR,
-    AppNode,
-    provision_keys,
-    run_transfer,
-)
-from transport.sim.workloads import MessageLog, MessageReceiver, MessageSender
+from transport.sim.transfer import run_transfer
+from transport.sim.workloads import run_message_latency
 
 MESSAGE_BYTES = 1024
 RATE_BYTES_PER_S = 1_000_000
@@ -86,43 +81,27 @@ def run_messages(
     fec: str, loss: LossModel, seed: int, seconds: float, mapping: str, warmup_s: float
 ) -> tuple[dict[str, float], list[float]]:
     """One messaging run: summary figures and the steady-state latencies (s)."""
-    sim = Simulator(seed=seed)
     path = Path.symmetric(RATE_BPS, 2 * ONE_WAY_S, loss=loss, queue_bdp=2.0)
-    per_message = mapping == "per_message"
 
-    def make(rng: Any) -> Config:
+    def make(rng: random.Random) -> Config:
         return Config(rng=rng, fec=fec, max_streams_uni=MAX_STREAMS)
 
-    ccfg, scfg = provision_keys(make(sim.rng("client")), make(sim.rng("server")), sim.rng("keys"))
-    client_ep, server_ep = Endpoint(ccfg), Endpoint(scfg, is_server=True)
-    log = MessageLog(MESSAGE_BYTES)
-    sender = MessageSender(log, per_message_streams=per_message)
-    receiver = MessageReceiver(log)
-    client_node = AppNode(client_ep, sender.on_event)
-    sim.attach(CLIENT_ADDR, client_node)
-    sim.attach(SERVER_ADDR, AppNode(server_ep, receiver.on_event))
-    sim.connect(CLIENT_ADDR, SERVER_ADDR, path)
-    interval_s = MESSAGE_BYTES / RATE_BYTES_PER_S
-
-    def tick(now: float) -> None:
-        sender.tick(now)
-        if now + interval_s <= seconds:
-            sim.call_later(interval_s, tick, touches=(client_node,))
-
-    client_conn = client_ep.connect(SERVER_ADDR, 0.0)
-    sim.schedule(0.0, tick, touches=(client_node,))
-    sim.run(until_s=seconds + DRAIN_S)
-    if per_message:
-        by_index = log.latency_by_index
-        pairs = [(log.scheduled_s[i], lat) for i, lat in by_index.items()]
-    else:
-        pairs = list(zip(log.scheduled_s, log.latencies_s, strict=False))
-    steady = [lat for sent, lat in pairs if sent >= warmup_s]
-    stats = client_conn.get_stats()
-    fec_sender = client_conn._fec_sender
+    run = run_message_latency(
+        make,
+        path,
+        seed=seed,
+        seconds=seconds,
+        message_bytes=MESSAGE_BYTES,
+        interval_s=MESSAGE_BYTES / RATE_BYTES_PER_S,
+        per_message_streams=mapping == "per_message",
+        drain_s=DRAIN_S,
+    )
+    steady = run.latencies_s(warmup_s)
+    stats = run.client.get_stats()
+    fec_sender = run.client._fec_sender
     summary = {
         "messages": len(steady),
-        "undelivered": len(log.scheduled_s) - len(pairs),
+        "undelivered": run.scheduled - len(run.delivered),
         "p50_ms": percentile(steady, 0.50) * 1000,
         "p99_ms": percentile(steady, 0.99) * 1000,
         "p999_ms": percentile(steady, 0.999) * 1000,
@@ -132,6 +111,7 @@ def run_messages(
         "retransmitted_packets": stats.packets_retransmitted,
         "recovered_by_fec": stats.fec_reported_recovered,
         "fec_blocks": fec_sender.block_id if fec_sender is not None else 0,
+        "released_to_arq_early": fec_sender.tracker.released if fec_sender is not None else 0,
     }
     return summary, steady
 

@@ -861,14 +861,23 @@ class Connection:
             for _ in range(min(lost, 64)):
                 self._cc.on_ecn_ce(now)
 
-    def _update_loss_rate(self, acked: int, lost: list[SentPacket]) -> None:
-        """Feed the adaptive FEC policy's loss-rate and burst estimate."""
+    def _update_loss_rate(self, acked: list[SentPacket], lost: list[SentPacket]) -> None:
+        """Feed the adaptive FEC policy's loss-rate and burst estimate, and hand
+        the sources of a block FEC can no longer rebuild to ARQ."""
+        lost_pns = [packet.packet_number for packet in lost]
         estimator = self._loss_estimator
-        estimator.on_ack(acked, [packet.packet_number for packet in lost])
+        estimator.on_ack(len(acked), lost_pns)
         self.loss_rate = estimator.loss_rate
         fec = self._fec_sender
         if fec is not None:
             fec.burst_length = estimator.burst_length
+            recovery = self._recovery
+            fec.tracker.on_ack(
+                [packet.packet_number for packet in acked],
+                lost_pns,
+                recovery.largest_acked,
+                recovery.packet_threshold,
+            )
 
     def _is_stateless_reset(self, data: bytes) -> bool:
         params = self.peer_params
@@ -1211,7 +1220,7 @@ class Connection:
         acked, lost = self._recovery.on_ack_received(ranges, ack_delay_s, now)
         self._update_idle_limit()
         if acked or lost:
-            self._update_loss_rate(len(acked), lost)
+            self._update_loss_rate(acked, lost)
         if acked:
             self._on_packets_acked(acked)
         if lost:

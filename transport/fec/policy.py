@@ -3,12 +3,16 @@
 How this works
 --------------
 :class:`LossEstimator` turns what the sender learns from acknowledgements
-into two numbers: the path's packet loss rate (losses declared by recovery
-plus losses the peer repaired with FEC, over acknowledged + lost packets) and
-the mean loss *burst* length (lost packet numbers per run of consecutive lost
-packet numbers). Both are exponentially weighted over windows of
-``WINDOW_PACKETS`` packets (weight ``WINDOW_WEIGHT`` per window, so about the
-last 800 packets count), which keeps a 2 % estimate within about +-0.4 %.
+into two numbers, per window of ``WINDOW_PACKETS`` packets: the path's packet
+loss rate (losses declared by recovery plus losses the peer repaired with
+FEC, over acknowledged + lost packets) and the mean loss *burst* length (lost
+packet numbers per run of consecutive lost packet numbers). The rate is the
+mean of the last ``WINDOWS_KEPT`` windows, each clipped at twice their median
+(+ ``ADAPTIVE_FLOOR``): random loss spreads over every window and sets the
+median, while the congestive loss of a slow-start overshoot, packed into one
+or two windows, is clipped away -- FEC would only add load to a full queue.
+Over 1,600 packets a 2 % estimate stays within about +-0.4 %. The burst
+length is weighted ``WINDOW_WEIGHT`` per window.
 
 :class:`FecPolicy` decides per block:
 
@@ -37,6 +41,7 @@ traffic is sent at all.
 from __future__ import annotations
 
 import math
+from collections import deque
 from functools import lru_cache
 
 from transport.errors import ConfigurationError
@@ -50,8 +55,10 @@ MIN_ADAPTIVE_K = 4
 MAX_ADAPTIVE_K = 32
 #: Most repair symbols per source symbol the adaptive policy spends.
 MAX_OVERHEAD = 0.5
-#: Loss estimator: packets per window and the weight of each new window.
+#: Loss estimator: packets per window, windows kept for the loss rate, and
+#: the weight of each new window in the burst-length average.
 WINDOW_PACKETS = 200
+WINDOWS_KEPT = 8
 WINDOW_WEIGHT = 0.25
 FEC_MODES = ("off", "fixed", "adaptive")
 
@@ -134,11 +141,11 @@ class FecPolicy:
         """Repair symbols for a block that closed with ``sources`` sources."""
         if self.mode != "adaptive":
             return min(self.m, sources)
+        # quantise so the cache stays small and the choice does not flicker;
         # a random path's runs average 1/(1-p): never model less bursty than that
-        burst = max(burst_length, 1.0 / (1.0 - min(loss_rate, 0.5)))
-        # quantise so the cache stays small and the choice does not flicker
-        rate_q = round(max(loss_rate, ADAPTIVE_FLOOR), 3)
-        return min(sources, _repairs_for(sources, rate_q, round(burst, 1)))
+        rate_q = round(min(max(loss_rate, ADAPTIVE_FLOOR), 0.5), 3)
+        burst_q = max(round(burst_length, 1), 1.0 / (1.0 - rate_q))
+        return min(sources, _repairs_for(sources, rate_q, burst_q))
 
     def choose(self, loss_rate: float, burst_length: float = 1.0) -> tuple[int, int] | None:
         """The (k, m) of a full block at this loss, or None for no FEC."""
@@ -149,43 +156,53 @@ class FecPolicy:
 
 
 class LossEstimator:
-    """Windowed, exponentially weighted loss rate and burst length."""
+    """Windowed loss rate (robust mean of recent windows) and burst length."""
 
     def __init__(self) -> None:
         self.loss_rate = 0.0
         self.burst_length = 1.0
         self._packets = 0
         self._lost_pns: list[int] = []
+        self._samples: deque[float] = deque(maxlen=WINDOWS_KEPT)
         self._avg_lost = 0.0  # weighted losses and runs per window
         self._avg_runs = 0.0
-        self._windows = 0
 
     def on_ack(self, acked: int, lost_pns: list[int]) -> None:
         """An ACK acknowledged ``acked`` packets and declared ``lost_pns`` lost."""
         self._packets += acked + len(lost_pns)
-        self._lost_pns.extend(lost_pns)
+        self._note(lost_pns)
         if self._packets >= WINDOW_PACKETS:
             self._close_window()
 
     def on_recovered(self, lost_pns: list[int]) -> None:
         """The peer rebuilt these packets: the path lost them (they were acked)."""
-        self._lost_pns.extend(lost_pns)
+        self._note(lost_pns)
+
+    def _note(self, lost_pns: list[int]) -> None:
+        room = 4 * WINDOW_PACKETS - len(self._lost_pns)
+        if room > 0:
+            self._lost_pns.extend(lost_pns[:room])
 
     def _close_window(self) -> None:
         pns = sorted(set(self._lost_pns))
         lost = len(pns)
         runs = sum(1 for i, pn in enumerate(pns) if i == 0 or pns[i - 1] != pn - 1)
-        sample = min(1.0, lost / self._packets)
-        if self._windows == 0:
-            self.loss_rate = sample
+        samples = self._samples
+        samples.append(min(1.0, lost / self._packets))
+        # the mean of recent windows, each clipped at twice their (lower)
+        # median: loss spread over every window (a lossy path) sets the median,
+        # a burst of congestive loss in one or two windows (slow start
+        # overshooting the queue) barely moves the estimate
+        ordered = sorted(samples)
+        clip = 2.0 * ordered[(len(ordered) - 1) // 2] + ADAPTIVE_FLOOR
+        self.loss_rate = sum(min(x, clip) for x in samples) / len(samples)
+        if len(samples) == 1:
             self._avg_lost, self._avg_runs = float(lost), float(runs)
         else:
             w = WINDOW_WEIGHT
-            self.loss_rate += w * (sample - self.loss_rate)
             self._avg_lost += w * (lost - self._avg_lost)
             self._avg_runs += w * (runs - self._avg_runs)
         if self._avg_runs > 0:
             self.burst_length = max(1.0, self._avg_lost / self._avg_runs)
-        self._windows += 1
         self._packets = 0
         self._lost_pns.clear()

@@ -32,6 +32,7 @@ from collections import OrderedDict
 from transport.errors import FecError
 from transport.fec.code import ReedSolomon
 from transport.fec.policy import ADAPTIVE_FLOOR, FEC_MODES, FecPolicy
+from transport.fec.tracker import BlockTracker
 
 __all__ = ["ADAPTIVE_FLOOR", "FEC_MODES", "FecPolicy", "FecReceiver", "FecSender"]
 
@@ -63,6 +64,8 @@ class FecSender:
         self.source_interval_s: float | None = None
         self._last_source_s: float | None = None
         self._block_symbol_bytes = 0  # the largest source symbol of the open block
+        #: which symbols of recent blocks were lost (early hand-over to ARQ)
+        self.tracker = BlockTracker()
 
     @property
     def max_frames_bytes(self) -> int:

@@ -23,6 +23,10 @@ workload's application object:
   request/response, each exchange on a new bidirectional stream,
   ``concurrency`` outstanding; latency from request written to response read.
 
+:func:`run_message_latency` runs the messaging workload alone between one
+client and one server over a :class:`~transport.sim.link.Path` (the FEC
+latency benchmark and tests use it).
+
 A sampler callback reads every client's ``Connection.get_stats()`` (cwnd,
 smoothed and latest RTT) and each receiver's delivered byte count every
 ``sample_interval_s`` into a :class:`~transport.sim.results.TimeSeries`.
@@ -35,6 +39,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,20 +55,22 @@ from transport.events import (
     StreamsAvailable,
     StreamWritable,
 )
-from transport.sim.link import Address
+from transport.sim.link import Address, Path
 from transport.sim.results import ScenarioResult, TimeSeries, jain_fairness
 from transport.sim.scenarios import Scenario
 from transport.sim.simulator import Simulator
 from transport.sim.topology import build_topology
-from transport.sim.transfer import AppNode, provision_keys
+from transport.sim.transfer import CLIENT_ADDR, SERVER_ADDR, AppNode, provision_keys
 
 __all__ = [
     "BulkReceiver",
     "BulkSender",
     "MessageReceiver",
+    "MessageRun",
     "MessageSender",
     "RpcClient",
     "RpcServer",
+    "run_message_latency",
     "run_scenario",
 ]
 
@@ -341,6 +348,76 @@ class RpcServer(Receiver):
             self.pending[sid] = left
         else:
             del self.pending[sid]
+
+
+@dataclass
+class MessageRun:
+    """What :func:`run_message_latency` measured."""
+
+    #: (scheduled send time, latency) of every delivered message, in send order
+    delivered: list[tuple[float, float]]
+    scheduled: int
+    client: Connection
+    server: Connection | None
+
+    def latencies_s(self, after_s: float = 0.0) -> list[float]:
+        """Latencies of the messages scheduled at or after ``after_s``."""
+        return [lat for sent, lat in self.delivered if sent >= after_s]
+
+
+def run_message_latency(
+    config: Callable[[random.Random], Config],
+    path: Path,
+    *,
+    seed: int = 0,
+    seconds: float = 10.0,
+    message_bytes: int = 1024,
+    interval_s: float = 0.001024,
+    per_message_streams: bool = False,
+    drain_s: float = 3.0,
+) -> MessageRun:
+    """Messages of ``message_bytes`` every ``interval_s`` for ``seconds`` from a
+    client to a server over ``path``; per-message latency from scheduled send
+    time to readable (one ordered stream, or a stream per message)."""
+    sim = Simulator(seed=seed)
+    ccfg, scfg = provision_keys(
+        config(sim.rng("client")), config(sim.rng("server")), sim.rng("keys")
+    )
+    client_ep, server_ep = Endpoint(ccfg), Endpoint(scfg, is_server=True)
+    log = MessageLog(message_bytes)
+    sender = MessageSender(log, per_message_streams=per_message_streams)
+    receiver = MessageReceiver(log)
+    servers: list[Connection] = []
+
+    def server_event(conn: Connection, event: Event, now: float) -> None:
+        if not servers:
+            servers.append(conn)
+        receiver.on_event(conn, event, now)
+
+    client_node = AppNode(client_ep, sender.on_event)
+    server_node = AppNode(server_ep, server_event)
+    sim.attach(CLIENT_ADDR, client_node)
+    sim.attach(SERVER_ADDR, server_node)
+    sim.connect(CLIENT_ADDR, SERVER_ADDR, path)
+
+    def tick(now: float) -> None:
+        sender.tick(now)
+        if now + interval_s <= seconds:
+            sim.call_later(interval_s, tick, touches=(client_node,))
+
+    client = client_ep.connect(SERVER_ADDR, 0.0)
+    sim.schedule(0.0, tick, touches=(client_node,))
+    sim.run(until_s=seconds + drain_s)
+    if per_message_streams:
+        delivered = sorted((log.scheduled_s[i], lat) for i, lat in log.latency_by_index.items())
+    else:
+        delivered = list(zip(log.scheduled_s, log.latencies_s, strict=False))
+    return MessageRun(
+        delivered=delivered,
+        scheduled=len(log.scheduled_s),
+        client=client,
+        server=servers[0] if servers else None,
+    )
 
 
 def _make_config(scenario: Scenario) -> Callable[[random.Random], Config]:
