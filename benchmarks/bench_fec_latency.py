@@ -103,6 +103,7 @@ def run_messages(
         "messages": len(steady),
         "undelivered": run.scheduled - len(run.delivered),
         "p50_ms": percentile(steady, 0.50) * 1000,
+        "p90_ms": percentile(steady, 0.90) * 1000,
         "p99_ms": percentile(steady, 0.99) * 1000,
         "p999_ms": percentile(steady, 0.999) * 1000,
         "max_ms": max(steady, default=float("nan")) * 1000,

@@ -13,6 +13,7 @@ from transport.fec.policy import (
     MAX_ADAPTIVE_K,
     MIN_ADAPTIVE_K,
     RESIDUAL_PER_PACKET,
+    RESIDUAL_PER_PACKET_BULK,
     WINDOW_PACKETS,
     WINDOWS_KEPT,
     FecPolicy,
@@ -49,6 +50,10 @@ def test_repairs_meet_the_residual_target_and_grow_with_loss_and_bursts() -> Non
     assert policy.repairs(10, 0.02, burst_length=3.0) > policy.repairs(10, 0.02)
     assert policy.repairs(10, 0.02, burst_length=3.0) <= 5  # capped at 50 % overhead
     assert FecPolicy("fixed", 8, 3).repairs(2, 0.5) == 2  # never more repairs than sources
+    # a sender that fills its window pays for repairs in goodput: fewer of them
+    bulk = policy.repairs(32, 0.05, bulk=True)
+    assert 1 <= bulk < policy.repairs(32, 0.05)
+    assert block_failure_probability(32, bulk, 0.05, 1 / 0.95) <= 32 * RESIDUAL_PER_PACKET_BULK
 
 
 def test_blocks_are_sized_to_the_latency_budget() -> None:

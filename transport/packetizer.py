@@ -472,7 +472,7 @@ class Packetizer:
         else:
             data = self._encode_short(specs, pn, pn_len, fec_source=source)
             if source and fec is not None:
-                fec.add_source(pn, self._source_frames, now)
+                fec.add_source(pn, self._source_frames, now, backlogged=bool(self._ready))
                 closed_block = fec.block_id != block
         if largest_acked_in_ack >= 0:
             acks.on_ack_sent(pn, largest_acked_in_ack)

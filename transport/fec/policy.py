@@ -28,7 +28,11 @@ length is weighted ``WINDOW_WEIGHT`` per window.
   burst length, so bursty paths get more repairs than random loss at the same
   rate (a random path's measured burst is ~1/(1-p), which makes the chain
   Bernoulli). ``m`` is capped at ``MAX_OVERHEAD * n`` -- a burst longer than
-  that is left to ARQ.
+  that is left to ARQ. A block whose sources were mostly sent with more data
+  queued behind them (a bulk transfer, or a sender its congestion window
+  holds back) uses the looser ``RESIDUAL_PER_PACKET_BULK``: there every repair
+  symbol takes the place of a data packet, and ARQ's cost (the loss rate) is
+  the floor FEC can only add to.
 
 Why these numbers: on one ordered stream every block FEC cannot rebuild stalls
 all later data for about 1.5 RTT (detection + retransmission). With
@@ -50,6 +54,8 @@ from transport.errors import ConfigurationError
 ADAPTIVE_FLOOR = 0.002
 #: Target chance, per source packet, that its block cannot be rebuilt.
 RESIDUAL_PER_PACKET = 1e-5
+#: The same for blocks of a sender that fills its window (bulk transfer).
+RESIDUAL_PER_PACKET_BULK = 1e-3
 #: Bounds on the sources per adaptive block.
 MIN_ADAPTIVE_K = 4
 MAX_ADAPTIVE_K = 32
@@ -101,8 +107,8 @@ def _binomial_tail(n: int, p: float, more_than: int) -> float:
 
 
 @lru_cache(maxsize=4096)
-def _repairs_for(n: int, loss_rate: float, burst_length: float) -> int:
-    target = n * RESIDUAL_PER_PACKET
+def _repairs_for(n: int, loss_rate: float, burst_length: float, residual: float) -> int:
+    target = n * residual
     most = max(1, math.ceil(n * MAX_OVERHEAD))
     for m in range(1, most + 1):
         if block_failure_probability(n, m, loss_rate, burst_length) <= target:
@@ -137,15 +143,20 @@ class FecPolicy:
         fits = round(latency_budget_s / source_interval_s)
         return max(MIN_ADAPTIVE_K, min(MAX_ADAPTIVE_K, fits))
 
-    def repairs(self, sources: int, loss_rate: float, burst_length: float = 1.0) -> int:
-        """Repair symbols for a block that closed with ``sources`` sources."""
+    def repairs(
+        self, sources: int, loss_rate: float, burst_length: float = 1.0, bulk: bool = False
+    ) -> int:
+        """Repair symbols for a block that closed with ``sources`` sources;
+        ``bulk``: the sender had data queued (its window, not the application,
+        set the pace)."""
         if self.mode != "adaptive":
             return min(self.m, sources)
         # quantise so the cache stays small and the choice does not flicker;
         # a random path's runs average 1/(1-p): never model less bursty than that
         rate_q = round(min(max(loss_rate, ADAPTIVE_FLOOR), 0.5), 3)
         burst_q = max(round(burst_length, 1), 1.0 / (1.0 - rate_q))
-        return min(sources, _repairs_for(sources, rate_q, burst_q))
+        residual = RESIDUAL_PER_PACKET_BULK if bulk else RESIDUAL_PER_PACKET
+        return min(sources, _repairs_for(sources, rate_q, burst_q, residual))
 
     def choose(self, loss_rate: float, burst_length: float = 1.0) -> tuple[int, int] | None:
         """The (k, m) of a full block at this loss, or None for no FEC."""

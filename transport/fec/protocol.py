@@ -64,6 +64,7 @@ class FecSender:
         self.source_interval_s: float | None = None
         self._last_source_s: float | None = None
         self._block_symbol_bytes = 0  # the largest source symbol of the open block
+        self._block_backlogged = 0  # sources of the open block sent with data waiting
         #: which symbols of recent blocks were lost (early hand-over to ARQ)
         self.tracker = BlockTracker()
 
@@ -87,8 +88,11 @@ class FecSender:
     def next_index(self) -> tuple[int, int]:
         return self.block_id, self.count
 
-    def add_source(self, pn: int, frames: bytes | memoryview, now: float) -> None:
-        """Record the source symbol just sent; closes the block when full."""
+    def add_source(
+        self, pn: int, frames: bytes | memoryview, now: float, backlogged: bool = False
+    ) -> None:
+        """Record the source symbol just sent; closes the block when full.
+        ``backlogged``: more data was waiting to be sent behind this packet."""
         if len(frames) > self.max_frames_bytes:
             raise FecError("source frames longer than the symbol size allows")
         if not self.count:
@@ -110,6 +114,7 @@ class FecSender:
         used = SYMBOL_HEADER.size + len(frames)
         if used > self._block_symbol_bytes:
             self._block_symbol_bytes = used
+        self._block_backlogged += backlogged
         self.count += 1
         if self.count == self.k:
             self._close()
@@ -127,7 +132,10 @@ class FecSender:
         # the block's symbol size is its largest source symbol (wire format
         # 11.1): small messages get small repair packets
         size = self._block_symbol_bytes
-        m = self.m = self.policy.repairs(k, self.loss_rate, self.burst_length)
+        # a block sent mostly with data queued behind it belongs to a transfer
+        # that fills its window: there repair symbols take the place of data
+        bulk = 2 * self._block_backlogged > k
+        m = self.m = self.policy.repairs(k, self.loss_rate, self.burst_length, bulk=bulk)
         view = memoryview(self._buf)
         if size == stride:
             source: bytes | memoryview = view[: k * size]
@@ -139,6 +147,7 @@ class FecSender:
         self.block_id += 1
         self.count = 0
         self._block_symbol_bytes = 0
+        self._block_backlogged = 0
         self.deadline = None
 
 
