@@ -92,6 +92,24 @@ def test_estimator_measures_random_loss_and_burst_length() -> None:
     assert bursty.loss_rate == pytest.approx(0.02, rel=0.2)
 
 
+def test_estimator_keeps_a_low_loss_rate_whose_windows_often_see_no_loss() -> None:
+    # at 1 % a 200-packet window sees no loss 13 % of the time: a run of such
+    # windows must not talk the estimate down to "clean path"
+    rng = random.Random(3)
+    estimator = LossEstimator()
+    shares: list[float] = []
+    worst = 1.0
+    for window in range(400):
+        lost = [rng.random() < 0.01 for _ in range(WINDOW_PACKETS)]
+        shares.append(sum(lost) / WINDOW_PACKETS)
+        _feed(estimator, lost, window * 1000)
+        if window >= WINDOWS_KEPT:
+            recent = sum(shares[-WINDOWS_KEPT:]) / WINDOWS_KEPT
+            worst = min(worst, estimator.loss_rate / recent)
+            assert estimator.loss_rate > ADAPTIVE_FLOOR  # FEC never switches off
+    assert worst > 0.75  # clipping never hides most of the real loss
+
+
 def test_estimator_ignores_a_slow_start_overshoot_but_follows_a_lossy_path() -> None:
     estimator = LossEstimator()
     clean = [False] * WINDOW_PACKETS

@@ -8,9 +8,9 @@ loss rate (losses declared by recovery plus losses the peer repaired with
 FEC, over acknowledged + lost packets) and the mean loss *burst* length (lost
 packet numbers per run of consecutive lost packet numbers). The rate is the
 mean of the last ``WINDOWS_KEPT`` windows, each clipped at twice their median
-(+ ``ADAPTIVE_FLOOR``): random loss spreads over every window and sets the
+plus ``CLIP_FLOOR``: random loss spreads over every window and sets the
 median, while the congestive loss of a slow-start overshoot, packed into one
-or two windows, is clipped away -- FEC would only add load to a full queue.
+window, is clipped away -- FEC would only add load to a full queue.
 Over 1,600 packets a 2 % estimate stays within about +-0.4 %. The burst
 length is weighted ``WINDOW_WEIGHT`` per window.
 
@@ -65,6 +65,8 @@ MAX_OVERHEAD = 0.5
 #: the weight of each new window in the burst-length average.
 WINDOW_PACKETS = 200
 WINDOWS_KEPT = 8
+#: A window's loss share counts up to twice the median plus this.
+CLIP_FLOOR = 0.005
 WINDOW_WEIGHT = 0.25
 FEC_MODES = ("off", "fixed", "adaptive")
 
@@ -200,12 +202,14 @@ class LossEstimator:
         runs = sum(1 for i, pn in enumerate(pns) if i == 0 or pns[i - 1] != pn - 1)
         samples = self._samples
         samples.append(min(1.0, lost / self._packets))
-        # the mean of recent windows, each clipped at twice their (lower)
-        # median: loss spread over every window (a lossy path) sets the median,
-        # a burst of congestive loss in one or two windows (slow start
-        # overshooting the queue) barely moves the estimate
+        # the mean of recent windows, each clipped at twice their median plus
+        # CLIP_FLOOR: loss spread over every window (a lossy path) sets the
+        # median; a burst of congestive loss in one window (slow start
+        # overshooting the queue) barely moves the estimate. The floor keeps a
+        # low but real loss rate, whose 200-packet windows often see no loss
+        # at all, from being clipped to nothing.
         ordered = sorted(samples)
-        clip = 2.0 * ordered[(len(ordered) - 1) // 2] + ADAPTIVE_FLOOR
+        clip = 2.0 * ordered[len(ordered) // 2] + CLIP_FLOOR
         self.loss_rate = sum(min(x, clip) for x in samples) / len(samples)
         if len(samples) == 1:
             self._avg_lost, self._avg_runs = float(lost), float(runs)
