@@ -863,21 +863,23 @@ class Connection:
 
     def _update_loss_rate(self, acked: list[SentPacket], lost: list[SentPacket]) -> None:
         """Feed the adaptive FEC policy's loss-rate and burst estimate, and hand
-        the sources of a block FEC can no longer rebuild to ARQ."""
+        the sources of a block FEC can no longer rebuild to ARQ (nothing to do
+        unless this side sends FEC)."""
+        fec = self._fec_sender
+        if fec is None:
+            return
         lost_pns = [packet.packet_number for packet in lost]
         estimator = self._loss_estimator
         estimator.on_ack(len(acked), lost_pns)
         self.loss_rate = estimator.loss_rate
-        fec = self._fec_sender
-        if fec is not None:
-            fec.burst_length = estimator.burst_length
-            recovery = self._recovery
-            fec.tracker.on_ack(
-                [packet.packet_number for packet in acked],
-                lost_pns,
-                recovery.largest_acked,
-                recovery.packet_threshold,
-            )
+        fec.burst_length = estimator.burst_length
+        recovery = self._recovery
+        fec.tracker.on_ack(
+            [packet.packet_number for packet in acked],
+            lost_pns,
+            recovery.largest_acked,
+            recovery.packet_threshold,
+        )
 
     def _is_stateless_reset(self, data: bytes) -> bool:
         params = self.peer_params
