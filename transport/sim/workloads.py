@@ -205,17 +205,13 @@ class MessageSender:
         if self.per_message_streams:
             self._unopened += 1
             self._open_messages()
-            return
-        if self.stream_id is None:
-            return
-        self.backlog += self.log.message_bytes
-        self._flush()
+        else:
+            self.backlog += self.log.message_bytes
+            self._flush()
 
     def _open_messages(self) -> None:
         conn = self.conn
-        if conn is None:
-            return
-        while self._unopened:
+        while conn is not None and self._unopened:
             try:
                 sid = conn.open_stream(bidirectional=False)
             except StreamLimitError:
@@ -226,14 +222,11 @@ class MessageSender:
             self._write_message(sid)
 
     def _write_message(self, sid: int) -> None:
-        if self.conn is None:
-            return
-        left = self._open[sid]
-        accepted = self.conn.send_stream_data(sid, _FILL[:left], end_stream=True)
-        if accepted == left:
-            del self._open[sid]
-        else:
-            self._open[sid] = left - accepted
+        if self.conn is not None:
+            left = self._open.pop(sid)
+            accepted = self.conn.send_stream_data(sid, _FILL[:left], end_stream=True)
+            if accepted < left:
+                self._open[sid] = left - accepted
 
     def _flush(self) -> None:
         if self.conn is None or self.stream_id is None:
@@ -266,13 +259,11 @@ class MessageReceiver(Receiver):
             log.latencies_s.append(now - log.scheduled_s[len(log.latencies_s)])
 
     def on_fin(self, conn: Connection, sid: int, now: float) -> None:
-        if sid & 2:
-            index = sid >> 2
-            log = self.log
-            if index < len(log.scheduled_s):
-                latency_s = now - log.scheduled_s[index]
-                log.latency_by_index[index] = latency_s
-                log.latencies_s.append(latency_s)
+        log = self.log
+        if sid & 2 and (sid >> 2) < len(log.scheduled_s):
+            latency_s = now - log.scheduled_s[sid >> 2]
+            log.latency_by_index[sid >> 2] = latency_s
+            log.latencies_s.append(latency_s)
 
 
 class RpcClient(Receiver):
