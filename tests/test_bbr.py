@@ -53,6 +53,7 @@ def drive(
     rate_at: Callable[[float], float] | None = None,
     extra_delay_at: Callable[[float], float] | None = None,
     start_s: float = 0.0,
+    app_rate_bps: float | None = None,
 ) -> Trace:
     """Run a bulk sender through ``cc`` over one bottleneck; return the trace."""
     rng = random.Random(seed)
@@ -68,7 +69,10 @@ def drive(
     now = start_s  # a real clock (time.monotonic()) starts far from zero
     step_s = 0.0005
     last_state = ""
+    app_budget = 0.0  # bytes the application has handed over (app_rate_bps)
     while now < start_s + duration_s:
+        if app_rate_bps is not None:
+            app_budget = min(app_budget + app_rate_bps / 8 * step_s, 4.0 * MDS)
         rate = rate_at(now) if rate_at else rate_bps
         # deliver ACKs due
         while acks and acks[0][0] <= now:
@@ -78,6 +82,11 @@ def drive(
             recovery.on_timeout(now)
         # send
         while cc.available_bytes(recovery.bytes_in_flight) >= MDS:
+            if app_rate_bps is not None:
+                if app_budget < MDS:
+                    recovery.on_app_limited()  # as the connection does: nothing to send
+                    break
+                app_budget -= MDS
             pacer.update(cc.pacing_rate_bps, now)
             if not pacer.can_send(MDS, now):
                 break
@@ -332,3 +341,14 @@ def test_a_clock_that_starts_far_from_zero_changes_nothing() -> None:
     assert [s for _, s in late.states][:2] == [Mode.STARTUP, Mode.DRAIN]
     assert late.delivered_bytes >= 0.95 * at_zero.delivered_bytes
     assert 0.85 * 10e6 / 8 <= cc.max_bw <= 1.05 * 10e6 / 8
+
+
+def test_an_app_limited_flow_in_startup_skips_probe_rtt_while_rtt_stays_at_min() -> None:
+    """A messaging flow far below the path rate never fills the pipe, so BBR
+    stays in Startup; its RTT samples stay at the minimum (no queue), which
+    keeps the min-RTT estimate fresh: no ProbeRTT (whose small window would
+    queue messages at the sender every few seconds)."""
+    cc = make_bbr()
+    trace = drive(cc, rate_bps=20e6, rtt_s=0.08, duration_s=20.0, app_rate_bps=8e6)
+    assert Mode.PROBE_RTT not in {s for _, s in trace.states}
+    assert trace.delivered_bytes >= 0.9 * 8e6 / 8 * 20.0

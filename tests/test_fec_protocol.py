@@ -40,6 +40,21 @@ def test_any_m_lost_sources_are_rebuilt_exactly(k: int, m: int) -> None:
     assert sorted(rebuilt) == sorted(sent[i] for i in lost)
 
 
+def test_a_block_of_small_packets_gets_small_repair_symbols() -> None:
+    sender = FecSender(FecPolicy("fixed", 4, 2), SYMBOL, latency_budget_s=1.0)
+    sender.open_block(0.0, 0.0)
+    sent = [(50 + i, bytes([i]) * (20 + i)) for i in range(4)]
+    for pn, frames in sent:
+        sender.add_source(pn, frames, 0.0)
+    # the block's symbol size is its largest source symbol (header + 23 bytes)
+    assert {len(r[4]) for r in sender.repairs} == {10 + 23}
+    receiver = FecReceiver()
+    receiver.on_source(0, 1, *sent[1])
+    receiver.on_source(0, 2, *sent[2])
+    rebuilt = [x for r in sender.repairs for x in receiver.on_repair(r[0], r[1], r[2], r[3], r[4])]
+    assert sorted(rebuilt) == [sent[0], sent[3]]
+
+
 def test_too_many_losses_rebuild_nothing_and_wrong_shapes_are_ignored() -> None:
     rng = random.Random(7)
     sender = FecSender(FecPolicy("fixed", 5, 1), SYMBOL, latency_budget_s=1.0)

@@ -69,6 +69,7 @@ from transport.errors import (
     StreamLimitError,
     WireError,
 )
+from transport.fec.policy import LossEstimator
 from transport.fec.protocol import FecPolicy, FecReceiver, FecSender
 from transport.flow import ReceiveWindow, SendCredit
 from transport.packetizer import (
@@ -124,8 +125,6 @@ Address = tuple[str, int]
 FEC_CAPABILITY_RS = 3
 #: REPAIR frame bytes besides the symbol (type, block, k, m, index, length)
 REPAIR_FRAME_OVERHEAD = 16
-#: packets per sample of the loss-rate estimate
-LOSS_WINDOW_PACKETS = 200
 
 MAX_CRYPTO_BYTES = 8192
 #: Frames a long-header (handshake) packet may carry (wire format §10.1).
@@ -177,12 +176,12 @@ class Connection:
         "_events", "_fec_decoder", "_fec_policy", "_fec_receiver", "_fec_recovered_pending",
         "_fec_sender", "_fec_source", "_idle_limit_s", "_idle_since_s", "_idle_timeout_s",
         "_in_long_packet", "_in_recovered", "_key_update_requested", "_last_ack_eliciting_sent_s",
-        "_local_max_streams", "_local_streams_opened", "_loss_window_lost", "_loss_window_packets",
-        "_next_stream_id", "_now", "_opener", "_pacer", "_packetizer", "_path_challenge",
-        "_peer_ack_delay_exponent", "_peer_max_datagram_frame_size", "_peer_max_streams",
-        "_peer_streams_closed", "_peer_streams_opened", "_pmtu", "_readable_reported", "_recovery",
-        "_recv_streams", "_recv_window", "_retry_source_cid", "_retry_token", "_rtt", "_rx_addr",
-        "_rx_pn_length", "_send_credit", "_send_streams", "_session", "_stateless_reset_token",
+        "_local_max_streams", "_local_streams_opened", "_loss_estimator", "_next_stream_id",
+        "_now", "_opener", "_pacer", "_packetizer", "_path_challenge", "_peer_ack_delay_exponent",
+        "_peer_max_datagram_frame_size", "_peer_max_streams", "_peer_streams_closed",
+        "_peer_streams_opened", "_pmtu", "_readable_reported", "_recovery", "_recv_streams",
+        "_recv_window", "_retry_source_cid", "_retry_token", "_rtt", "_rx_addr", "_rx_pn_length",
+        "_send_credit", "_send_streams", "_session", "_stateless_reset_token",
         "_stream_send_credit", "_unvalidated_received_bytes", "_unvalidated_sent_bytes",
         "_writable_wanted", "address_validated", "config", "counters", "handshake_completed",
         "initial_dcid", "is_client", "local_cid", "loss_rate", "on_activity", "original_dcid",
@@ -276,8 +275,7 @@ class Connection:
         self._in_recovered = False
         # loss rate estimate for the adaptive FEC policy (packets, windowed)
         self.loss_rate = 0.0
-        self._loss_window_packets = 0
-        self._loss_window_lost = 0
+        self._loss_estimator = LossEstimator()
         #: DCID of the client INITIAL that carried message 1 (bound by the prologue)
         self.initial_dcid: bytes = initial_dcid or self.original_dcid
         self._retry_source_cid = retry_source_cid
@@ -954,18 +952,33 @@ class Connection:
         for i in range(0, len(ranges), 2):
             lost += ranges[i + 1] - ranges[i] + 1
         self.counters.fec_reported_recovered += lost
-        self._loss_window_lost += lost
+        if lost <= 256:  # a sane report: the rebuilt packet numbers feed the estimator
+            self._loss_estimator.on_recovered(
+                [pn for i in range(0, len(ranges), 2) for pn in range(ranges[i], ranges[i + 1] + 1)]
+            )
         if self.config.fec_report_losses:
             for _ in range(min(lost, 64)):
                 self._cc.on_ecn_ce(now)
 
-    def _update_loss_rate(self, acked: int, lost: int) -> None:
-        self._loss_window_packets += acked + lost
-        self._loss_window_lost += lost
-        if self._loss_window_packets >= LOSS_WINDOW_PACKETS:
-            sample = self._loss_window_lost / self._loss_window_packets
-            self.loss_rate = sample if not self.loss_rate else 0.5 * (self.loss_rate + sample)
-            self._loss_window_packets = self._loss_window_lost = 0
+    def _update_loss_rate(self, acked: list[SentPacket], lost: list[SentPacket]) -> None:
+        """Feed the adaptive FEC policy's loss-rate and burst estimate, and hand
+        the sources of a block FEC can no longer rebuild to ARQ (nothing to do
+        unless this side sends FEC)."""
+        fec = self._fec_sender
+        if fec is None:
+            return
+        lost_pns = [packet.packet_number for packet in lost]
+        estimator = self._loss_estimator
+        estimator.on_ack(len(acked), lost_pns)
+        self.loss_rate = estimator.loss_rate
+        fec.burst_length = estimator.burst_length
+        recovery = self._recovery
+        fec.tracker.on_ack(
+            [packet.packet_number for packet in acked],
+            lost_pns,
+            recovery.largest_acked,
+            recovery.packet_threshold,
+        )
 
     def _is_stateless_reset(self, data: bytes) -> bool:
         params = self.peer_params
@@ -1323,7 +1336,7 @@ class Connection:
         acked, lost = self._recovery.on_ack_received(ranges, ack_delay_s, now)
         self._update_idle_limit()
         if acked or lost:
-            self._update_loss_rate(len(acked), len(lost))
+            self._update_loss_rate(acked, lost)
         if acked:
             self._on_packets_acked(acked)
         if lost:

@@ -569,7 +569,7 @@ class Packetizer:
         else:
             data = self._encode_short(specs, pn, pn_len, fec_source=source)
             if source and fec is not None:
-                fec.add_source(pn, self._source_frames, now)
+                fec.add_source(pn, self._source_frames, now, backlogged=bool(self._ready))
                 closed_block = fec.block_id != block
         if largest_acked_in_ack >= 0:
             acks.on_ack_sent(pn, largest_acked_in_ack)
@@ -596,11 +596,14 @@ class Packetizer:
         packet.fec_extra_s = fec.latency_budget_s
         block = self._fec_block_packets
         block.append(packet)
+        block_id = fec.block_id - 1 if closed_block else fec.block_id
+        fec.tracker.on_source(block_id, packet)
         if closed_block:  # this source closed the block: repairs go out next
             release_pn = self.next_packet_number + len(fec.repairs) + 1
             for sent in block:
                 sent.fec_hold_pn = release_pn
             block.clear()
+            fec.tracker.on_close(block_id, fec.m)
 
     def on_fec_block_closed(self, fec: FecSender) -> None:
         """A partial block closed on its timer: release its sources' hold."""
@@ -608,6 +611,7 @@ class Packetizer:
         for sent in self._fec_block_packets:
             sent.fec_hold_pn = release_pn
         self._fec_block_packets.clear()
+        fec.tracker.on_close(fec.block_id - 1, fec.m)
 
     def _build_mtu_probe(self, now: float, size: int) -> bytes:
         """PING + PADDING to exactly ``size`` bytes: acknowledged means the path
@@ -633,6 +637,9 @@ class Packetizer:
         data = self._encode_short([(FrameType.REPAIR, block, k, m, index, symbol)], pn, pn_len)
         size = len(data)
         conn = self.conn
+        fec = conn._fec_sender
+        if fec is not None:
+            fec.tracker.on_repair(block, pn)
         conn._recovery.on_packet_sent(SentPacket(pn, now, size, True, True, []), now)
         self._pace_budget -= size
         self._paced_bytes += size

@@ -429,10 +429,7 @@ class BBR(CongestionController):
             # sans-IO controller first sees the clock here (a driver's clock is
             # time.monotonic(), far from zero: stamps of 0 would read as expired)
             self.min_rtt_stamp_s = self._probe_rtt_min_stamp_s = now
-        if (
-            self.filled_pipe
-            and 0.0 <= rtt_sample_s <= self._probe_rtt_min_delay_s * SIMILAR_RTT_FACTOR
-        ):
+        if 0.0 <= rtt_sample_s <= self._probe_rtt_min_delay_s * SIMILAR_RTT_FACTOR:
             # the queue is (nearly) empty right now: the estimate still holds
             self._probe_rtt_min_stamp_s = now
             if self.min_rtt_s == self._probe_rtt_min_delay_s:

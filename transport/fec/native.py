@@ -22,11 +22,9 @@ C status codes map onto :mod:`transport.errors`. The SIMD path (``avx2``,
 from __future__ import annotations
 
 import functools
-import importlib
-import os
-import sys
 from typing import Any, NamedTuple
 
+from transport._cffi_load import load_cffi_module
 from transport.errors import FecDecodeError, FecError
 
 __all__ = [
@@ -43,18 +41,7 @@ __all__ = [
 ]
 
 
-def _load() -> Any:
-    where = os.environ.get("TRANSPORT_FEC_PATH", "").strip()
-    if not where:
-        return importlib.import_module("transport._fec")
-    sys.path.insert(0, os.path.abspath(where))
-    try:
-        return importlib.import_module("_fec")
-    finally:
-        sys.path.pop(0)
-
-
-_module = _load()
+_module = load_cffi_module("_fec", "TRANSPORT_FEC_PATH")
 ffi: Any = _module.ffi
 lib: Any = _module.lib
 

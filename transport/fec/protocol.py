@@ -18,64 +18,28 @@ their packet numbers, and lists them in FEC_RECOVERED so the sender can
 report the loss to congestion control (RFC 9265's reasoning) even though
 nothing needs re-sending.
 
-:class:`FecPolicy` picks ``(k, m)`` per block: ``fixed`` uses the configured
-pair; ``adaptive`` measures the loss rate and picks the smallest ``m`` whose
-chance of leaving a block unrecoverable (binomial tail) is under 1 %, and no
-FEC at all on a clean path.
+:class:`~transport.fec.policy.FecPolicy` picks the code per block: ``fixed``
+uses the configured pair; ``adaptive`` sizes blocks to the latency budget and
+picks ``m`` when a block closes, from the measured loss rate and burst length
+(:mod:`transport.fec.policy`), and sends no FEC at all on a clean path.
 """
 
 from __future__ import annotations
 
-import math
 import struct
 from collections import OrderedDict
 
-from transport.errors import ConfigurationError, FecError
+from transport.errors import FecError
 from transport.fec.code import ReedSolomon
+from transport.fec.policy import ADAPTIVE_FLOOR, FEC_MODES, FecPolicy
+from transport.fec.tracker import BlockTracker
+
+__all__ = ["ADAPTIVE_FLOOR", "FEC_MODES", "FecPolicy", "FecReceiver", "FecSender"]
 
 SYMBOL_HEADER = struct.Struct("!QH")  # packet number, frames length
-#: Loss rate under which adaptive FEC sends no repair traffic.
-ADAPTIVE_FLOOR = 0.002
-#: Target probability that a block cannot be rebuilt.
-ADAPTIVE_RESIDUAL = 0.002
-ADAPTIVE_K = 10
-MAX_ADAPTIVE_M = 4
 MAX_BLOCKS_KEPT = 32
-FEC_MODES = ("off", "fixed", "adaptive")
-
-
-def _binomial_tail(n: int, p: float, more_than: int) -> float:
-    """P(X > more_than) for X ~ Binomial(n, p)."""
-    total = 0.0
-    for x in range(more_than + 1, n + 1):
-        total += math.comb(n, x) * p**x * (1 - p) ** (n - x)
-    return total
-
-
-class FecPolicy:
-    """Chooses the code for the next block, or None for no FEC."""
-
-    def __init__(self, mode: str, k: int = 10, m: int = 2) -> None:
-        if mode not in FEC_MODES:
-            raise ConfigurationError(f"fec must be one of {FEC_MODES}, not {mode!r}")
-        if not (1 <= k <= 64 and 1 <= m <= k):
-            raise ConfigurationError("FEC block needs 1 <= k <= 64 and 1 <= m <= k")
-        self.mode = mode
-        self.k = k
-        self.m = m
-
-    def choose(self, loss_rate: float) -> tuple[int, int] | None:
-        if self.mode == "off":
-            return None
-        if self.mode == "fixed":
-            return self.k, self.m
-        if loss_rate < ADAPTIVE_FLOOR:
-            return None
-        k = ADAPTIVE_K
-        for m in range(1, MAX_ADAPTIVE_M + 1):
-            if _binomial_tail(k + m, loss_rate, m) <= ADAPTIVE_RESIDUAL:
-                return k, m
-        return k, MAX_ADAPTIVE_M
+#: weight of each new gap in the sender's source-interval estimate
+INTERVAL_WEIGHT = 0.125
 
 
 class FecSender:
@@ -93,6 +57,16 @@ class FecSender:
         self.deadline: float | None = None
         self.repairs: list[tuple[int, int, int, int, bytes]] = []
         self.repair_bytes_sent = 0
+        #: the path's measured loss (set by the connection's estimator)
+        self.loss_rate = 0.0
+        self.burst_length = 1.0
+        #: smoothed time between source packets (None until two were sent)
+        self.source_interval_s: float | None = None
+        self._last_source_s: float | None = None
+        self._block_symbol_bytes = 0  # the largest source symbol of the open block
+        self._block_backlogged = 0  # sources of the open block sent with data waiting
+        #: which symbols of recent blocks were lost (early hand-over to ARQ)
+        self.tracker = BlockTracker()
 
     @property
     def max_frames_bytes(self) -> int:
@@ -103,29 +77,44 @@ class FecSender:
         """Make sure a block is open if the policy wants FEC; False when it does not."""
         if self.count:
             return True
-        code = self.policy.choose(loss_rate)
-        if code is None:
+        self.loss_rate = loss_rate
+        if not self.policy.active(loss_rate):
             return False
-        if (self.k, self.m) != code or not self._buf:
-            self.k, self.m = code
+        self.k = self.policy.block_sources(self.source_interval_s, self.latency_budget_s)
+        if len(self._buf) < self.k * self.symbol_size:
             self._buf = bytearray(self.k * self.symbol_size)
         return True
 
     def next_index(self) -> tuple[int, int]:
         return self.block_id, self.count
 
-    def add_source(self, pn: int, frames: bytes | memoryview, now: float) -> None:
-        """Record the source symbol just sent; closes the block when full."""
+    def add_source(
+        self, pn: int, frames: bytes | memoryview, now: float, backlogged: bool = False
+    ) -> None:
+        """Record the source symbol just sent; closes the block when full.
+        ``backlogged``: more data was waiting to be sent behind this packet."""
         if len(frames) > self.max_frames_bytes:
             raise FecError("source frames longer than the symbol size allows")
         if not self.count:
             self.deadline = now + self.latency_budget_s
+        last = self._last_source_s
+        if last is not None:
+            gap_s = min(now - last, self.latency_budget_s)
+            interval = self.source_interval_s
+            self.source_interval_s = (
+                gap_s if interval is None else interval + INTERVAL_WEIGHT * (gap_s - interval)
+            )
+        self._last_source_s = now
         start = self.count * self.symbol_size
         SYMBOL_HEADER.pack_into(self._buf, start, pn, len(frames))
         body = start + SYMBOL_HEADER.size
         end = body + len(frames)
         self._buf[body:end] = frames
         self._buf[end : start + self.symbol_size] = bytes(start + self.symbol_size - end)
+        used = SYMBOL_HEADER.size + len(frames)
+        if used > self._block_symbol_bytes:
+            self._block_symbol_bytes = used
+        self._block_backlogged += backlogged
         self.count += 1
         if self.count == self.k:
             self._close()
@@ -139,14 +128,26 @@ class FecSender:
 
     def _close(self) -> None:
         k = self.count
-        size = self.symbol_size
-        m = min(self.m, k)
-        code = ReedSolomon(k, m)
-        parity = code.encode(memoryview(self._buf)[: k * size])
+        stride = self.symbol_size
+        # the block's symbol size is its largest source symbol (wire format
+        # 11.1): small messages get small repair packets
+        size = self._block_symbol_bytes
+        # a block sent mostly with data queued behind it belongs to a transfer
+        # that fills its window: there repair symbols take the place of data
+        bulk = 2 * self._block_backlogged > k
+        m = self.m = self.policy.repairs(k, self.loss_rate, self.burst_length, bulk=bulk)
+        view = memoryview(self._buf)
+        if size == stride:
+            source: bytes | memoryview = view[: k * size]
+        else:
+            source = b"".join(view[i * stride : i * stride + size] for i in range(k))
+        parity = ReedSolomon(k, m).encode(source)
         for j in range(m):
             self.repairs.append((self.block_id, k, m, j, parity[j * size : (j + 1) * size]))
         self.block_id += 1
         self.count = 0
+        self._block_symbol_bytes = 0
+        self._block_backlogged = 0
         self.deadline = None
 
 

@@ -12,12 +12,20 @@ workload's application object:
   as fast as the connection accepts, ``size_bytes`` or without end until the
   scenario's duration;
 * **messages** (:class:`MessageSender` / :class:`MessageReceiver`): fixed-size
-  messages on one stream, one every ``1 / rate_hz`` seconds of virtual time
-  (a simulator callback). A message's latency runs from its *scheduled* send
-  time (so sender-side queueing counts) to the moment its last byte is read;
+  messages, one every ``1 / rate_hz`` seconds of virtual time (a simulator
+  callback). A message's latency runs from its *scheduled* send time (so
+  sender-side queueing counts) to the moment its last byte is read. By default
+  all messages share one ordered stream (a log or feed: a loss delays every
+  later message until it is repaired, head-of-line blocking); with
+  ``per_message_streams`` each message is its own unidirectional stream, the
+  QUIC idiom for independent messages (a loss delays only its own message);
 * **rpc** (:class:`RpcClient` / :class:`RpcServer`): closed-loop
   request/response, each exchange on a new bidirectional stream,
   ``concurrency`` outstanding; latency from request written to response read.
+
+:func:`run_message_latency` runs the messaging workload alone between one
+client and one server over a :class:`~transport.sim.link.Path` (the FEC
+latency benchmark and tests use it).
 
 A sampler callback reads every client's ``Connection.get_stats()`` (cwnd,
 smoothed and latest RTT) and each receiver's delivered byte count every
@@ -31,6 +39,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,21 +48,29 @@ from transport.config import Config
 from transport.connection import Connection
 from transport.endpoint import Endpoint
 from transport.errors import StreamLimitError
-from transport.events import Event, HandshakeCompleted, StreamReadable, StreamWritable
-from transport.sim.link import Address
+from transport.events import (
+    Event,
+    HandshakeCompleted,
+    StreamReadable,
+    StreamsAvailable,
+    StreamWritable,
+)
+from transport.sim.link import Address, Path
 from transport.sim.results import ScenarioResult, TimeSeries, jain_fairness
 from transport.sim.scenarios import Scenario
 from transport.sim.simulator import Simulator
 from transport.sim.topology import build_topology
-from transport.sim.transfer import AppNode, provision_keys
+from transport.sim.transfer import CLIENT_ADDR, SERVER_ADDR, AppNode, provision_keys
 
 __all__ = [
     "BulkReceiver",
     "BulkSender",
     "MessageReceiver",
+    "MessageRun",
     "MessageSender",
     "RpcClient",
     "RpcServer",
+    "run_message_latency",
     "run_scenario",
 ]
 
@@ -144,32 +161,72 @@ class MessageLog:
         self.message_bytes = message_bytes
         self.scheduled_s: list[float] = []
         self.latencies_s: list[float] = []
+        #: per-message streams: message index -> latency (messages finish out of order)
+        self.latency_by_index: dict[int, float] = {}
 
 
 class MessageSender:
-    """Queues one message per tick (a simulator callback) and writes what fits."""
+    """Queues one message per tick (a simulator callback) and writes what fits.
 
-    def __init__(self, log: MessageLog) -> None:
+    One ordered stream by default; ``per_message_streams`` opens a
+    unidirectional stream per message (ended with the message), queueing
+    messages while the peer's stream limit is reached."""
+
+    def __init__(self, log: MessageLog, per_message_streams: bool = False) -> None:
         self.log = log
+        self.per_message_streams = per_message_streams
         self.conn: Connection | None = None
         self.stream_id: int | None = None
         self.backlog = 0  # bytes of due messages not yet accepted
         self.start_s: float | None = None
+        #: per-message streams: (stream id, bytes left) of messages being written
+        self._open: dict[int, int] = {}
+        self._unopened = 0  # due messages waiting for stream credit
+        self.stream_limited = 0  # how often a message waited for stream credit
 
     def on_event(self, conn: Connection, event: Event, now: float) -> None:
         if isinstance(event, HandshakeCompleted):
             self.conn = conn
             self.start_s = now
-            self.stream_id = conn.open_stream()
-        elif isinstance(event, StreamWritable) and event.stream_id == self.stream_id:
-            self._flush()
+            if not self.per_message_streams:
+                self.stream_id = conn.open_stream()
+        elif isinstance(event, StreamWritable):
+            if event.stream_id == self.stream_id:
+                self._flush()
+            elif event.stream_id in self._open:
+                self._write_message(event.stream_id)
+        elif isinstance(event, StreamsAvailable) and self.per_message_streams:
+            self._open_messages()
 
     def tick(self, now: float) -> None:
-        if self.conn is None or self.stream_id is None:
+        if self.conn is None:
             return
         self.log.scheduled_s.append(now)
-        self.backlog += self.log.message_bytes
-        self._flush()
+        if self.per_message_streams:
+            self._unopened += 1
+            self._open_messages()
+        else:
+            self.backlog += self.log.message_bytes
+            self._flush()
+
+    def _open_messages(self) -> None:
+        conn = self.conn
+        while conn is not None and self._unopened:
+            try:
+                sid = conn.open_stream(bidirectional=False)
+            except StreamLimitError:
+                self.stream_limited += 1
+                return
+            self._unopened -= 1
+            self._open[sid] = self.log.message_bytes
+            self._write_message(sid)
+
+    def _write_message(self, sid: int) -> None:
+        if self.conn is not None:
+            left = self._open.pop(sid)
+            accepted = self.conn.send_stream_data(sid, _FILL[:left], end_stream=True)
+            if accepted < left:
+                self._open[sid] = left - accepted
 
     def _flush(self) -> None:
         if self.conn is None or self.stream_id is None:
@@ -183,17 +240,30 @@ class MessageSender:
 
 
 class MessageReceiver(Receiver):
+    """Records each message's latency as its last byte becomes readable: by
+    byte count on one ordered stream, by stream FIN with per-message streams
+    (client-initiated unidirectional stream n carries message n)."""
+
     def __init__(self, log: MessageLog) -> None:
         super().__init__()
         self.log = log
         self.stream_bytes = 0
 
     def on_data(self, conn: Connection, sid: int, size: int, now: float) -> None:
+        if sid & 2:  # a unidirectional stream: one message, complete at its FIN
+            return
         self.stream_bytes += size
         log = self.log
         complete = self.stream_bytes // log.message_bytes
         while len(log.latencies_s) < complete:
             log.latencies_s.append(now - log.scheduled_s[len(log.latencies_s)])
+
+    def on_fin(self, conn: Connection, sid: int, now: float) -> None:
+        log = self.log
+        if sid & 2 and (sid >> 2) < len(log.scheduled_s):
+            latency_s = now - log.scheduled_s[sid >> 2]
+            log.latency_by_index[sid >> 2] = latency_s
+            log.latencies_s.append(latency_s)
 
 
 class RpcClient(Receiver):
@@ -269,6 +339,76 @@ class RpcServer(Receiver):
             self.pending[sid] = left
         else:
             del self.pending[sid]
+
+
+@dataclass
+class MessageRun:
+    """What :func:`run_message_latency` measured."""
+
+    #: (scheduled send time, latency) of every delivered message, in send order
+    delivered: list[tuple[float, float]]
+    scheduled: int
+    client: Connection
+    server: Connection | None
+
+    def latencies_s(self, after_s: float = 0.0) -> list[float]:
+        """Latencies of the messages scheduled at or after ``after_s``."""
+        return [lat for sent, lat in self.delivered if sent >= after_s]
+
+
+def run_message_latency(
+    config: Callable[[random.Random], Config],
+    path: Path,
+    *,
+    seed: int = 0,
+    seconds: float = 10.0,
+    message_bytes: int = 1024,
+    interval_s: float = 0.001024,
+    per_message_streams: bool = False,
+    drain_s: float = 3.0,
+) -> MessageRun:
+    """Messages of ``message_bytes`` every ``interval_s`` for ``seconds`` from a
+    client to a server over ``path``; per-message latency from scheduled send
+    time to readable (one ordered stream, or a stream per message)."""
+    sim = Simulator(seed=seed)
+    ccfg, scfg = provision_keys(
+        config(sim.rng("client")), config(sim.rng("server")), sim.rng("keys")
+    )
+    client_ep, server_ep = Endpoint(ccfg), Endpoint(scfg, is_server=True)
+    log = MessageLog(message_bytes)
+    sender = MessageSender(log, per_message_streams=per_message_streams)
+    receiver = MessageReceiver(log)
+    servers: list[Connection] = []
+
+    def server_event(conn: Connection, event: Event, now: float) -> None:
+        if not servers:
+            servers.append(conn)
+        receiver.on_event(conn, event, now)
+
+    client_node = AppNode(client_ep, sender.on_event)
+    server_node = AppNode(server_ep, server_event)
+    sim.attach(CLIENT_ADDR, client_node)
+    sim.attach(SERVER_ADDR, server_node)
+    sim.connect(CLIENT_ADDR, SERVER_ADDR, path)
+
+    def tick(now: float) -> None:
+        sender.tick(now)
+        if now + interval_s <= seconds:
+            sim.call_later(interval_s, tick, touches=(client_node,))
+
+    client = client_ep.connect(SERVER_ADDR, 0.0)
+    sim.schedule(0.0, tick, touches=(client_node,))
+    sim.run(until_s=seconds + drain_s)
+    if per_message_streams:
+        delivered = sorted((log.scheduled_s[i], lat) for i, lat in log.latency_by_index.items())
+    else:
+        delivered = list(zip(log.scheduled_s, log.latencies_s, strict=False))
+    return MessageRun(
+        delivered=delivered,
+        scheduled=len(log.scheduled_s),
+        client=client,
+        server=servers[0] if servers else None,
+    )
 
 
 def _make_config(scenario: Scenario) -> Callable[[random.Random], Config]:

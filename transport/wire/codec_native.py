@@ -35,13 +35,11 @@ installed ``transport._native`` (used by ``make sanitize``).
 
 from __future__ import annotations
 
-import importlib
-import os
 import struct
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from transport._cffi_load import load_cffi_module
 from transport.errors import (
     BufferTooSmallError,
     ChecksumError,
@@ -76,19 +74,7 @@ from transport.wire.constants import (
     FrameType,
 )
 
-
-def _load_native() -> Any:
-    path = os.environ.get("TRANSPORT_NATIVE_PATH", "").strip()
-    if not path:
-        return importlib.import_module("transport._native")
-    sys.path.insert(0, os.path.abspath(path))
-    try:
-        return importlib.import_module("_native")
-    finally:
-        sys.path.pop(0)
-
-
-_native = _load_native()
+_native = load_cffi_module("_native", "TRANSPORT_NATIVE_PATH")
 ffi = _native.ffi
 lib = _native.lib
 
