@@ -809,15 +809,7 @@ class Connection:
         if len(data) < header_end + AEAD_TAG_LENGTH + 1:
             raise WireError("1-RTT packet too short")
         truncated = int.from_bytes(data[cid_end:header_end], "big")
-        # RFC 9000 A.3 packet-number recovery
-        expected = self._acks.largest_received + 1
-        window = 1 << (pn_length * 8)
-        pn = (expected & ~(window - 1)) | truncated
-        half = window >> 1
-        if pn <= expected - half and pn < (1 << 62) - window:
-            pn += window
-        elif pn > expected + half and pn >= window:
-            pn -= window
+        pn = decode_packet_number(truncated, pn_length, self._acks.largest_received)
         try:
             payload = keys.open(
                 data[:header_end], memoryview(data)[header_end:], pn, 1 if first & 4 else 0

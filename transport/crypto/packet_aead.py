@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from transport.errors import DecryptionError, FieldValueError, RemoteProtocolError, WireError
 from transport.wire import backend as _backend
 from transport.wire import codec_pure as _pure
+from transport.wire import decode_packet_number
 from transport.wire.constants import (
     AEAD_TAG_LENGTH,
     FIXED_BIT,
@@ -375,13 +376,7 @@ def open_short_packet_pure(
     if len(data) < header_end + AEAD_TAG_LENGTH + 1:
         raise WireError("1-RTT packet too short")
     truncated = int.from_bytes(data[cid_end:header_end], "big")
-    window = 1 << (pn_length * 8)
-    pn = (expected_pn & ~(window - 1)) | truncated
-    half = window >> 1
-    if pn <= expected_pn - half and pn < (1 << 62) - window:
-        pn += window
-    elif pn > expected_pn + half and pn >= window:
-        pn -= window
+    pn = decode_packet_number(truncated, pn_length, expected_pn - 1)
     if (1 if first & KEY_PHASE_BIT else 0) != protection.key_phase:
         return PacketOpener.OTHER_PHASE, pn, first, b""
     payload = protection.open_python(data[:header_end], memoryview(data)[header_end:], pn)
