@@ -1,4 +1,4 @@
-"""Loopback transfer benchmark: this transport vs kernel TCP and aioquic (JSON).
+"""Loopback transfer benchmark: this transport vs kernel TCP, aioquic and KCP (JSON).
 
 How this works
 --------------
@@ -8,8 +8,9 @@ same code as ``transport bench``), sending ``--duration`` seconds of data in
 goodput and CPU seconds per GB of each side are reported. Cases: ours with
 AES-GCM (``security="noise"``), ours with ``security="none"`` (both with
 GSO/GRO and, with ``--no-offload-too``, without), kernel TCP with 64 KiB and
-1400-byte writes, and aioquic when installed (fixed size: its writer has no
-backpressure). Ratios to TCP and aioquic and the issue-7 targets
+1400-byte writes, aioquic when installed (fixed size: its writer has no
+backpressure) and KCP's C core through the ``kcp`` binding (unencrypted,
+turbo, no congestion control). Ratios to each peer and the issue-7 targets
 (2 Gbit/s encrypted, 3 Gbit/s none) are included.
 
     python benchmarks/bench_loopback.py [--duration 3] [--runs 3] [--cc cubic]
@@ -68,9 +69,14 @@ def main() -> int:
         cases["aioquic"] = _median_case("aioquic", dict(base, security="tls"), runs)
     else:
         cases["aioquic"] = {"skipped": note}
+    note = bench_peers.unavailable("kcp")
+    if note is None:
+        cases["kcp"] = _median_case("kcp", dict(base, security="none"), runs)
+    else:
+        cases["kcp"] = {"skipped": note}
     ratios: dict[str, Any] = {}
     for ours in ("transport_noise", "transport_none"):
-        for peer in ("tcp_64k_writes", "tcp_1400_writes", "aioquic"):
+        for peer in ("tcp_64k_writes", "tcp_1400_writes", "aioquic", "kcp"):
             if "goodput_mbps" not in cases[peer]:
                 continue
             mine, theirs = cases[ours], cases[peer]
