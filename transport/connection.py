@@ -220,7 +220,9 @@ class Connection:
         #: True once the handshake finished (stays true while closing).
         self.handshake_completed = False
         self._now = 0.0
-        self._events: deque[events.Event] = deque()
+        # created by the first event and dropped when drained: an idle
+        # connection holds no queue (an empty deque is ~0.7 KiB)
+        self._events: deque[events.Event] | None = None
         self.counters = Counters()
 
         # recovery and congestion
@@ -313,7 +315,7 @@ class Connection:
         self._recv_window = ReceiveWindow(config.initial_max_data, config.max_connection_window)
 
         # unreliable datagrams
-        self._datagrams_out: deque[bytes] = deque()
+        self._datagrams_out: deque[bytes] | None = None  # created by send_datagram
         self._datagrams_queued = 0  # DatagramReceived events waiting in _events
         self._peer_max_datagram_frame_size = 0
 
@@ -477,11 +479,13 @@ class Connection:
 
     def next_event(self) -> events.Event | None:
         """Pop the next event, or None when there is none."""
-        if self._events:
-            event = self._events.popleft()
+        queue = self._events
+        if queue:
+            event = queue.popleft()
             if isinstance(event, events.DatagramReceived):
                 self._datagrams_queued -= 1
             return event
+        self._events = None
         return None
 
     @property
@@ -596,11 +600,14 @@ class Connection:
         if len(data) > limit:
             raise LocalError(f"datagram of {len(data)} bytes exceeds the limit of {limit}")
         dropped = False
-        if len(self._datagrams_out) >= self.config.max_queued_datagrams:
-            self._datagrams_out.popleft()
+        queue = self._datagrams_out
+        if queue is None:
+            queue = self._datagrams_out = deque()
+        if len(queue) >= self.config.max_queued_datagrams:
+            queue.popleft()
             self.counters.datagrams_sent_dropped += 1
             dropped = True
-        self._datagrams_out.append(bytes(data))
+        queue.append(bytes(data))
         self._notify()
         return not dropped
 
@@ -1659,7 +1666,10 @@ class Connection:
         # Bounded by construction: stream events are coalesced per stream (so at
         # most a few per stream, and streams are limited), received datagrams are
         # capped in _on_datagram_frame, the rest happen once per connection.
-        self._events.append(event)
+        queue = self._events
+        if queue is None:
+            queue = self._events = deque()
+        queue.append(event)
 
     def _notify(self) -> None:
         callback = self.on_activity

@@ -21,7 +21,7 @@ After message 2, ``Split()`` gives one traffic secret per direction. Each side
 seals its packets with the AEAD it announced in AEAD_ALGORITHM and opens the
 peer's with the peer's choice (:mod:`transport.crypto.aead` derives key and IV).
 :class:`KeySchedule` holds the send generation and the receive generations
-(current, precomputed next, previous) for key update (§9.3).
+(current, next once a key update shows, previous) for key update (§9.3).
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ class KeySchedule:
         #: first packet number sealed with the current send generation
         self.send_first_pn = -1
         self.recv_current = recv
-        self.recv_next = recv.next_generation()
+        #: the next generation, derived when a packet first shows the other key
+        #: phase (most connections never update keys: they never build it)
+        self.recv_next: PacketProtection | None = None
         self.recv_previous: PacketProtection | None = None
         self.largest_opened_current = -1
 
@@ -105,11 +107,14 @@ class KeySchedule:
                 self.largest_opened_current = pn
             return plaintext
         if pn > self.largest_opened_current or self.recv_previous is None:
-            plaintext = self.recv_next.open(header, payload, pn)
+            following = self.recv_next
+            if following is None:
+                following = self.recv_next = current.next_generation()
+            plaintext = following.open(header, payload, pn)
             # the peer moved to the next generation: rotate
             self.recv_previous = current
-            self.recv_current = self.recv_next
-            self.recv_next = self.recv_current.next_generation()
+            self.recv_current = following
+            self.recv_next = None
             self.largest_opened_current = pn
             return plaintext
         return self.recv_previous.open(header, payload, pn)
@@ -117,6 +122,21 @@ class KeySchedule:
 
 class Session:
     """One side's handshake: builds and reads the messages, then makes the keys."""
+
+    __slots__ = (
+        "_noise",
+        "aead",
+        "aead_id",
+        "authorized_clients",
+        "is_client",
+        "keys",
+        "mode",
+        "peer_static",
+        "randbytes",
+        "security",
+        "server_public_key",
+        "static_key",
+    )
 
     def __init__(
         self,
@@ -249,3 +269,4 @@ class Session:
             PacketProtection(send_secret, self.aead, hash_name=NOISE_HASH),
             PacketProtection(recv_secret, peer_aead, hash_name=NOISE_HASH),
         )
+        self._noise = None  # both messages are written and read: the state is spent

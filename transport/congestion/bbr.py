@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -245,7 +244,8 @@ class BBR(CongestionController):
         self._round_lost_count = 0
         self._round_max_inflight = 0
         self.random_loss = 0.0
-        self._loss_history: deque[float] = deque(maxlen=LOSS_HISTORY_ROUNDS)
+        # the last LOSS_HISTORY_ROUNDS rates (a list: an empty deque is ~0.7 KiB)
+        self._loss_history: list[float] = []
         self.pacing_gain = STARTUP_PACING_GAIN
         self.cwnd_gain = STARTUP_CWND_GAIN
         self.state = Mode.STARTUP
@@ -381,6 +381,8 @@ class BBR(CongestionController):
             # few losses
             history = self._loss_history
             history.append(rate)
+            if len(history) > LOSS_HISTORY_ROUNDS:
+                del history[0]
             ordered = sorted(history)
             clip = self.loss_thresh + 2.0 * ordered[len(ordered) // 2]
             total_rate = 0.0

@@ -30,7 +30,8 @@ Key update (section 9.3) -- what the connection keeps
   packet sealed with the current generation was acknowledged, and well before
   ``sealed_count`` reaches ``confidentiality_limit``.
 * receive side: ``recv_current`` plus ``recv_next = recv_current.next_generation()``
-  precomputed (so a flip costs nothing on the packet path) and ``recv_previous``
+  (derived by the first packet with the other key phase bit, then kept: idle
+  connections do not hold a third key generation) and ``recv_previous``
   (None after about three PTOs). A packet whose key phase bit equals
   ``recv_current.key_phase`` opens with ``recv_current``; otherwise, if its packet
   number is above the largest opened under the current keys, try ``recv_next``
@@ -194,18 +195,24 @@ class HeaderProtection:
             )
         self._aead_id = ident
         self._key = bytes(hp_key)
-        self._ecb = (
-            Cipher(algorithms.AES(self._key), modes.ECB()).encryptor()
-            if ident == AEAD_AES128GCM
-            else None
-        )
+        # the AES context (~1.2 KiB of OpenSSL state) is built by the first mask:
+        # connections that never use header protection do not pay for it
+        self._ecb: Any = None
+
+    def _aes(self) -> Any:
+        """The AES-ECB encryptor, or None for ChaCha20 (built on first use)."""
+        ecb = self._ecb
+        if ecb is None and self._aead_id == AEAD_AES128GCM:
+            ecb = self._ecb = Cipher(algorithms.AES(self._key), modes.ECB()).encryptor()
+        return ecb
 
     def mask(self, sample: bytes | bytearray | memoryview) -> bytes:
         """5 mask bytes from a 16-byte ciphertext sample."""
         if len(sample) != HP_SAMPLE_LENGTH:
             raise FieldValueError("header-protection sample must be 16 bytes")
-        if self._ecb is not None:
-            return self._ecb.update(sample)[:5]
+        ecb = self._aes()
+        if ecb is not None:
+            return bytes(ecb.update(sample)[:5])
         # ChaCha20: counter = sample[0:4] little-endian, nonce = sample[4:16]; the
         # cryptography API takes exactly that 16-byte layout as its "nonce".
         cipher = Cipher(algorithms.ChaCha20(self._key, bytes(sample)), mode=None)
@@ -216,8 +223,9 @@ class HeaderProtection:
         if pn_offset < 1 or len(packet) < start + HP_SAMPLE_LENGTH:
             raise FieldValueError("packet too short for the header-protection sample")
         sample = packet[start : start + HP_SAMPLE_LENGTH]
-        if self._ecb is not None:
-            return self._ecb.update(sample)
+        ecb = self._aes()
+        if ecb is not None:
+            return bytes(ecb.update(sample))
         nonce = bytes(sample)
         return Cipher(algorithms.ChaCha20(self._key, nonce), mode=None).encryptor().update(
             b"\x00\x00\x00\x00\x00"
@@ -263,6 +271,7 @@ class PacketProtection:
     __slots__ = (
         "_aead",
         "_iv",
+        "_key",
         "_secret",
         "aead",
         "aead_id",
@@ -300,11 +309,15 @@ class PacketProtection:
         key = hkdf_expand(secret, _LABEL_KEY, key_length, hash_name)
         iv = hkdf_expand(secret, _LABEL_IV, 12, hash_name)
         self._iv = int.from_bytes(iv, "big")
-        self._aead: AESGCM | ChaCha20Poly1305 = (
-            AESGCM(key) if ident == AEAD_AES128GCM else ChaCha20Poly1305(key)
-        )
+        self._key = key
+        # the ``cryptography`` AEAD object (~2.5 KiB of OpenSSL state) is built
+        # on first use: with the C context below it serves only the reference
+        # (``*_python``) paths and operations after ``release``
+        self._aead: AESGCM | ChaCha20Poly1305 | None = None
         if native is None:
             native = NATIVE_AVAILABLE
+        if not native:
+            self._cipher()
         #: the C context (OpenSSL EVP, see transport.crypto.packet_aead) on the
         #: native backend; None: every operation goes through ``cryptography``
         self.native: NativeAead | None = NativeAead(ident, key, iv) if native else None
@@ -335,6 +348,16 @@ class PacketProtection:
             native=self.native is not None,
         )
 
+    def _cipher(self) -> AESGCM | ChaCha20Poly1305:
+        """The ``cryptography`` AEAD object (built on first use)."""
+        cipher = self._aead
+        if cipher is None:
+            key = self._key
+            cipher = self._aead = (
+                AESGCM(key) if self.aead_id == AEAD_AES128GCM else ChaCha20Poly1305(key)
+            )
+        return cipher
+
     def release(self) -> None:
         """Free the C context now (key update, close); later operations go
         through ``cryptography``."""
@@ -364,7 +387,7 @@ class PacketProtection:
         if native is not None:
             out = native.seal(packet_number, header, payload)
         else:
-            out = self._aead.encrypt(self._nonce(packet_number), payload, header)
+            out = self._cipher().encrypt(self._nonce(packet_number), payload, header)
         self.sealed_count += 1
         return out
 
@@ -372,7 +395,7 @@ class PacketProtection:
                     packet_number: int) -> bytes:
         """:meth:`seal` through ``cryptography`` (the reference of the C path),
         without the limit check and count."""
-        return self._aead.encrypt(self._nonce(packet_number), payload, header)
+        return self._cipher().encrypt(self._nonce(packet_number), payload, header)
 
     def seal_into(self, buf: bytearray | memoryview, header: bytes, payload: bytes,
                   packet_number: int) -> int:
@@ -380,7 +403,7 @@ class PacketProtection:
         e.g. a memoryview slice of the datagram buffer); returns bytes written."""
         if self.sealed_count >= self.confidentiality_limit:
             raise InvalidStateError("AEAD confidentiality limit reached: update keys")
-        written = self._aead.encrypt_into(self._nonce(packet_number), payload, header, buf)
+        written = self._cipher().encrypt_into(self._nonce(packet_number), payload, header, buf)
         self.sealed_count += 1
         return int(written)
 
@@ -406,7 +429,7 @@ class PacketProtection:
             self.failed_open_count += 1
             raise DecryptionError("protected payload shorter than the AEAD tag")
         try:
-            return self._aead.decrypt(self._nonce(packet_number), ciphertext, header)
+            return self._cipher().decrypt(self._nonce(packet_number), ciphertext, header)
         except InvalidTag:
             self.failed_open_count += 1
             raise DecryptionError("packet failed AEAD authentication") from None

@@ -45,7 +45,6 @@ traffic is sent at all.
 from __future__ import annotations
 
 import math
-from collections import deque
 from functools import lru_cache
 
 from transport.errors import ConfigurationError
@@ -176,7 +175,8 @@ class LossEstimator:
         self.burst_length = 1.0
         self._packets = 0
         self._lost_pns: list[int] = []
-        self._samples: deque[float] = deque(maxlen=WINDOWS_KEPT)
+        # the last WINDOWS_KEPT windows (a list: an empty deque is ~0.7 KiB)
+        self._samples: list[float] = []
         self._avg_lost = 0.0  # weighted losses and runs per window
         self._avg_runs = 0.0
 
@@ -202,6 +202,8 @@ class LossEstimator:
         runs = sum(1 for i, pn in enumerate(pns) if i == 0 or pns[i - 1] != pn - 1)
         samples = self._samples
         samples.append(min(1.0, lost / self._packets))
+        if len(samples) > WINDOWS_KEPT:
+            del samples[0]
         # the mean of recent windows, each clipped at twice their median plus
         # CLIP_FLOOR: loss spread over every window (a lossy path) sets the
         # median; a burst of congestive loss in one window (slow start
