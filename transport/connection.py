@@ -307,8 +307,10 @@ class Connection:
         self._peer_streams_opened = [0, 0]
         self._local_max_streams = [config.max_streams_uni, config.max_streams_bidi]
         self._peer_streams_closed = [0, 0]
-        self._readable_reported: set[int] = set()
-        self._writable_wanted: set[int] = set()
+        # stream-id sets kept as dicts (keys only): an empty set is 216 bytes,
+        # an empty dict 64
+        self._readable_reported: dict[int, None] = {}
+        self._writable_wanted: dict[int, None] = {}
 
         # connection-level flow control
         self._send_credit = SendCredit(0)
@@ -539,7 +541,7 @@ class Connection:
             stream = self._stream_for_local_send(stream_id)
         accepted = stream.write(data, end_stream)
         if accepted < len(data):
-            self._writable_wanted.add(stream_id)
+            self._writable_wanted[stream_id] = None
         if accepted or end_stream:
             self._packetizer.stream_ready(stream_id)
             self._notify()
@@ -559,7 +561,7 @@ class Connection:
         if stream is None:
             raise StreamError(f"stream {stream_id} has no receiving side (or it finished)")
         data = stream.read(max_bytes)
-        self._readable_reported.discard(stream_id)
+        self._readable_reported.pop(stream_id, None)
         finished = bool(stream.is_finished)
         if data:
             self.counters.stream_bytes_delivered += len(data)
@@ -1103,7 +1105,7 @@ class Connection:
                 if grown > 0:
                     self._recv_window.add_received(grown)
                 if readable and stream_id not in self._readable_reported:
-                    self._readable_reported.add(stream_id)
+                    self._readable_reported[stream_id] = None
                     self._push_event(events.StreamReadable(stream_id=stream_id))
             elif ftype == FrameType.ACK or ftype == FrameType.ACK_ECN:
                 first = frame.c
@@ -1458,7 +1460,7 @@ class Connection:
         if grown > 0:
             self._recv_window.add_received(grown)
         if readable and stream_id not in self._readable_reported:
-            self._readable_reported.add(stream_id)
+            self._readable_reported[stream_id] = None
             self._push_event(events.StreamReadable(stream_id=stream_id))
 
     def _stream_for_peer_data(self, stream_id: int) -> ReceiveStream | None:
@@ -1486,7 +1488,7 @@ class Connection:
         for n in range(self._peer_streams_opened[bidi], index + 1):
             opened = (n << 2) | kind
             self._create_stream(opened)
-            self._readable_reported.add(opened)
+            self._readable_reported[opened] = None
             self._push_event(events.StreamReadable(stream_id=opened))
         self._peer_streams_opened[bidi] = index + 1
         return self._recv_streams[stream_id]
@@ -1564,7 +1566,7 @@ class Connection:
     def _retire_receive_stream(self, stream_id: int) -> None:
         if self._recv_streams.pop(stream_id, None) is None:
             return
-        self._readable_reported.discard(stream_id)
+        self._readable_reported.pop(stream_id, None)
         self._packetizer.max_stream_data_due.discard(stream_id)
         self._packetizer.stop_sending_due.pop(stream_id, None)
         self._maybe_credit_peer_stream(stream_id)
@@ -1573,7 +1575,7 @@ class Connection:
         if self._send_streams.pop(stream_id, None) is None:
             return
         self._stream_send_credit.pop(stream_id, None)
-        self._writable_wanted.discard(stream_id)
+        self._writable_wanted.pop(stream_id, None)
         self._maybe_credit_peer_stream(stream_id)
 
     def _maybe_credit_peer_stream(self, stream_id: int) -> None:
@@ -1590,7 +1592,7 @@ class Connection:
 
     def _report_writable(self, stream_id: int) -> None:
         if stream_id in self._writable_wanted:
-            self._writable_wanted.discard(stream_id)
+            self._writable_wanted.pop(stream_id, None)
             self._push_event(events.StreamWritable(stream_id=stream_id))
 
     def _all_streams_done(self) -> bool:

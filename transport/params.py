@@ -47,7 +47,7 @@ _ID_BYTES = {pid: encode_varint(pid) for pid in (*_INT_PARAMS, *_BYTES_PARAMS)}
 _LENGTH_BYTES = {n: encode_varint(n) for n in (1, 2, 4, 8)}
 
 
-@dataclass
+@dataclass(slots=True)
 class TransportParameters:
     """Values one side announces. ``None`` means "not sent" (the default applies)."""
 

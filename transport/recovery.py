@@ -479,7 +479,9 @@ class LossRecovery:
             lost = []
             self._loss_time_s = None
         self.congestion.on_packets_acked(acked, now, rtt, self.bytes_in_flight)
-        if head >= _COMPACT_MIN and 2 * head >= len(pns):
+        # drop the acknowledged prefix once it is half the list (amortised O(1)
+        # per packet; an idle connection keeps only its trailing ACK-only records)
+        if head and 2 * head >= len(pns):
             del pns[:head]
             del packets[:head]
             self._head = 0

@@ -120,6 +120,8 @@ def _repairs_for(n: int, loss_rate: float, burst_length: float, residual: float)
 class FecPolicy:
     """Chooses the code for each block, or None for no FEC."""
 
+    __slots__ = ("k", "m", "mode")
+
     def __init__(self, mode: str, k: int = 10, m: int = 2) -> None:
         if mode not in FEC_MODES:
             raise ConfigurationError(f"fec must be one of {FEC_MODES}, not {mode!r}")
@@ -169,6 +171,10 @@ class FecPolicy:
 
 class LossEstimator:
     """Windowed loss rate (robust mean of recent windows) and burst length."""
+
+    __slots__ = (
+        "_avg_lost", "_avg_runs", "_lost_pns", "_packets", "_samples", "burst_length", "loss_rate",
+    )
 
     def __init__(self) -> None:
         self.loss_rate = 0.0

@@ -165,16 +165,22 @@ class _Block:
 class FecReceiver:
     """Keeps recent blocks' symbols and rebuilds missing source packets."""
 
+    __slots__ = ("_blocks", "recovered")
+
     def __init__(self) -> None:
-        self._blocks: OrderedDict[int, _Block] = OrderedDict()
+        # created by the first FEC symbol: most connections never see one
+        self._blocks: OrderedDict[int, _Block] | None = None
         self.recovered = 0
 
     def _block(self, block_id: int) -> _Block:
-        block = self._blocks.get(block_id)
+        blocks = self._blocks
+        if blocks is None:
+            blocks = self._blocks = OrderedDict()
+        block = blocks.get(block_id)
         if block is None:
-            block = self._blocks[block_id] = _Block()
-            while len(self._blocks) > MAX_BLOCKS_KEPT:
-                self._blocks.popitem(last=False)
+            block = blocks[block_id] = _Block()
+            while len(blocks) > MAX_BLOCKS_KEPT:
+                blocks.popitem(last=False)
         return block
 
     def on_source(self, block_id: int, index: int, pn: int, frames: bytes) -> None:
