@@ -60,6 +60,15 @@ StreamCallback = Callable[[StreamState], None]
 class AsyncConnection:
     """A connection to one peer: streams, unreliable datagrams, close, stats."""
 
+    # a server holds thousands of idle ones: slots, and the queues and sets
+    # below are created on first use
+    __slots__ = (
+        "__weakref__", "_close_request", "_datagram_waiter", "_datagrams", "_incoming",
+        "_incoming_waiter", "_network_error", "_peer_done", "_peer_floor", "closed", "core",
+        "driver", "handshake", "limit", "loop", "lost_exc", "on_stream", "owned_by_stream",
+        "streams", "termination",
+    )
+
     def __init__(
         self,
         driver: EndpointDriver,
@@ -81,15 +90,16 @@ class AsyncConnection:
         self.termination: events.ConnectionTerminated | None = None
         self.owned_by_stream: StreamState | None = None  # open_connection's stream
         self._network_error: BaseException | None = None
-        self._datagrams: deque[bytes] = deque(maxlen=core.config.max_received_datagrams)
+        self._datagrams: deque[bytes] | None = None
         self._datagram_waiter: asyncio.Future[None] | None = None
-        self._incoming: deque[StreamState] = deque()
+        self._incoming: deque[StreamState] | None = None
         self._incoming_waiter: asyncio.Future[None] | None = None
         self._close_request: tuple[int, str] | None = None
         # peer streams already finished and forgotten, per kind (bidirectional?):
         # every index below the floor, plus the finished ones above it
-        self._peer_floor = {True: 0, False: 0}
-        self._peer_done: dict[bool, set[int]] = {True: set(), False: set()}
+        # (indexed by ``bidirectional``: 0 uni, 1 bidi)
+        self._peer_floor = [0, 0]
+        self._peer_done: tuple[set[int], set[int]] | None = None
 
     def __repr__(self) -> str:
         role = "client" if self.core.is_client else "server"
@@ -148,7 +158,10 @@ class AsyncConnection:
             if state is not None:
                 state.on_writable()
         elif isinstance(event, events.DatagramReceived):
-            self._datagrams.append(event.data)
+            queue = self._datagrams
+            if queue is None:
+                queue = self._datagrams = deque(maxlen=self.core.config.max_received_datagrams)
+            queue.append(event.data)
             _wake(self._datagram_waiter)
         elif isinstance(event, events.StreamReset):
             state = self._stream_for_event(event.stream_id)
@@ -215,14 +228,18 @@ class AsyncConnection:
             return None  # one of ours we no longer track
         bidi = is_bidirectional(stream_id)
         index = stream_id >> 2
-        if index < self._peer_floor[bidi] or index in self._peer_done[bidi]:
+        done = self._peer_done
+        if index < self._peer_floor[bidi] or (done is not None and index in done[bidi]):
             return None  # finished and forgotten: a late event
         state = StreamState(self, stream_id, readable=True, writable=bidi, limit=self.limit)
         self.streams[stream_id] = state
         if self.on_stream is not None:
             self.on_stream(state)
         else:
-            self._incoming.append(state)
+            incoming = self._incoming
+            if incoming is None:
+                incoming = self._incoming = deque()
+            incoming.append(state)
             _wake(self._incoming_waiter)
         return state
 
@@ -249,7 +266,10 @@ class AsyncConnection:
         if is_client_initiated(stream_id) == self.core.is_client:
             return
         bidi = is_bidirectional(stream_id)
-        done = self._peer_done[bidi]
+        both = self._peer_done
+        if both is None:
+            both = self._peer_done = (set(), set())
+        done = both[bidi]
         done.add(stream_id >> 2)
         floor = self._peer_floor[bidi]
         while floor in done:
