@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import random
+import threading
 
 import pytest
 
@@ -243,6 +244,60 @@ def test_open_frame_error_after_authentication_alike() -> None:
     assert a == b and a[0] is RemoteProtocolError  # type: ignore[index]
     assert a[2] == ErrorCode.FRAME_ENCODING_ERROR  # type: ignore[index]
     assert keys.largest_opened_current == 5
+
+
+def test_many_interleaved_keys_share_the_thread_contexts() -> None:
+    # more key generations than the per-thread context cache has slots, of
+    # both ciphers, used in a shuffled order, with keys freed and new ones made
+    # along the way: every seal and open must equal cryptography's
+    rng = random.Random(40)
+    pairs = [_pair(AEADS[i % 2], 100 + i) for i in range(11)]
+    for step in range(400):
+        i = rng.randrange(len(pairs))
+        native, pure = pairs[i]
+        header, payload, pn = rng.randbytes(9), rng.randbytes(rng.randrange(0, 300)), step
+        sealed = native.seal(header, payload, pn)
+        assert sealed == pure.seal(header, payload, pn)
+        j = rng.randrange(len(pairs))
+        other_native, other_pure = pairs[j]
+        other = other_pure.seal(header, payload, pn)
+        assert other_native.open(header, other, pn) == payload
+        if i != j and pairs[i][0].aead == pairs[j][0].aead:
+            with pytest.raises(DecryptionError):
+                other_native.open(header, sealed, pn)  # keyed with j, not i
+        if step % 37 == 0:
+            native.release()  # wipes this thread's contexts keyed with it
+            pairs[i] = _pair(AEADS[step % 2], 1000 + step)
+            gc.collect()
+
+
+def test_threads_key_their_own_contexts() -> None:
+    native, pure = _pair("aes128gcm", 41)
+    results: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            r = random.Random(seed)
+            for pn in range(200):
+                header, payload = r.randbytes(5), r.randbytes(r.randrange(1, 200))
+                sealed = native.seal(header, payload, pn)
+                if native.open(header, sealed, pn) != payload:
+                    raise AssertionError("round trip failed")
+                results.append(sealed)
+        except BaseException as exc:  # reported to the main thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(seed,)) for seed in (1, 2, 3)]
+    for w in workers:
+        w.start()
+    work(4)
+    for w in workers:
+        w.join()
+    assert not errors and len(results) == 800
+    r = random.Random(4)
+    header, payload = r.randbytes(5), r.randbytes(r.randrange(1, 200))
+    assert native.seal(header, payload, 0) == pure.seal(header, payload, 0)
 
 
 def test_contexts_are_freed_by_release_and_by_collection() -> None:
