@@ -291,8 +291,10 @@ class Connection:
 
         # handshake
         self._crypto_pending: list[tuple[int, bytes]] = []
-        self._crypto_recv = bytearray()
-        self._crypto_received = RangeSet(max_ranges=64)
+        # the peer's CRYPTO stream: created by its first CRYPTO frame, dropped
+        # once its handshake message has been read
+        self._crypto_recv: bytearray | None = None
+        self._crypto_received: RangeSet | None = None
         self.peer_params: TransportParameters | None = None
 
         # streams
@@ -1241,10 +1243,13 @@ class Connection:
         if self.peer_params is not None:
             return  # a retransmission of what we already have
         buf = self._crypto_recv
+        received = self._crypto_received
+        if buf is None or received is None:
+            buf = self._crypto_recv = bytearray()
+            received = self._crypto_received = RangeSet(max_ranges=64)
         if len(buf) < end:
             buf.extend(bytes(end - len(buf)))
         buf[offset:end] = data
-        received = self._crypto_received
         received.add(offset, end)
         if not received or received.first_start() != 0:
             return
@@ -1264,6 +1269,7 @@ class Connection:
             block = session.server_read(buf[0], message, prologue)
         params = TransportParameters.decode(block)
         self._apply_peer_params(params)
+        self._crypto_recv = self._crypto_received = None  # read: later CRYPTO is a resend
         if not self.is_client:
             self._queue_handshake_message()
         session.install_keys(params.aead_algorithm or 0)

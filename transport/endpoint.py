@@ -231,6 +231,22 @@ class Endpoint:
         self._key_of[conn] = self._heap_seq
         self._conn_of[self._heap_seq] = conn
 
+    def _drop_stale_heap_entries(self) -> None:
+        """Rebuild the timer heap from the live deadlines only. Each connection
+        pushes an entry whenever its deadline moves (an idle timer moves with
+        every packet) and superseded entries would otherwise wait for their
+        time to come round; rebuilding once the heap holds twice as many
+        entries as connections keeps it proportional at O(log n) per push."""
+        conn_of = self._conn_of
+        deadline_of = self._deadline
+        live = []
+        for entry in self._heap:
+            conn = conn_of.get(entry[1])
+            if conn is not None and deadline_of.get(conn) == entry[0]:
+                live.append(entry)
+        heapq.heapify(live)
+        self._heap = live
+
     def _forget(self, conn: Connection) -> None:
         self._connections.pop(conn, None)
         self._pending_handshakes.pop(conn, None)
@@ -242,10 +258,8 @@ class Endpoint:
             del self._conn_of[key]
         conn.on_activity = None
         conn.release_keys()
-        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._connections):
-            # many stale entries: rebuild so the heap stays proportional
-            self._heap = [e for e in self._heap if e[1] in self._conn_of]
-            heapq.heapify(self._heap)
+        if len(self._heap) > 64 and len(self._heap) > 2 * len(self._connections):
+            self._drop_stale_heap_entries()
         token = conn.peer_reset_token
         if token is not None and self._by_reset_token.get(token) is conn:
             del self._by_reset_token[token]
@@ -282,7 +296,10 @@ class Endpoint:
         if deadline != self._deadline.get(conn):
             self._deadline[conn] = deadline
             if deadline is not None:
-                heapq.heappush(self._heap, (deadline, self._key_of[conn]))
+                heap = self._heap
+                heapq.heappush(heap, (deadline, self._key_of[conn]))
+                if len(heap) > 64 and len(heap) > 2 * len(self._connections):
+                    self._drop_stale_heap_entries()
 
     def _route(self, data: bytes, addr: Address, now: float) -> Connection | None:
         if not data:

@@ -173,7 +173,6 @@ class Server:
         self._stream_callback = stream_callback
         self._connection_handler = connection_handler
         self._limit = limit
-        self._connections: set[AsyncConnection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._serving = True
         self._serve_forever: asyncio.Future[None] | None = None
@@ -192,7 +191,7 @@ class Server:
     @property
     def connections(self) -> list[AsyncConnection]:
         """Open connections (each has ``get_stats()``)."""
-        return list(self._connections)
+        return list(self._driver.connections.values())
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
@@ -242,14 +241,14 @@ class Server:
         deadline = self._loop.time() + timeout
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - self._loop.time()))
-        for conn in list(self._connections):
+        for conn in list(self._driver.connections.values()):
             conn.close()
-        closing = [conn.closed for conn in self._connections if not conn.closed.done()]
+        closing = [c.closed for c in self._driver.connections.values() if not c.closed.done()]
         if closing:
             await asyncio.wait(closing, timeout=max(0.0, deadline - self._loop.time()))
         for task in list(self._tasks):
             task.cancel()
-        for conn in list(self._connections):
+        for conn in list(self._driver.connections.values()):
             conn.abort()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=1.0)
@@ -268,16 +267,10 @@ class Server:
 
     # ----------------------------------------------------------- internals
     def _accept(self, core: Connection) -> AsyncConnection | None:
-        on_stream = None
-        if self._stream_callback is not None:
-            callback = self._stream_callback
-
-            def on_stream(state: StreamState) -> None:
-                callback(conn, state)
-
-        conn = AsyncConnection(self._driver, core, limit=self._limit, on_stream=on_stream)
-        self._connections.add(conn)
-        conn.closed.add_done_callback(lambda _f: self._connections.discard(conn))
+        # no closures per connection (a server holds thousands): the driver's
+        # table is the set of open connections, the stream callback is shared
+        conn = AsyncConnection(self._driver, core, limit=self._limit,
+                               stream_callback=self._stream_callback)
         if self._connection_handler is not None:
             handler = self._connection_handler
 

@@ -66,7 +66,7 @@ class AsyncConnection:
         "__weakref__", "_close_request", "_datagram_waiter", "_datagrams", "_incoming",
         "_incoming_waiter", "_network_error", "_peer_done", "_peer_floor", "closed", "core",
         "driver", "handshake", "limit", "loop", "lost_exc", "on_stream", "owned_by_stream",
-        "streams", "termination",
+        "stream_callback", "streams", "termination",
     )
 
     def __init__(
@@ -76,6 +76,7 @@ class AsyncConnection:
         *,
         limit: int = DEFAULT_LIMIT,
         on_stream: StreamCallback | None = None,
+        stream_callback: Callable[[AsyncConnection, StreamState], None] | None = None,
     ) -> None:
         self.driver = driver
         self.core = core
@@ -83,6 +84,8 @@ class AsyncConnection:
         self.limit = limit
         #: called with each new peer-opened stream; None: queue it for accept_stream()
         self.on_stream = on_stream
+        #: like ``on_stream``, called with this connection too (a server's handler)
+        self.stream_callback = stream_callback
         self.streams: dict[int, StreamState] = {}
         self.handshake: asyncio.Future[None] = self.loop.create_future()
         self.closed: asyncio.Future[None] = self.loop.create_future()
@@ -235,6 +238,8 @@ class AsyncConnection:
         self.streams[stream_id] = state
         if self.on_stream is not None:
             self.on_stream(state)
+        elif self.stream_callback is not None:
+            self.stream_callback(self, state)
         else:
             incoming = self._incoming
             if incoming is None:
