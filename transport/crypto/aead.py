@@ -270,8 +270,8 @@ class PacketProtection:
 
     __slots__ = (
         "_aead",
+        "_hp",
         "_iv",
-        "_key",
         "_secret",
         "aead",
         "aead_id",
@@ -279,7 +279,6 @@ class PacketProtection:
         "failed_open_count",
         "generation",
         "hash_name",
-        "header_protection",
         "integrity_limit",
         "native",
         "sealed_count",
@@ -309,7 +308,6 @@ class PacketProtection:
         key = hkdf_expand(secret, _LABEL_KEY, key_length, hash_name)
         iv = hkdf_expand(secret, _LABEL_IV, 12, hash_name)
         self._iv = int.from_bytes(iv, "big")
-        self._key = key
         # the ``cryptography`` AEAD object (~2.5 KiB of OpenSSL state) is built
         # on first use: with the C context below it serves only the reference
         # (``*_python``) paths and operations after ``release``
@@ -317,19 +315,28 @@ class PacketProtection:
         if native is None:
             native = NATIVE_AVAILABLE
         if not native:
-            self._cipher()
+            self._aead = AESGCM(key) if ident == AEAD_AES128GCM else ChaCha20Poly1305(key)
         #: the C context (OpenSSL EVP, see transport.crypto.packet_aead) on the
         #: native backend; None: every operation goes through ``cryptography``
         self.native: NativeAead | None = NativeAead(ident, key, iv) if native else None
-        if header_protection is None:
-            header_protection = HeaderProtection(
-                hkdf_expand(secret, _LABEL_HP, key_length, hash_name), aead
-            )
-        self.header_protection = header_protection
+        # derived from the secret on first use unless handed on (connections
+        # do not use header protection: most never build it)
+        self._hp = header_protection
         self.sealed_count = 0
         self.failed_open_count = 0
         self.confidentiality_limit = _CONFIDENTIALITY_LIMIT[ident]
         self.integrity_limit = _INTEGRITY_LIMIT[ident]
+
+    @property
+    def header_protection(self) -> HeaderProtection:
+        """The header-protection key of this generation (shared by the next ones)."""
+        hp = self._hp
+        if hp is None:
+            key_length = _KEY_LENGTH[self.aead_id]
+            hp = self._hp = HeaderProtection(
+                hkdf_expand(self._secret, _LABEL_HP, key_length, self.hash_name), self.aead
+            )
+        return hp
 
     @property
     def key_phase(self) -> int:
@@ -352,7 +359,7 @@ class PacketProtection:
         """The ``cryptography`` AEAD object (built on first use)."""
         cipher = self._aead
         if cipher is None:
-            key = self._key
+            key = hkdf_expand(self._secret, _LABEL_KEY, _KEY_LENGTH[self.aead_id], self.hash_name)
             cipher = self._aead = (
                 AESGCM(key) if self.aead_id == AEAD_AES128GCM else ChaCha20Poly1305(key)
             )
