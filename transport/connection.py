@@ -569,7 +569,7 @@ class Connection:
             self.counters.stream_bytes_delivered += len(data)
             rtt_s = self._rtt.smoothed_rtt_s
             if not finished and stream.window_update(self._now, rtt_s) is not None:
-                self._packetizer.max_stream_data_due.add(stream_id)
+                self._packetizer.due_max_stream_data(stream_id)
             if self._recv_window.on_consumed(len(data), self._now, rtt_s) is not None:
                 self._packetizer.max_data_due = True
             self._notify()
@@ -584,7 +584,7 @@ class Connection:
         if stream.is_reset:
             return
         stream.reset(error_code)
-        self._packetizer.resets_due.add(stream_id)
+        self._packetizer.due_reset(stream_id)
         self._notify()
 
     def stop_sending(self, stream_id: int, error_code: int = 0) -> None:
@@ -1438,14 +1438,14 @@ class Connection:
                     p.max_data_due = True
                 elif kind == ITEM_MAX_STREAM_DATA:
                     if item[1] in self._recv_streams:
-                        p.max_stream_data_due.add(item[1])
+                        p.due_max_stream_data(item[1])
                 elif kind == ITEM_MAX_STREAMS:
                     p.max_streams_due[item[1]] = True
                 elif kind == ITEM_RESET:
                     stream = self._send_streams.get(item[1])
                     if stream is not None:
                         stream.on_reset_lost()
-                        p.resets_due.add(item[1])
+                        p.due_reset(item[1])
                 elif kind == ITEM_STOP_SENDING and item[1] in self._recv_streams:
                     p.stop_sending_due[item[1]] = item[2]
                 elif kind == ITEM_STREAM_OPEN:
@@ -1566,14 +1566,16 @@ class Connection:
             if stream is None:
                 return
         if stream.on_stop_sending(error_code):
-            self._packetizer.resets_due.add(stream_id)
+            self._packetizer.due_reset(stream_id)
         self._push_event(events.StopSendingReceived(stream_id=stream_id, error_code=error_code))
 
     def _retire_receive_stream(self, stream_id: int) -> None:
         if self._recv_streams.pop(stream_id, None) is None:
             return
         self._readable_reported.pop(stream_id, None)
-        self._packetizer.max_stream_data_due.discard(stream_id)
+        due = self._packetizer.max_stream_data_due
+        if due is not None:
+            due.discard(stream_id)
         self._packetizer.stop_sending_due.pop(stream_id, None)
         self._maybe_credit_peer_stream(stream_id)
 

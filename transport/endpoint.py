@@ -114,6 +114,8 @@ class Endpoint:
         self._events: deque[tuple[Connection, Event]] = deque()
         self._now = 0.0
         self._secret = config.endpoint_secret or config.crypto_randbytes(32)
+        # one bound method shared by every connection (not one object each)
+        self._on_activity = self._touch
         self._tokens = RetryTokenIssuer(self._secret)
 
     @property
@@ -225,7 +227,7 @@ class Endpoint:
         if not conn.is_client:
             self._by_cid[conn.original_dcid] = conn
             self._by_cid[conn.initial_dcid] = conn
-        conn.on_activity = self._touch
+        conn.on_activity = self._on_activity
         self._deadline[conn] = None
         self._heap_seq += 1
         self._key_of[conn] = self._heap_seq

@@ -105,10 +105,12 @@ class Packetizer:
         self.ping_due = False
         self.close_frame_due = False
         self.max_data_due = False
-        self.max_stream_data_due: set[int] = set()
+        # stream-id sets made by due_max_stream_data / due_reset (an empty set
+        # is 216 bytes; idle connections hold thousands of packetizers)
+        self.max_stream_data_due: set[int] | None = None
         #: MAX_STREAMS due, indexed by ``bidirectional`` (0: uni, 1: bidi)
         self.max_streams_due: list[bool] = [False, False]
-        self.resets_due: set[int] = set()
+        self.resets_due: set[int] | None = None
         #: local streams opened with nothing sent yet: announced with an empty
         #: STREAM frame unless data goes first (so a peer that waits for us to
         #: speak first learns of the stream)
@@ -125,6 +127,20 @@ class Packetizer:
         self._skip_every = conn.config.skip_packet_number_every
         self._skip_countdown = self._draw_skip_distance()
         self.set_max_datagram_size(conn.config.max_datagram_size)
+
+    def due_max_stream_data(self, stream_id: int) -> None:
+        """Queue a MAX_STREAM_DATA frame for the stream."""
+        due = self.max_stream_data_due
+        if due is None:
+            due = self.max_stream_data_due = set()
+        due.add(stream_id)
+
+    def due_reset(self, stream_id: int) -> None:
+        """Queue a RESET_STREAM frame for the stream."""
+        due = self.resets_due
+        if due is None:
+            due = self.resets_due = set()
+        due.add(stream_id)
 
     @property
     def short_room(self) -> int:
