@@ -243,7 +243,7 @@ class Server:
             await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - self._loop.time()))
         for conn in list(self._driver.connections.values()):
             conn.close()
-        closing = [c.closed for c in self._driver.connections.values() if not c.closed.done()]
+        closing = [c.closed for c in self._driver.connections.values() if not c.is_closed]
         if closing:
             await asyncio.wait(closing, timeout=max(0.0, deadline - self._loop.time()))
         for task in list(self._tasks):

@@ -63,10 +63,10 @@ class AsyncConnection:
     # a server holds thousands of idle ones: slots, and the queues and sets
     # below are created on first use
     __slots__ = (
-        "__weakref__", "_close_request", "_datagram_waiter", "_datagrams", "_incoming",
-        "_incoming_waiter", "_network_error", "_peer_done", "_peer_floor", "closed", "core",
-        "driver", "handshake", "limit", "loop", "lost_exc", "on_stream", "owned_by_stream",
-        "stream_callback", "streams", "termination",
+        "__weakref__", "_close_request", "_closed", "_closed_future", "_datagram_waiter",
+        "_datagrams", "_handshake_future", "_handshake_state", "_incoming", "_incoming_waiter",
+        "_network_error", "_peer_done", "_peer_floor", "core", "driver", "limit", "loop",
+        "lost_exc", "on_stream", "owned_by_stream", "stream_callback", "streams", "termination",
     )
 
     def __init__(
@@ -87,8 +87,13 @@ class AsyncConnection:
         #: like ``on_stream``, called with this connection too (a server's handler)
         self.stream_callback = stream_callback
         self.streams: dict[int, StreamState] = {}
-        self.handshake: asyncio.Future[None] = self.loop.create_future()
-        self.closed: asyncio.Future[None] = self.loop.create_future()
+        # the ``handshake`` and ``closed`` futures are made when first asked for
+        # (a server's connections mostly never are); until then these say it:
+        # handshake pending (False), completed (True) or failed (its exception)
+        self._handshake_state: bool | BaseException = False
+        self._handshake_future: asyncio.Future[None] | None = None
+        self._closed = False
+        self._closed_future: asyncio.Future[None] | None = None
         self.lost_exc: BaseException | None = None
         self.termination: events.ConnectionTerminated | None = None
         self.owned_by_stream: StreamState | None = None  # open_connection's stream
@@ -119,7 +124,31 @@ class AsyncConnection:
 
     @property
     def is_closed(self) -> bool:
-        return self.closed.done()
+        return self._closed
+
+    @property
+    def handshake(self) -> asyncio.Future[None]:
+        """Done once the handshake completed; its exception when it failed."""
+        future = self._handshake_future
+        if future is None:
+            future = self._handshake_future = self.loop.create_future()
+            state = self._handshake_state
+            if state is True:
+                future.set_result(None)
+            elif isinstance(state, BaseException):
+                future.set_exception(state)
+                future.exception()  # mark retrieved: nobody may be waiting
+        return future
+
+    @property
+    def closed(self) -> asyncio.Future[None]:
+        """Done once the connection has closed."""
+        future = self._closed_future
+        if future is None:
+            future = self._closed_future = self.loop.create_future()
+            if self._closed:
+                future.set_result(None)
+        return future
 
     @property
     def peer_static_key(self) -> bytes | None:
@@ -175,14 +204,16 @@ class AsyncConnection:
             if state is not None:
                 state.on_stop_sending(event.error_code)
         elif isinstance(event, events.HandshakeCompleted):
-            if not self.handshake.done():
-                self.handshake.set_result(None)
+            if self._handshake_state is False:
+                self._handshake_state = True
+                if self._handshake_future is not None:
+                    self._handshake_future.set_result(None)
         elif isinstance(event, events.ConnectionTerminated):
             self._on_terminated(event)
 
     def on_network_error(self, exc: NetworkError) -> None:
         """An ICMP error about our peer: fatal only while handshaking."""
-        if self.handshake.done() or self.closed.done():
+        if self._handshake_state is not False or self._closed:
             return
         self._network_error = exc
         with contextlib.suppress(LocalError):
@@ -193,7 +224,7 @@ class AsyncConnection:
         self.termination = event
         # our graceful close, or the peer's: application close with code 0
         clean = event.error_code == 0 and (event.application or not event.by_peer)
-        if not self.handshake.done():
+        if self._handshake_state is False:
             exc: BaseException
             if self._network_error is not None:
                 exc = self._network_error
@@ -203,8 +234,11 @@ class AsyncConnection:
                     event.error_code or ErrorCode.HANDSHAKE_FAILED,
                     f"handshake with {self.core.peer_addr} failed ({who}): {event.reason}",
                 )
-            self.handshake.set_exception(exc)
-            self.handshake.exception()  # mark retrieved: nobody may be waiting
+            self._handshake_state = exc
+            future = self._handshake_future
+            if future is not None:
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: nobody may be waiting
             self.lost_exc = exc
         elif not clean:
             self.lost_exc = ConnectionLostError(
@@ -213,13 +247,16 @@ class AsyncConnection:
             )
         else:
             self.lost_exc = ConnectionResetError("connection closed")
-        stream_exc = None if clean and self.handshake.exception() is None else self.lost_exc
+        handshake_failed = isinstance(self._handshake_state, BaseException)
+        stream_exc = None if clean and not handshake_failed else self.lost_exc
         for state in list(self.streams.values()):
             state.connection_lost(stream_exc)
         _wake(self._datagram_waiter)
         _wake(self._incoming_waiter)
-        if not self.closed.done():
-            self.closed.set_result(None)
+        if not self._closed:
+            self._closed = True
+            if self._closed_future is not None:
+                self._closed_future.set_result(None)
         self.driver.connection_terminated(self)
 
     # ------------------------------------------------------------- streams
@@ -348,7 +385,7 @@ class AsyncConnection:
     # --------------------------------------------------------------- close
     def close(self, error_code: int = 0, reason: str = "") -> None:
         """Close gracefully: pending stream bytes are delivered first."""
-        if self._close_request is not None or self.closed.done():
+        if self._close_request is not None or self._closed:
             return
         self._close_request = (error_code, reason)
         self.send_settled()
@@ -357,7 +394,7 @@ class AsyncConnection:
         """A stream handed its last pending bytes to the core: a requested
         close may go ahead."""
         request = self._close_request
-        if request is None or self.closed.done():
+        if request is None or self._closed:
             return
         if all(state.send_done for state in self.streams.values()):
             self._close_request = (-1, "")  # sent: do not ask again
@@ -368,7 +405,7 @@ class AsyncConnection:
 
     def abort(self, error_code: int = 0, reason: str = "") -> None:
         """Close now; unacknowledged data is abandoned."""
-        if self.closed.done():
+        if self._closed:
             return
         self._close_request = (-1, "")
         with contextlib.suppress(LocalError):
