@@ -43,6 +43,11 @@ _BYTES_PARAMS: dict[int, str] = {
     TP.RETRY_SOURCE_CID: "retry_source_cid",
 }
 MAX_PARAMS_BYTES = 4096
+#: decoded integer values, shared by every TransportParameters that carries
+#: them (peers announce the same few values: a server with thousands of
+#: connections keeps one int object per value, not one per connection)
+_SHARED_INTS: dict[int, int] = {}
+_MAX_SHARED_INTS = 1024
 _ID_BYTES = {pid: encode_varint(pid) for pid in (*_INT_PARAMS, *_BYTES_PARAMS)}
 _LENGTH_BYTES = {n: encode_varint(n) for n in (1, 2, 4, 8)}
 
@@ -108,6 +113,11 @@ class TransportParameters:
                     number, after = read_varint(view, pos, stop)
                     if after != stop:
                         raise _param_error(f"malformed transport parameter 0x{param_id:x}")
+                    shared = _SHARED_INTS.get(number)
+                    if shared is not None:
+                        number = shared
+                    elif len(_SHARED_INTS) < _MAX_SHARED_INTS:
+                        _SHARED_INTS[number] = number
                     setattr(params, name, number)
                 elif (name := _BYTES_PARAMS.get(param_id)) is not None:
                     setattr(params, name, bytes(view[pos:stop]))

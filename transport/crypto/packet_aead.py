@@ -79,10 +79,13 @@ class NativeAead:
         if _codec is None:  # pragma: no cover - callers check NATIVE_AVAILABLE
             raise RuntimeError("the native backend is not in use")
         lib, ffi = _codec.lib, _codec.ffi
+        self._ctx: Any = None
         ctx = lib.tp_aead_new(aead_id, key, len(key), iv, len(iv))
         if ctx == ffi.NULL:
             raise MemoryError("tp_aead_new failed (unknown AEAD or key length)")
-        self._ctx: Any = ffi.gc(ctx, lib.tp_aead_free)
+        # a plain pointer freed by release() or __del__ (ffi.gc would add an
+        # 80-byte owner object per key generation)
+        self._ctx = ctx
 
     @property
     def ctx(self) -> Any:
@@ -92,7 +95,15 @@ class NativeAead:
         """Free the C context now (the object must not be used afterwards)."""
         ctx, self._ctx = self._ctx, None
         if ctx is not None:
-            _codec.ffi.release(ctx)
+            _codec.lib.tp_aead_free(ctx)
+
+    def __del__(self, _free: Any = _codec.lib.tp_aead_free if _codec is not None else None
+                ) -> None:
+        # _free is bound at definition: module globals may be gone at shutdown
+        ctx = getattr(self, "_ctx", None)  # (unset if __init__ raised early)
+        if ctx is not None:
+            self._ctx = None
+            _free(ctx)
 
     def seal(self, packet_number: int, header: bytes, payload: bytes | memoryview) -> bytes:
         """Ciphertext || tag; ``header`` is the associated data."""
