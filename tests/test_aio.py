@@ -585,3 +585,26 @@ def test_server_speaks_first_over_open_connection() -> None:
         await server.wait_closed()
 
     run(main, 10)
+
+
+def test_forgotten_peer_streams_are_tracked_in_any_finishing_order() -> None:
+    """The floor-and-set record of finished peer streams against a plain set,
+    with streams finishing in random order (late events for them are dropped)."""
+    from transport.aio._conn import AsyncConnection
+
+    rng = random.Random(9)
+    driver: Any = types.SimpleNamespace(loop=None)
+    core: Any = types.SimpleNamespace(is_client=False)  # peer streams: client-initiated
+    conn = AsyncConnection(driver, core)
+    ids = [4 * n for n in range(60)] + [4 * n + 2 for n in range(60)]  # bidi, uni
+    for sid in ids:
+        conn.streams[sid] = types.SimpleNamespace(stream_id=sid)
+    finished: set[int] = set()
+    order = ids[:]
+    rng.shuffle(order)
+    order.sort(key=lambda sid: sid // 4 + rng.randrange(8))  # mostly in order, some not
+    for sid in order:
+        conn.forget_stream(conn.streams[sid])
+        finished.add(sid)
+        assert all(conn.peer_stream_forgotten(s) == (s in finished) for s in ids)
+    assert conn._peer_done is None  # every gap closed: only the floors remain

@@ -105,8 +105,10 @@ class AsyncConnection:
         self._close_request: tuple[int, str] | None = None
         # peer streams already finished and forgotten, per kind (bidirectional?):
         # every index below the floor, plus the finished ones above it
-        # (indexed by ``bidirectional``: 0 uni, 1 bidi)
-        self._peer_floor = [0, 0]
+        # (indexed by ``bidirectional``: 0 uni, 1 bidi; the floors are made when
+        # the first peer stream is forgotten, the sets only while some stream
+        # finished before an older one)
+        self._peer_floor: list[int] | None = None
         self._peer_done: tuple[set[int], set[int]] | None = None
 
     def __repr__(self) -> str:
@@ -267,9 +269,7 @@ class AsyncConnection:
         if is_client_initiated(stream_id) == self.core.is_client:
             return None  # one of ours we no longer track
         bidi = is_bidirectional(stream_id)
-        index = stream_id >> 2
-        done = self._peer_done
-        if index < self._peer_floor[bidi] or (done is not None and index in done[bidi]):
+        if self.peer_stream_forgotten(stream_id):
             return None  # finished and forgotten: a late event
         state = StreamState(self, stream_id, readable=True, writable=bidi, limit=self.limit)
         self.streams[stream_id] = state
@@ -300,6 +300,15 @@ class AsyncConnection:
         if self.owned_by_stream is state:
             self.close()
 
+    def peer_stream_forgotten(self, stream_id: int) -> bool:
+        """Whether this peer-opened stream finished and was forgotten."""
+        floor, done = self._peer_floor, self._peer_done
+        if floor is None:
+            return False
+        bidi = is_bidirectional(stream_id)
+        index = stream_id >> 2
+        return index < floor[bidi] or (done is not None and index in done[bidi])
+
     def forget_stream(self, state: StreamState) -> None:
         """Both directions of the stream are finished: stop tracking it."""
         stream_id = state.stream_id
@@ -308,16 +317,25 @@ class AsyncConnection:
         if is_client_initiated(stream_id) == self.core.is_client:
             return
         bidi = is_bidirectional(stream_id)
+        index = stream_id >> 2
+        floors = self._peer_floor
+        if floors is None:
+            floors = self._peer_floor = [0, 0]
         both = self._peer_done
-        if both is None:
-            both = self._peer_done = (set(), set())
-        done = both[bidi]
-        done.add(stream_id >> 2)
-        floor = self._peer_floor[bidi]
-        while floor in done:
-            done.discard(floor)
-            floor += 1
-        self._peer_floor[bidi] = floor
+        if index != floors[bidi]:  # an older stream is still open
+            if both is None:
+                both = self._peer_done = (set(), set())
+            both[bidi].add(index)
+            return
+        floor = index + 1
+        if both is not None:
+            done = both[bidi]
+            while floor in done:
+                done.discard(floor)
+                floor += 1
+            if not both[0] and not both[1]:
+                self._peer_done = None
+        floors[bidi] = floor
 
     async def open_stream(self) -> tuple[StreamReader, StreamWriter]:
         """Open a bidirectional stream: an (asyncio-style) reader and writer."""
