@@ -69,8 +69,8 @@ from transport.errors import (
     StreamLimitError,
     WireError,
 )
-from transport.fec.policy import LossEstimator
-from transport.fec.protocol import FecPolicy, FecReceiver, FecSender
+from transport.fec.policy import LossEstimator, fec_policy
+from transport.fec.protocol import FecReceiver, FecSender
 from transport.flow import ReceiveWindow, SendCredit
 from transport.packetizer import (
     ITEM_ACK,
@@ -221,10 +221,10 @@ class Connection:
         #: True once the handshake finished (stays true while closing).
         self.handshake_completed = False
         self._now = 0.0
-        # a list read from _events_head and cleared when drained: an empty
-        # deque would be ~0.7 KiB per idle connection, and making one per
-        # burst of events would put a 528-byte malloc on the packet path
-        self._events: list[events.Event] = []
+        # a list read from _events_head, made by the first event of a burst and
+        # dropped when drained (an empty deque would be ~0.7 KiB per idle
+        # connection, and making one per burst a 528-byte malloc)
+        self._events: list[events.Event] | None = None
         self._events_head = 0
         self.counters = Counters()
 
@@ -269,7 +269,7 @@ class Connection:
         self._path_challenge: bytes | None = None
         self._pmtu: PathMtu | None = None  # set when the handshake completes
         # forward error correction (transport/fec/protocol.py)
-        self._fec_policy = FecPolicy(config.fec, *config.fec_block)
+        self._fec_policy = fec_policy(config.fec, *config.fec_block)
         self._fec_sender: FecSender | None = None  # set once the peer can decode
         self._fec_receiver = FecReceiver()
         self._fec_decoder: FrameDecoder = self._decoder
@@ -492,7 +492,7 @@ class Connection:
             event = queue[head]
             head += 1
             if head == len(queue):
-                queue.clear()
+                self._events = None
                 head = 0
             self._events_head = head
             if isinstance(event, events.DatagramReceived):
@@ -1684,7 +1684,11 @@ class Connection:
         # Bounded by construction: stream events are coalesced per stream (so at
         # most a few per stream, and streams are limited), received datagrams are
         # capped in _on_datagram_frame, the rest happen once per connection.
-        self._events.append(event)
+        queue = self._events
+        if queue is None:
+            self._events = [event]
+        else:
+            queue.append(event)
 
     def _notify(self) -> None:
         callback = self.on_activity

@@ -169,6 +169,13 @@ class FecPolicy:
         return k, self.repairs(k, loss_rate, burst_length)
 
 
+@lru_cache(maxsize=64)
+def fec_policy(mode: str, k: int = 10, m: int = 2) -> FecPolicy:
+    """A :class:`FecPolicy` shared by every connection with these settings (it
+    holds no per-connection state)."""
+    return FecPolicy(mode, k, m)
+
+
 class LossEstimator:
     """Windowed loss rate (robust mean of recent windows) and burst length."""
 
