@@ -480,8 +480,10 @@ class LossRecovery:
             self._loss_time_s = None
         self.congestion.on_packets_acked(acked, now, rtt, self.bytes_in_flight)
         # drop the acknowledged prefix once it is half the list (amortised O(1)
-        # per packet; an idle connection keeps only its trailing ACK-only records)
-        if head and 2 * head >= len(pns):
+        # per packet): from _COMPACT_MIN records on, and at any size while the
+        # list is short (an idle connection keeps only its trailing ACK-only
+        # records; a long list is not shrunk and regrown every few ACKs)
+        if head and 2 * head >= len(pns) and (head >= _COMPACT_MIN or len(pns) <= _COMPACT_MIN):
             del pns[:head]
             del packets[:head]
             self._head = 0
