@@ -240,6 +240,10 @@ class Connection:
             ack_eliciting_threshold=config.ack_eliciting_threshold,
             max_ranges=config.max_ack_ranges,
             ack_delay_exponent=config.ack_delay_exponent,
+            max_ack_eliciting_threshold=max(
+                config.max_ack_eliciting_threshold, config.ack_eliciting_threshold
+            ),
+            rtt=self._rtt,
         )
         self._peer_ack_delay_exponent = 3
         self._in_long_packet = False  # frames being processed came in a long header
