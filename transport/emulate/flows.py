@@ -257,7 +257,8 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
     receiver's (``goodput_bps`` from 2 s to the end) plus ``"sender"`` (the
     sender's JSON), ``"relay_cpu_pct"`` (the relay's CPU share meanwhile) and
     ``"relay"`` (the relay's counters for the flows' lifetime, per direction:
-    offered, loss and queue drops; ``max_backlog_bytes`` is since the start).
+    packets and bytes offered, loss and queue drops; ``max_backlog_bytes`` is
+    since the start).
     """
     py = [sys.executable, "-m", "transport.emulate.flows"]
     if nice:
