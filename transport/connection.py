@@ -1180,9 +1180,15 @@ class Connection:
             self._packetizer.path_responses.append(body)
             if len(self._packetizer.path_responses) > 4:
                 self._packetizer.path_responses.pop(0)
+        elif ftype == FrameType.DATA_BLOCKED:
+            # our limit blocks the peer: a larger window (transport/flow.py)
+            if self._recv_window.on_peer_blocked(a) is not None:
+                self._packetizer.max_data_due = True
+        elif ftype == FrameType.STREAM_DATA_BLOCKED:
+            rstream = self._recv_streams.get(a)
+            if rstream is not None and rstream.on_peer_blocked(b) is not None:
+                self._packetizer.max_stream_data_due.add(a)
         elif ftype in (
-            FrameType.DATA_BLOCKED,
-            FrameType.STREAM_DATA_BLOCKED,
             FrameType.STREAMS_BLOCKED_BIDI,
             FrameType.STREAMS_BLOCKED_UNI,
             FrameType.NEW_CONNECTION_ID,
