@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from helpers import Pair, forge_short_packet, make_config
 from hypothesis import given
 from hypothesis import strategies as st
 
 from transport.errors import ConfigurationError, InvalidStateError, RemoteProtocolError
 from transport.flow import ReceiveWindow, SendCredit
-from transport.wire.constants import ErrorCode
+from transport.wire.constants import ErrorCode, FrameType
 
 # ------------------------------------------------------------------ SendCredit
 
@@ -186,3 +187,35 @@ def test_peer_credit_never_exceeds_window(reads: list[int], initial: int) -> Non
         assert window.window_bytes <= window.max_window_bytes
         if new is not None:
             assert new == window.limit > old_limit
+
+
+def _blocked_pair(frame_type: int) -> tuple[Pair, int]:
+    """An established pair with 10 kB sent on a client stream (not read yet),
+    then a forged BLOCKED frame of ``frame_type`` at the server's current limit."""
+    pair = Pair(make_config(1), make_config(2, initial_max_stream_data=64 * 1024))
+    pair.handshake()
+    sid = pair.client.open_stream()
+    pair.client.send_stream_data(sid, bytes(10_000))
+    pair.run_for(0.2)
+    pair.drop_to_client = lambda data, now: True  # the forger speaks for the client
+    server = pair.server
+    if frame_type == FrameType.STREAM_DATA_BLOCKED:
+        frame: tuple = (frame_type, sid, server._recv_streams[sid].limit, 0, 0, None)
+    else:
+        frame = (frame_type, server._recv_window.limit, 0, 0, 0, None)
+    pair.inject(forge_short_packet(server.local_cid, 1_000_000, [frame]), to_server=True)
+    return pair, sid
+
+
+def test_stream_data_blocked_at_our_limit_doubles_the_stream_window() -> None:
+    pair, sid = _blocked_pair(FrameType.STREAM_DATA_BLOCKED)
+    window = pair.server._recv_streams[sid].window
+    assert window.window_bytes == 128 * 1024
+    assert window.limit == 128 * 1024  # nothing consumed yet: 0 + the doubled window
+
+
+def test_data_blocked_at_our_limit_doubles_the_connection_window() -> None:
+    pair, _ = _blocked_pair(FrameType.DATA_BLOCKED)
+    window = pair.server._recv_window
+    assert window.window_bytes == 2 * pair.server.config.initial_max_data
+    assert window.limit == window.window_bytes
