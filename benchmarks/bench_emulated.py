@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             case["ours_fraction_of_ideal"] = round(mbps["ours"] / ideal, 3)
         case["relay_cpu_pct"] = {k: max(r["relay_cpu_pct"] for r in runs[k]) for k in kinds}
         # IP bytes the sender offered to the path (relay's forward counter) per
-        # byte the receiver delivered, over the flow's lifetime; median of runs
+        # byte the receiver delivered, over the goodput window; median of runs
         wire = {k: [w for w in (wire_per_delivered(r) for r in runs[k]) if w] for k in kinds}
         case["wire_bytes_per_delivered_byte"] = {
             k: round(statistics.median(v), 4) for k, v in wire.items() if v}
@@ -151,13 +151,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def wire_per_delivered(report: dict[str, Any]) -> float | None:
-    """IP bytes entering the forward path per application byte received
-    (headers, retransmissions, probes and the handshake included); None when
-    the relay did not report bytes (an older relay)."""
-    offered = report.get("relay", {}).get("forward", {}).get("bytes_offered")
-    if not offered or not report.get("bytes"):
-        return None
-    return float(offered) / float(report["bytes"])
+    """IP bytes entering the forward path per application byte received, over
+    the receiver's goodput window (``run_flows`` lines the relay's counters up
+    with it); None when it could not be measured."""
+    ratio = report.get("wire_bytes_per_delivered_byte")
+    return float(ratio) if ratio else None
 
 
 def plot(cases: list[dict[str, Any]], out: str) -> None:
