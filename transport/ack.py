@@ -63,9 +63,11 @@ if TYPE_CHECKING:
 
 __all__ = ["REORDER_ACK_PACKETS", "AckManager"]
 
-#: In-order packets after a gap that are acknowledged at once (with the packet
-#: that revealed the gap, the sender then sees 3 packets above the hole).
-REORDER_ACK_PACKETS = 2
+#: In-order packets after a gap that are acknowledged at once: with the packet
+#: that revealed the gap, the sender sees the 3 packets above the hole its packet
+#: threshold needs even when one of them is not ack-eliciting (an FEC repair)
+#: or a skipped packet number, without waiting for the decimated ACK.
+REORDER_ACK_PACKETS = 3
 #: Without an RTT sample, the arrival rate is measured over windows this long.
 _DEFAULT_WINDOW_S = 0.025
 #: Shortest rate window (a LAN's microsecond RTT would re-measure per packet).
