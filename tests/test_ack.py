@@ -310,3 +310,11 @@ def test_ack_pending_tracks_news_since_last_ack() -> None:
     assert not acks.ack_pending
     acks.on_packet_received(0, True, now=0.1)  # duplicate: no news
     assert not acks.ack_pending
+
+
+def test_sub_millisecond_paths_keep_the_rfc_policy_at_moderate_rates() -> None:
+    # loopback-like RTT: 20,000 packets/s are 0.5 per quarter of 100 us
+    acks = AckManager(max_ack_eliciting_threshold=10, rtt=_rtt(0.0001))
+    packets, sent = _acks_sent(acks, 20_000.0, 0.1)
+    assert acks.threshold == 2 and acks.delay_s == 0.025
+    assert sent == packets // 2

@@ -314,7 +314,9 @@ class AckManager:
             window_s = min_rtt_s if min_rtt_s > _MIN_WINDOW_S else _MIN_WINDOW_S
             elapsed_s = now - self._window_start_s
             if elapsed_s > 0.0 and self._window_count:
-                per_quarter = int(self._window_count * 0.25 * window_s / elapsed_s)
+                # per quarter of the real minimum RTT: a sub-millisecond path
+                # (loopback) keeps the RFC policy unless packets come very fast
+                per_quarter = int(self._window_count * 0.25 * min_rtt_s / elapsed_s)
                 if per_quarter > base:
                     threshold = min(per_quarter, self.max_ack_eliciting_threshold)
                     quarter_s = 0.25 * min_rtt_s
