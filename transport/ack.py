@@ -37,8 +37,10 @@ packets. While the threshold is above the RFC floor, the delay is
 that shrank, the tail of a transfer) waits at most a quarter round trip; at
 the floor it is ``max_ack_delay_s``. Without an RTT sample, or after an idle
 window (the rate measured over the window falls), the RFC defaults apply.
-Bursts of one GSO batch at a time, as real receivers see them, get the same
-ACK count as packets trickling in one by one.
+Packets handed over one at a time (the simulator) or in GRO batches (a real
+driver; a batch is acknowledged once) then give similar ACK counts. A sender's
+probe (PTO) is acknowledged within *delay*, which never exceeds the
+``max_ack_delay`` the peer's PTO allows for.
 
 "At once" is a deadline equal to the arrival time, so the connection needs one
 rule: :meth:`AckManager.should_send_ack` when ``now`` reaches
