@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
                     case[f"ours_over_{peer[4:]}"] = round(mbps["ours"] / max(mbps[peer], 1e-9), 3)
             case["ours_fraction_of_ideal"] = round(mbps["ours"] / ideal, 3)
         case["relay_cpu_pct"] = {k: max(r["relay_cpu_pct"] for r in runs[k]) for k in kinds}
+        # IP bytes the sender offered to the path (relay's forward counter) per
+        # byte the receiver delivered, over the goodput window; median of runs
+        wire = {k: [w for w in (wire_per_delivered(r) for r in runs[k]) if w] for k in kinds}
+        case["wire_bytes_per_delivered_byte"] = {
+            k: round(statistics.median(v), 4) for k, v in wire.items() if v}
         case["runs"] = runs
         cases.append(case)
         print(f"loss {loss * 100:4g} %: " + "  ".join(
@@ -112,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                 c["ours_fraction_of_ideal"] >= 0.95 for c in cases if c["loss"] <= 0.05),
             "ours_ge_10x_cubic_from_1pct": all(
                 c["ours_over_cubic"] >= 10 for c in cases if c["loss"] >= 0.01),
+            "ours_le_1_1_wire_bytes_per_delivered_byte_up_to_5pct": all(
+                c["wire_bytes_per_delivered_byte"].get("ours", 99.0) <= 1.1
+                for c in cases if c["loss"] <= 0.05),
         }
     result = {
         "benchmark": "emulated_path",
@@ -140,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(cases, args.plot)
     return 0
+
+
+def wire_per_delivered(report: dict[str, Any]) -> float | None:
+    """IP bytes entering the forward path per application byte received, over
+    the receiver's goodput window (``run_flows`` lines the relay's counters up
+    with it); None when it could not be measured."""
+    ratio = report.get("wire_bytes_per_delivered_byte")
+    return float(ratio) if ratio else None
 
 
 def plot(cases: list[dict[str, Any]], out: str) -> None:

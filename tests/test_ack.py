@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transport.ack import AckManager
+from transport.ack import REORDER_ACK_PACKETS, AckManager
 from transport.errors import ConfigurationError
+from transport.recovery import RttEstimator
 
 
 def receive(acks: AckManager, pns: list[int], now: float = 0.0, eliciting: bool = True) -> None:
@@ -62,9 +63,14 @@ def test_reordered_packet_triggers_immediate_ack() -> None:
     assert acks.get_timer() is None
     acks.on_packet_received(1, True, now=1.2)
     assert acks.should_send_ack(now=1.2)
-    # Back in order afterwards: the normal delay applies again.
-    acks.on_ack_sent(101, 2)
-    acks.on_packet_received(3, True, now=1.3)
+    # The REORDER_ACK_PACKETS in-order packets after the gap go at once too...
+    for pn in range(3, 3 + REORDER_ACK_PACKETS):
+        acks.on_ack_sent(100 + pn, pn - 1)
+        acks.on_packet_received(pn, True, now=1.3)
+        assert acks.should_send_ack(now=1.3)
+    # ...then the normal delay applies again.
+    acks.on_ack_sent(200, 2 + REORDER_ACK_PACKETS)
+    acks.on_packet_received(3 + REORDER_ACK_PACKETS, True, now=1.3)
     assert acks.get_timer() == pytest.approx(1.325)
 
 
@@ -168,6 +174,94 @@ def test_bad_configuration_rejected() -> None:
         AckManager(max_ranges=0)
     with pytest.raises(ConfigurationError):
         AckManager(ack_delay_exponent=21)
+    with pytest.raises(ConfigurationError):
+        AckManager(ack_eliciting_threshold=4, max_ack_eliciting_threshold=3)
+
+
+def _rtt(min_rtt_s: float) -> RttEstimator:
+    rtt = RttEstimator()
+    rtt.update(min_rtt_s, 0.0, 0.025)
+    return rtt
+
+
+def _acks_sent(
+    acks: AckManager, rate_pps: float, duration_s: float, start_s: float = 0.0, first_pn: int = 0
+) -> tuple[int, int]:
+    """Feed in-order ack-eliciting packets at ``rate_pps``, sending every ACK
+    when due (timer or arrival); returns (packets, ACKs)."""
+    sent = 0
+    count = int(rate_pps * duration_s)
+    for i in range(count):
+        now = start_s + i / rate_pps
+        deadline = acks.get_timer()
+        if deadline is not None and deadline < now:
+            acks.on_ack_sent(0, acks.largest_received)
+            sent += 1
+        assert acks.on_packet_received(first_pn + i, True, now=now)
+        if acks.should_send_ack(now=now):
+            acks.on_ack_sent(0, acks.largest_received)
+            sent += 1
+    return count, sent
+
+
+def test_decimation_acks_every_tenth_packet_at_high_rates() -> None:
+    # 50 Mbit/s of 1400 B packets, 50 ms RTT: ~223 packets per round trip
+    acks = AckManager(max_ack_eliciting_threshold=10, rtt=_rtt(0.050))
+    packets, sent = _acks_sent(acks, 4460.0, 1.0)
+    assert acks.threshold == 10
+    assert acks.delay_s == pytest.approx(0.0125)  # a quarter of the minimum RTT
+    assert 0.09 * packets < sent < 0.12 * packets  # the first window used the RFC's 2
+
+
+def test_decimation_scales_to_a_quarter_rtt_of_packets() -> None:
+    # 400 packets/s, 50 ms RTT: 20 per round trip, 5 per quarter
+    acks = AckManager(max_ack_eliciting_threshold=10, rtt=_rtt(0.050))
+    packets, sent = _acks_sent(acks, 400.0, 2.0)
+    assert acks.threshold == 5
+    assert 0.19 * packets < sent < 0.23 * packets
+
+
+def test_slow_flows_keep_the_rfc_policy() -> None:
+    acks = AckManager(max_ack_eliciting_threshold=10, rtt=_rtt(0.050))
+    packets, sent = _acks_sent(acks, 100.0, 2.0)  # 1.25 packets per quarter RTT
+    assert acks.threshold == 2 and acks.delay_s == 0.025
+    assert sent == packets // 2
+
+
+def test_without_rtt_or_cap_the_rfc_policy_applies() -> None:
+    for acks in (
+        AckManager(max_ack_eliciting_threshold=10),  # no RTT estimator
+        AckManager(rtt=_rtt(0.050)),  # cap defaults to the threshold
+    ):
+        packets, sent = _acks_sent(acks, 4460.0, 0.5)
+        assert acks.threshold == 2 and sent == packets // 2
+
+
+def test_decimation_ends_when_the_rate_falls() -> None:
+    acks = AckManager(max_ack_eliciting_threshold=10, rtt=_rtt(0.050))
+    _acks_sent(acks, 4460.0, 0.5)
+    assert acks.threshold == 10
+    # after an idle second, the next window measures the trickle again
+    _acks_sent(acks, 100.0, 0.5, start_s=1.5, first_pn=acks.largest_received + 1)
+    assert acks.threshold == 2 and acks.delay_s == 0.025
+
+
+def test_decimated_acks_still_ack_gaps_at_once() -> None:
+    acks = AckManager(max_ack_eliciting_threshold=10, rtt=_rtt(0.050))
+    _acks_sent(acks, 4460.0, 0.5)
+    pn = acks.largest_received + 1
+    acks.on_ack_sent(0, pn - 1)
+    now = 1.0
+    acks.on_packet_received(pn + 1, True, now=now)  # pn lost: a gap
+    assert acks.should_send_ack(now=now)
+    for k in range(REORDER_ACK_PACKETS):  # the packets after it too
+        acks.on_ack_sent(0, pn + 1 + k)
+        acks.on_packet_received(pn + 2 + k, True, now=now)
+        assert acks.should_send_ack(now=now)
+    acks.on_ack_sent(0, pn + 1 + REORDER_ACK_PACKETS)
+    acks.on_packet_received(pn + 2 + REORDER_ACK_PACKETS, True, now=now)
+    assert not acks.should_send_ack(now=now)
+    assert acks.get_timer() == pytest.approx(now + 0.0125)
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
@@ -216,3 +310,11 @@ def test_ack_pending_tracks_news_since_last_ack() -> None:
     assert not acks.ack_pending
     acks.on_packet_received(0, True, now=0.1)  # duplicate: no news
     assert not acks.ack_pending
+
+
+def test_sub_millisecond_paths_keep_the_rfc_policy_at_moderate_rates() -> None:
+    # loopback-like RTT: 20,000 packets/s are 0.5 per quarter of 100 us
+    acks = AckManager(max_ack_eliciting_threshold=10, rtt=_rtt(0.0001))
+    packets, sent = _acks_sent(acks, 20_000.0, 0.1)
+    assert acks.threshold == 2 and acks.delay_s == 0.025
+    assert sent == packets // 2

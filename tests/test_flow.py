@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from helpers import Pair, forge_short_packet, make_config
 from hypothesis import given
 from hypothesis import strategies as st
 
 from transport.errors import ConfigurationError, InvalidStateError, RemoteProtocolError
 from transport.flow import ReceiveWindow, SendCredit
-from transport.wire.constants import ErrorCode
+from transport.wire.constants import ErrorCode, FrameType
 
 # ------------------------------------------------------------------ SendCredit
 
@@ -104,32 +105,55 @@ def test_cannot_consume_more_than_received() -> None:
 
 
 def _drain(window: ReceiveWindow, now: float, rtt_s: float) -> int | None:
-    """Receive and consume everything up to the current limit."""
-    window.on_received(window.limit)
+    """Receive and consume everything up to one byte short of the current limit
+    (the peer never ran out of credit)."""
+    window.on_received(window.limit - 1)
     return window.on_consumed(window.received - window.consumed, now, rtt_s)
 
 
 def test_autotune_doubles_when_updates_are_frequent_and_caps() -> None:
     window = ReceiveWindow(1000, 5000)
     rtt_s = 0.1
-    assert _drain(window, now=0.0, rtt_s=rtt_s) == 2000  # first update: no history
+    assert _drain(window, now=0.0, rtt_s=rtt_s) == 999 + 1000  # first update: no history
     assert window.window_bytes == 1000
     # Next update 0.05 s later (< 2 RTT): the reader is fast -> double.
-    assert _drain(window, now=0.05, rtt_s=rtt_s) == 2000 + 2000
+    assert _drain(window, now=0.05, rtt_s=rtt_s) == 1998 + 2000
     assert window.window_bytes == 2000
-    assert _drain(window, now=0.10, rtt_s=rtt_s) == 4000 + 4000
+    assert _drain(window, now=0.10, rtt_s=rtt_s) == 3997 + 4000
     assert window.window_bytes == 4000
-    assert _drain(window, now=0.15, rtt_s=rtt_s) == 8000 + 5000  # capped at max
+    assert _drain(window, now=0.15, rtt_s=rtt_s) == 7996 + 5000  # capped at max
     assert window.window_bytes == 5000
-    assert _drain(window, now=0.20, rtt_s=rtt_s) == 13000 + 5000
+    assert _drain(window, now=0.20, rtt_s=rtt_s) == 12995 + 5000
     assert window.window_bytes == 5000
 
 
 def test_no_autotune_when_updates_are_slow() -> None:
     window = ReceiveWindow(1000, 8000)
-    assert _drain(window, now=0.0, rtt_s=0.1) == 2000
-    assert _drain(window, now=0.5, rtt_s=0.1) == 3000  # 0.5 s >= 2 RTT
+    assert _drain(window, now=0.0, rtt_s=0.1) == 1999
+    assert _drain(window, now=0.5, rtt_s=0.1) == 2998  # 0.5 s >= 2 RTT
     assert window.window_bytes == 1000
+
+
+def test_autotune_doubles_when_the_peer_ran_out_of_credit() -> None:
+    # Slow updates (a loss held the data above a hole for a round trip or
+    # more), but the peer had sent up to the limit: the window was too small.
+    window = ReceiveWindow(1000, 8000)
+    assert _drain(window, now=0.0, rtt_s=0.1) == 1999
+    window.on_received(window.limit)
+    assert window.on_consumed(window.received - window.consumed, now=0.5, rtt_s=0.1) == 1999 + 2000
+    assert window.window_bytes == 2000
+
+
+def test_peer_blocked_report_grows_the_window_at_once() -> None:
+    window = ReceiveWindow(1000, 3000)
+    window.on_received(1000)  # the peer is at the limit; nothing consumed yet
+    assert window.on_peer_blocked(999) is None  # not our current limit: stale
+    assert window.on_peer_blocked(1000) == 2000  # consumed 0 + doubled window
+    assert window.limit == 2000 and window.window_bytes == 2000
+    assert window.on_peer_blocked(1000) is None  # stale now
+    assert window.on_peer_blocked(2000) == 3000  # capped at max
+    assert window.on_peer_blocked(3000) is None  # at the maximum already
+    assert window.window_bytes == 3000
 
 
 def test_no_autotune_without_rtt_sample() -> None:
@@ -163,3 +187,35 @@ def test_peer_credit_never_exceeds_window(reads: list[int], initial: int) -> Non
         assert window.window_bytes <= window.max_window_bytes
         if new is not None:
             assert new == window.limit > old_limit
+
+
+def _blocked_pair(frame_type: int) -> tuple[Pair, int]:
+    """An established pair with 10 kB sent on a client stream (not read yet),
+    then a forged BLOCKED frame of ``frame_type`` at the server's current limit."""
+    pair = Pair(make_config(1), make_config(2, initial_max_stream_data=64 * 1024))
+    pair.handshake()
+    sid = pair.client.open_stream()
+    pair.client.send_stream_data(sid, bytes(10_000))
+    pair.run_for(0.2)
+    pair.drop_to_client = lambda data, now: True  # the forger speaks for the client
+    server = pair.server
+    if frame_type == FrameType.STREAM_DATA_BLOCKED:
+        frame: tuple = (frame_type, sid, server._recv_streams[sid].limit, 0, 0, None)
+    else:
+        frame = (frame_type, server._recv_window.limit, 0, 0, 0, None)
+    pair.inject(forge_short_packet(server.local_cid, 1_000_000, [frame]), to_server=True)
+    return pair, sid
+
+
+def test_stream_data_blocked_at_our_limit_doubles_the_stream_window() -> None:
+    pair, sid = _blocked_pair(FrameType.STREAM_DATA_BLOCKED)
+    window = pair.server._recv_streams[sid].window
+    assert window.window_bytes == 128 * 1024
+    assert window.limit == 128 * 1024  # nothing consumed yet: 0 + the doubled window
+
+
+def test_data_blocked_at_our_limit_doubles_the_connection_window() -> None:
+    pair, _ = _blocked_pair(FrameType.DATA_BLOCKED)
+    window = pair.server._recv_window
+    assert window.window_bytes == 2 * pair.server.config.initial_max_data
+    assert window.limit == window.window_bytes

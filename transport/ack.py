@@ -18,9 +18,29 @@ the set. The floor rises when
 ACK-frequency policy (§13.2.1, §13.2.2). Only ack-eliciting packets arm it:
 
 * at once when the packet is out of order -- below the largest received, or
-  above it with a gap;
-* at once when ``ack_eliciting_threshold`` ack-eliciting packets are waiting;
-* otherwise ``max_ack_delay_s`` after the first ack-eliciting packet waiting.
+  above it with a gap -- and for the ``REORDER_ACK_PACKETS`` in-order packets
+  after a gap, so the sender sees the packets above a hole that its packet
+  threshold (RFC 9002 §6.1.1, 3 packets) needs, without waiting;
+* at once when *threshold* ack-eliciting packets are waiting;
+* otherwise *delay* after the first ack-eliciting packet waiting.
+
+*Threshold* and *delay* adapt to the arrival rate (ACK decimation, as in the
+QUIC ACK-frequency draft and Chromium's receiver; RFC 9000 §13.2.2 allows a
+receiver to ACK less often when it knows the sender's rate). Per window of
+one minimum RTT (from the connection's RTT estimator) the manager counts
+ack-eliciting arrivals; the next window's threshold is the number of packets
+that arrived per quarter of a minimum RTT, clamped to
+``[ack_eliciting_threshold, max_ack_eliciting_threshold]`` -- about four ACKs
+per round trip, never fewer than one per ``max_ack_eliciting_threshold``
+packets. While the threshold is above the RFC floor, the delay is
+``min(max_ack_delay_s, min_rtt / 4)``, so a flow that slows down (a window
+that shrank, the tail of a transfer) waits at most a quarter round trip; at
+the floor it is ``max_ack_delay_s``. Without an RTT sample, or after an idle
+window (the rate measured over the window falls), the RFC defaults apply.
+Packets handed over one at a time (the simulator) or in GRO batches (a real
+driver; a batch is acknowledged once) then give similar ACK counts. A sender's
+probe (PTO) is acknowledged within *delay*, which never exceeds the
+``max_ack_delay`` the peer's PTO allows for.
 
 "At once" is a deadline equal to the arrival time, so the connection needs one
 rule: :meth:`AckManager.should_send_ack` when ``now`` reaches
@@ -35,10 +55,25 @@ timer is disarmed by :meth:`AckManager.on_ack_sent` once it is actually sent.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import ConfigurationError
 from .rangeset import RangeSet
 
-__all__ = ["AckManager"]
+if TYPE_CHECKING:
+    from .recovery import RttEstimator
+
+__all__ = ["REORDER_ACK_PACKETS", "AckManager"]
+
+#: In-order packets after a gap that are acknowledged at once: with the packet
+#: that revealed the gap, the sender sees the 3 packets above the hole its packet
+#: threshold needs even when one of them is not ack-eliciting (an FEC repair)
+#: or a skipped packet number, without waiting for the decimated ACK.
+REORDER_ACK_PACKETS = 3
+#: Without an RTT sample, the arrival rate is measured over windows this long.
+_DEFAULT_WINDOW_S = 0.025
+#: Shortest rate window (a LAN's microsecond RTT would re-measure per packet).
+_MIN_WINDOW_S = 0.001
 
 
 class AckManager:
@@ -47,16 +82,24 @@ class AckManager:
     __slots__ = (
         "_ack_pending",
         "_deadline_s",
+        "_delay_s",
         "_flat",
         "_floor",
+        "_immediate_until",
         "_received",
+        "_rtt",
+        "_threshold",
         "_unacked_eliciting",
+        "_window_count",
+        "_window_end_s",
+        "_window_start_s",
         "ack_delay_exponent",
         "ack_eliciting_threshold",
         "largest_received",
         "largest_received_time_s",
         "last_ack_packet_number",
         "max_ack_delay_s",
+        "max_ack_eliciting_threshold",
     )
 
     def __init__(
@@ -66,18 +109,37 @@ class AckManager:
         ack_eliciting_threshold: int = 2,
         max_ranges: int = 64,
         ack_delay_exponent: int = 3,
+        max_ack_eliciting_threshold: int | None = None,
+        rtt: RttEstimator | None = None,
     ) -> None:
         if max_ack_delay_s < 0:
             raise ConfigurationError("max_ack_delay_s must be >= 0")
         if ack_eliciting_threshold < 1:
             raise ConfigurationError("ack_eliciting_threshold must be >= 1")
+        if max_ack_eliciting_threshold is None:
+            max_ack_eliciting_threshold = ack_eliciting_threshold
+        if max_ack_eliciting_threshold < ack_eliciting_threshold:
+            raise ConfigurationError(
+                "max_ack_eliciting_threshold must be >= ack_eliciting_threshold"
+            )
         if max_ranges < 1:
             raise ConfigurationError("max_ranges must be >= 1")
         if not 0 <= ack_delay_exponent <= 20:
             raise ConfigurationError("ack_delay_exponent must be in 0..20")
         self.max_ack_delay_s = max_ack_delay_s
         self.ack_eliciting_threshold = ack_eliciting_threshold
+        #: the decimation cap; equal to ``ack_eliciting_threshold``: RFC 9000 only
+        self.max_ack_eliciting_threshold = max_ack_eliciting_threshold
         self.ack_delay_exponent = ack_delay_exponent
+        self._rtt = rtt
+        #: the threshold and delay in force (adapted once per rate window)
+        self._threshold = ack_eliciting_threshold
+        self._delay_s = max_ack_delay_s
+        self._window_start_s = 0.0
+        self._window_end_s = 0.0
+        self._window_count = 0
+        #: in-order packets up to this number are acknowledged at once (after a gap)
+        self._immediate_until = -1
         self.largest_received = -1
         self.largest_received_time_s = 0.0
         self.last_ack_packet_number = -1
@@ -121,6 +183,16 @@ class AckManager:
         """When an ACK frame is due (absolute seconds; may be in the past), or None."""
         return self._deadline_s
 
+    @property
+    def threshold(self) -> int:
+        """Ack-eliciting packets acknowledged together at the current rate."""
+        return self._threshold
+
+    @property
+    def delay_s(self) -> float:
+        """How long the first waiting ack-eliciting packet may wait at most."""
+        return self._delay_s
+
     def should_send_ack(self, now: float) -> bool:
         deadline_s = self._deadline_s
         return deadline_s is not None and now >= deadline_s
@@ -144,12 +216,15 @@ class AckManager:
             if ack_eliciting:  # _arm(now, False), inlined for the common case
                 count = self._unacked_eliciting + 1
                 self._unacked_eliciting = count
+                if now >= self._window_end_s:
+                    self._adapt(now)
+                self._window_count += 1
                 deadline_s = self._deadline_s
-                if count >= self.ack_eliciting_threshold:
+                if count >= self._threshold or pn <= self._immediate_until:
                     if deadline_s is None or deadline_s > now:
                         self._deadline_s = now
                 elif deadline_s is None:
-                    self._deadline_s = now + self.max_ack_delay_s
+                    self._deadline_s = now + self._delay_s
             return True
         if pn < self._floor:
             return False
@@ -168,6 +243,7 @@ class AckManager:
         if pn > largest:
             self.largest_received = pn
             self.largest_received_time_s = now
+            self._immediate_until = pn + REORDER_ACK_PACKETS
         self._ack_pending = True
         if ack_eliciting:
             self._arm(now, True)  # off the fast path means a gap or reordering
@@ -218,8 +294,38 @@ class AckManager:
     def _arm(self, now: float, immediate: bool) -> None:
         count = self._unacked_eliciting + 1
         self._unacked_eliciting = count
-        if immediate or count >= self.ack_eliciting_threshold:
+        if now >= self._window_end_s:
+            self._adapt(now)
+        self._window_count += 1
+        if immediate or count >= self._threshold:
             if self._deadline_s is None or self._deadline_s > now:
                 self._deadline_s = now
         elif self._deadline_s is None:
-            self._deadline_s = now + self.max_ack_delay_s
+            self._deadline_s = now + self._delay_s
+
+    def _adapt(self, now: float) -> None:
+        """End a rate window: set the threshold and delay from the packets per
+        quarter minimum RTT that arrived in it, and start the next window."""
+        base = self.ack_eliciting_threshold
+        threshold = base
+        delay_s = self.max_ack_delay_s
+        window_s = _DEFAULT_WINDOW_S
+        rtt = self._rtt
+        if rtt is not None and rtt.has_sample and self.max_ack_eliciting_threshold > base:
+            min_rtt_s = rtt.min_rtt_s
+            window_s = min_rtt_s if min_rtt_s > _MIN_WINDOW_S else _MIN_WINDOW_S
+            elapsed_s = now - self._window_start_s
+            if elapsed_s > 0.0 and self._window_count:
+                # per quarter of the real minimum RTT: a sub-millisecond path
+                # (loopback) keeps the RFC policy unless packets come very fast
+                per_quarter = int(self._window_count * 0.25 * min_rtt_s / elapsed_s)
+                if per_quarter > base:
+                    threshold = min(per_quarter, self.max_ack_eliciting_threshold)
+                    quarter_s = 0.25 * min_rtt_s
+                    if quarter_s < delay_s:
+                        delay_s = quarter_s
+        self._threshold = threshold
+        self._delay_s = delay_s
+        self._window_start_s = now
+        self._window_end_s = now + window_s
+        self._window_count = 0

@@ -125,6 +125,10 @@ class Config:
     # acknowledgements and recovery
     max_ack_delay_s: float = 0.025
     ack_eliciting_threshold: int = 2
+    #: ACK decimation cap: at high arrival rates one ACK per this many
+    #: ack-eliciting packets, about four per round trip (transport/ack.py);
+    #: equal to ``ack_eliciting_threshold`` for plain RFC 9000 behaviour.
+    max_ack_eliciting_threshold: int = 10
     ack_delay_exponent: int = 3
     max_ack_ranges: int = 64
     initial_rtt_s: float = 0.333
@@ -164,6 +168,7 @@ class Config:
             "max_queued_datagrams",
             "max_received_datagrams",
             "ack_eliciting_threshold",
+            "max_ack_eliciting_threshold",
             "max_ack_ranges",
         ):
             if getattr(self, name) < 1:

@@ -245,6 +245,10 @@ class Connection:
             ack_eliciting_threshold=config.ack_eliciting_threshold,
             max_ranges=config.max_ack_ranges,
             ack_delay_exponent=config.ack_delay_exponent,
+            max_ack_eliciting_threshold=max(
+                config.max_ack_eliciting_threshold, config.ack_eliciting_threshold
+            ),
+            rtt=self._rtt,
         )
         self._peer_ack_delay_exponent = 3
         self._in_long_packet = False  # frames being processed came in a long header
@@ -1195,9 +1199,15 @@ class Connection:
             self._packetizer.path_responses.append(body)
             if len(self._packetizer.path_responses) > 4:
                 self._packetizer.path_responses.pop(0)
+        elif ftype == FrameType.DATA_BLOCKED:
+            # our limit blocks the peer: a larger window (transport/flow.py)
+            if self._recv_window.on_peer_blocked(a) is not None:
+                self._packetizer.max_data_due = True
+        elif ftype == FrameType.STREAM_DATA_BLOCKED:
+            rstream = self._recv_streams.get(a)
+            if rstream is not None and rstream.on_peer_blocked(b) is not None:
+                self._packetizer.max_stream_data_due.add(a)
         elif ftype in (
-            FrameType.DATA_BLOCKED,
-            FrameType.STREAM_DATA_BLOCKED,
             FrameType.STREAMS_BLOCKED_BIDI,
             FrameType.STREAMS_BLOCKED_UNI,
             FrameType.NEW_CONNECTION_ID,

@@ -22,7 +22,14 @@ window, so updates are batched rather than sent per read (§4.2). The window
 auto-tunes: when the previous update went out less than two round trips ago,
 the reader is keeping up with a window that is too small to cover the
 bandwidth-delay product, so the window doubles, up to ``max_window_bytes``
-(the scheme quinn and Chromium use). Memory stays bounded by the window,
+(the scheme quinn and Chromium use). That rule cannot see a window that is
+too small because of *loss*: data above a hole waits for the repair (one or
+more round trips) and holds the window meanwhile, while updates still come
+every few round trips. So the window also doubles when the peer used all
+the credit before the update (it was blocked), and when the peer reports
+that our current limit blocks it (DATA_BLOCKED / STREAM_DATA_BLOCKED at that
+limit, :meth:`ReceiveWindow.on_peer_blocked`; the larger limit then goes out
+at once, during the stall). Memory stays bounded by the window,
 because a peer may never have more than ``window`` unread bytes outstanding.
 
 Both classes serve either level: the connection holds one of each for itself
@@ -175,9 +182,10 @@ class ReceiveWindow:
 
         Returns the new limit to advertise (MAX_DATA / MAX_STREAM_DATA) when the
         credit left to the peer fell below half the window, else None. If the
-        previous update was sent less than ``2 * rtt_s`` ago the window doubles
-        first (capped at ``max_window_bytes``). ``rtt_s`` <= 0 (no RTT sample
-        yet) disables the doubling.
+        previous update was sent less than ``2 * rtt_s`` ago, or the peer has
+        received up to the current limit (it ran out of credit), the window
+        doubles first (capped at ``max_window_bytes``). ``rtt_s`` <= 0 (no RTT
+        sample yet) disables the time rule.
         """
         consumed = self._consumed + n_bytes
         if n_bytes < 0 or consumed > self._received:
@@ -190,17 +198,31 @@ class ReceiveWindow:
         if (self._limit - consumed) * 2 >= window:
             return None
         last = self._last_update_time
-        if (
-            last is not None
-            and rtt_s > 0.0
-            and now - last < 2.0 * rtt_s
-            and window < self._max_window
+        if window < self._max_window and (
+            # the peer used all the credit: it was blocked, the window is short
+            self._received >= self._limit
+            or (last is not None and rtt_s > 0.0 and now - last < 2.0 * rtt_s)
         ):
             window = min(window * 2, self._max_window)
             self._window = window
         self._last_update_time = now
         self._limit = consumed + window
         return self._limit
+
+    def on_peer_blocked(self, limit_bytes: int) -> int | None:
+        """The peer reports that it is blocked at ``limit_bytes``. When that is
+        our current limit and the window may grow, the window doubles (capped at
+        ``max_window_bytes``) and the new limit to advertise is returned; else
+        None (a stale report, or the window is at its maximum)."""
+        if limit_bytes != self._limit or self._window >= self._max_window:
+            return None
+        window = min(self._window * 2, self._max_window)
+        self._window = window
+        new_limit = self._consumed + window
+        if new_limit <= self._limit:
+            return None
+        self._limit = new_limit
+        return new_limit
 
     def __repr__(self) -> str:
         return (

@@ -650,6 +650,17 @@ class ReceiveStream:
         self._limit = new_limit
         return new_limit
 
+    def on_peer_blocked(self, limit_bytes: int) -> int | None:
+        """STREAM_DATA_BLOCKED at ``limit_bytes``: a new limit to advertise in
+        MAX_STREAM_DATA (the window grew, :meth:`ReceiveWindow.on_peer_blocked`),
+        or None. Never once the final size is known."""
+        if self._final_size is not None:
+            return None
+        new_limit = self._window.on_peer_blocked(limit_bytes)
+        if new_limit is not None:
+            self._limit = new_limit
+        return new_limit
+
     # ------------------------------------------------------------------ state
     @property
     def readable_bytes(self) -> int:

@@ -59,7 +59,7 @@ def open_tun(name: str) -> int:
     return fd
 
 
-COUNTERS = ("packets_offered", "packets_dropped_loss", "packets_dropped_queue",
+COUNTERS = ("packets_offered", "bytes_offered", "packets_dropped_loss", "packets_dropped_queue",
             "max_backlog_bytes")
 
 

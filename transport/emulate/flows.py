@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import resource
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from transport.emulate import EmulatedPath
 
 WARMUP_S = 2.0
+#: How often run_flows reads the relay's counters while flows run.
+COUNTER_SAMPLE_S = 0.25
 CHUNK_BYTES = 64 * 1024
 READ_BYTES = 256 * 1024
 #: Our sender's stream send buffer: the kernel's largest TCP send buffer here
@@ -84,6 +87,11 @@ class _Meter:
             "bytes": self.total,
             "seconds": round(self.last - self.first, 4),
             "window_s": round(span, 4),
+            "window_bytes": window if span > 0 else 0,
+            # time.monotonic() stamps of the goodput window (one clock for every
+            # namespace), so the caller can line up the relay's byte counters
+            "t_warm": self.warm_t,
+            "t_last": self.last,
             "goodput_bps": round(window * 8 / span, 1) if span > 0 else 0.0,
             **extra,
         }
@@ -257,7 +265,8 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
     receiver's (``goodput_bps`` from 2 s to the end) plus ``"sender"`` (the
     sender's JSON), ``"relay_cpu_pct"`` (the relay's CPU share meanwhile) and
     ``"relay"`` (the relay's counters for the flows' lifetime, per direction:
-    offered, loss and queue drops; ``max_backlog_bytes`` is since the start).
+    packets and bytes offered, loss and queue drops; ``max_backlog_bytes`` is
+    since the start).
     """
     py = [sys.executable, "-m", "transport.emulate.flows"]
     if nice:
@@ -299,6 +308,12 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
         senders = [path.popen("a", [*py, *argv], stdout=subprocess.PIPE, text=True)
                    for argv in send_argv]
         procs += senders
+        # the relay's counters over time, to line up with the goodput window
+        samples = [(t0, counters0)]
+        give_up = t0 + seconds + 60
+        while any(p.poll() is None for p in receivers) and time.monotonic() < give_up:
+            time.sleep(COUNTER_SAMPLE_S)
+            samples.append((time.monotonic(), path.relay_counters()))
         outs = [proc.communicate(timeout=seconds + 60)[0] for proc in receivers]
         cpu_pct = round(100 * (relay_cpu_s(path.relay_pid) - cpu0) / (time.monotonic() - t0), 1)
         counters = _delta(path.relay_counters(), counters0)
@@ -314,8 +329,35 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
         report["sender"] = json.loads(out_s.strip().splitlines()[-1]) if out_s.strip() else None
         report["relay_cpu_pct"] = cpu_pct
         report["relay"] = counters
+        if count == 1:
+            report["wire_bytes_per_delivered_byte"] = window_wire_ratio(report, samples)
         reports.append(report)
     return reports
+
+
+def window_wire_ratio(report: dict[str, Any],
+                      samples: list[tuple[float, dict[str, dict[str, int]]]]) -> float | None:
+    """IP bytes offered to the forward path during the receiver's goodput
+    window (the relay's counter, interpolated between samples) per byte the
+    receiver got in that window: headers, retransmissions and probes count,
+    the handshake and the sender's tail after the receiver stopped do not."""
+    t_warm, t_last = report.get("t_warm") or 0.0, report.get("t_last") or 0.0
+    if not report.get("window_bytes") or not t_warm or len(samples) < 2:
+        return None
+
+    def offered_at(t: float) -> float:
+        for (ta, ca), (tb, cb) in itertools.pairwise(samples):
+            if ta <= t <= tb:
+                a = ca["forward"]["bytes_offered"]
+                b = cb["forward"]["bytes_offered"]
+                return a + (b - a) * ((t - ta) / (tb - ta) if tb > ta else 0.0)
+        raise ValueError("outside the sampled span")
+
+    try:
+        wire = offered_at(t_last) - offered_at(t_warm)
+    except ValueError:
+        return None
+    return round(wire / report["window_bytes"], 4)
 
 
 def main(argv: list[str] | None = None) -> int:
