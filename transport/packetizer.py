@@ -312,6 +312,9 @@ class Packetizer:
         limit = 1 if not conn.address_validated else 1 << 30
         built = sent_bytes = stream_bytes = 0
         pace_budget = self._pace_budget
+        # the sealers write plain ACK frames only: with ECN counts to report,
+        # ACKs go in _build_one's packets (ACK_ECN) instead of piggybacking here
+        piggyback_acks = acks._ecn_counts is None
         while ready and built < limit:
             if cc.congestion_window_bytes <= recovery.bytes_in_flight:
                 break
@@ -326,7 +329,7 @@ class Packetizer:
             room = short_room
             ack_ranges = None
             ack_delay = 0
-            if acks._ack_pending:  # acks.ack_pending without the property call
+            if piggyback_acks and acks._ack_pending:  # acks.ack_pending, no property call
                 ack_ranges, ack_delay = acks.build_ack(now)
                 if ack_ranges:
                     room -= ack_frame_size(ack_ranges, ack_delay)
@@ -528,9 +531,14 @@ class Packetizer:
         if ack_due or (window_open and acks.ack_pending and self._has_work()):
             ranges, delay = acks.build_ack(now)
             if ranges:
-                specs.append((FrameType.ACK, ranges[1], delay, 0, 0, ranges))
                 largest_acked_in_ack = ranges[1]
                 space -= ack_frame_size(ranges, delay)
+                ecn = acks.ecn_report
+                if ecn is None:
+                    specs.append((FrameType.ACK, ranges[1], delay, 0, 0, ranges))
+                else:  # ACK_ECN: the ranges, then the ECT(0), ECT(1), CE counts
+                    specs.append((FrameType.ACK_ECN, ranges[1], delay, 0, 0, ranges + list(ecn)))
+                    space -= _varint_len(ecn[0]) + _varint_len(ecn[1]) + _varint_len(ecn[2])
         if window_open:
             if not long_header:  # flow-control and stream frames are 1-RTT only
                 space, eliciting = self._add_control(specs, items, space)
