@@ -13,7 +13,7 @@ from transport.config import Config
 from transport.congestion import BBR, CongestionController, Cubic, NewReno
 from transport.ecn import CE, ECT0, ECT1, NOT_ECT, TESTING_PTO_LIMIT, EcnSender
 from transport.recovery import SentPacket
-from transport.sim import Link
+from transport.sim import Bernoulli, Link
 from transport.sim.link import Path
 from transport.sim.transfer import TransferResult, run_transfer
 
@@ -204,3 +204,24 @@ def test_peer_that_does_not_echo_fails_validation() -> None:
     assert result.client is not None and result.server is not None
     assert result.client.ecn_state == "failed"
     assert result.server.ecn_state == "failed"
+
+
+def test_packets_rebuilt_by_fec_keep_ecn_validated() -> None:
+    # a rebuilt packet is acknowledged but never arrived: it is counted with the
+    # codepoint of the repair packet that completed it, else validation fails
+    def link(name: str, loss: Bernoulli | None) -> Link:
+        return Link(rate_bps=20e6, delay_s=0.02, queue_bytes=1_200_000, aqm="codel",
+                    loss=loss, name=name)
+
+    result = run_transfer(
+        2_000_000,
+        Path(forward=link("fwd", Bernoulli(0.02)), backward=link("bwd", None)),
+        seed=2,
+        ecn=True,
+        config=lambda rng: Config(rng=rng, fec="fixed"),
+        time_limit_s=60.0,
+    )
+    assert result.completed and result.intact
+    assert result.server is not None and result.client is not None
+    assert result.server.fec_recovered > 0
+    assert result.client.ecn_state == "capable"

@@ -959,6 +959,11 @@ class Connection:
         finally:
             self._decoder, self._in_recovered = main, False
         acks.on_packet_received(pn, ack_eliciting, now)
+        if self._rx_ecn:
+            # a rebuilt packet has no IP header of its own: it counts with the
+            # codepoint of the repair packet that completed it (same path), so
+            # the peer's ECN validation sees every packet it acknowledges
+            acks.on_ecn(self._rx_ecn, ack_eliciting, now)
         self.counters.fec_recovered += 1
         if len(self._fec_recovered_pending) < 256:
             self._fec_recovered_pending.append(pn)
