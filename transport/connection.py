@@ -799,8 +799,7 @@ class Connection:
         if self._fec_source is not None:
             block, index, start, end = self._fec_source
             self._fec_receiver.on_source(block, index, pn, bytes(payload[start:end]))
-        acks.on_packet_received(pn, ack_eliciting, now)
-        if self._rx_ecn:
+        if acks.on_packet_received(pn, ack_eliciting, now) and self._rx_ecn:
             acks.on_ecn(self._rx_ecn, ack_eliciting, now)
         self.counters.packets_received += 1
         self._idle_since_s = now
@@ -958,8 +957,7 @@ class Connection:
             ack_eliciting = self._handle_frames(frames, count, now)
         finally:
             self._decoder, self._in_recovered = main, False
-        acks.on_packet_received(pn, ack_eliciting, now)
-        if self._rx_ecn:
+        if acks.on_packet_received(pn, ack_eliciting, now) and self._rx_ecn:
             # a rebuilt packet has no IP header of its own: it counts with the
             # codepoint of the repair packet that completed it (same path), so
             # the peer's ECN validation sees every packet it acknowledges
@@ -1094,8 +1092,7 @@ class Connection:
         if count == 0:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "packet without frames")
         ack_eliciting = self._handle_frames(packet, count, now)
-        self._acks.on_packet_received(pn, ack_eliciting, now)
-        if self._rx_ecn:
+        if self._acks.on_packet_received(pn, ack_eliciting, now) and self._rx_ecn:
             self._acks.on_ecn(self._rx_ecn, ack_eliciting, now)
         self.counters.packets_received += 1
         self._idle_since_s = now
