@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transport.ack import AckManager
 from transport.config import Config
@@ -225,3 +228,41 @@ def test_packets_rebuilt_by_fec_keep_ecn_validated() -> None:
     assert result.server is not None and result.client is not None
     assert result.server.fec_recovered > 0
     assert result.client.ecn_state == "capable"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fates=st.lists(st.sampled_from(["ect0", "ce", "lost"]), min_size=1, max_size=60),
+    ack_every=st.integers(min_value=1, max_value=5),
+    order=st.randoms(use_true_random=False),
+)
+def test_a_faithful_path_never_fails_validation(
+    fates: list[str], ack_every: int, order: random.Random
+) -> None:
+    """Packets marked ECT(0) are CE-marked or lost at random; the receiver
+    counts faithfully; its ACK frames arrive reordered. Validation must hold
+    and the CE total reported to the controller never exceeds the marks."""
+    ecn = EcnSender()
+    received: list[int] = []
+    counts = [0, 0, 0]
+    frames: list[tuple[list[int], list[int]]] = []
+    for pn, fate in enumerate(fates):
+        if fate == "lost":
+            continue
+        received.append(pn)
+        counts[0 if fate == "ect0" else 2] += 1
+        if len(received) % ack_every == 0:
+            frames.append((list(received), list(counts)))
+    frames.append((list(received), list(counts)))
+    order.shuffle(frames)
+    acked: set[int] = set()
+    largest = -1
+    ce_signalled = 0
+    for pns, frame_counts in frames:
+        newly = [pn for pn in pns if pn not in acked]
+        acked.update(newly)
+        top = max(pns, default=-1)
+        ce_signalled += ecn.on_ack(_packets(*newly), frame_counts, top > largest, len(fates))
+        largest = max(largest, top)
+        assert ecn.state != "failed", ecn.failure
+    assert ce_signalled == ecn.ce_count <= fates.count("ce")
