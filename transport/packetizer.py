@@ -312,9 +312,6 @@ class Packetizer:
         limit = 1 if not conn.address_validated else 1 << 30
         built = sent_bytes = stream_bytes = 0
         pace_budget = self._pace_budget
-        # the sealers write plain ACK frames only: with ECN counts to report,
-        # ACKs go in _build_one's packets (ACK_ECN) instead of piggybacking here
-        piggyback_acks = acks._ecn_counts is None
         while ready and built < limit:
             if cc.congestion_window_bytes <= recovery.bytes_in_flight:
                 break
@@ -329,10 +326,16 @@ class Packetizer:
             room = short_room
             ack_ranges = None
             ack_delay = 0
-            if piggyback_acks and acks._ack_pending:  # acks.ack_pending, no property call
+            if acks._ack_pending:  # acks.ack_pending without the property call
                 ack_ranges, ack_delay = acks.build_ack(now)
                 if ack_ranges:
                     room -= ack_frame_size(ack_ranges, ack_delay)
+                    ecn_counts = acks._ecn_counts
+                    if ecn_counts is not None:
+                        # ACK_ECN: the sealers take the ranges + ECT(0), ECT(1), CE
+                        ecn = (ecn_counts[2], ecn_counts[1], ecn_counts[3])
+                        ack_ranges.extend(ecn)
+                        room -= _varint_len(ecn[0]) + _varint_len(ecn[1]) + _varint_len(ecn[2])
                 else:
                     ack_ranges = None
             # the stream's next frame, charged to flow credit (_take_chunk, inlined)
