@@ -26,7 +26,10 @@ Scenarios (path 50 Mbit/s, 50 ms RTT, queue 1 BDP unless stated):
     the simulator seeds ``SEEDS`` and the median is the figure (each seed's
     value is in the JSON too);
 (e) capacity 50 -> 10 -> 50 Mbit/s at 10 s and 20 s: time until the goodput
-    of 500 ms bins stays >= 80 % of the new capacity's ceiling for 1 s.
+    of 500 ms bins stays >= 80 % of the new capacity's ceiling for 1 s;
+(f) ECN: CUBIC and BBR alone on a 10 BDP queue that is drop-tail, CoDel
+    (drops), or CoDel marking CE with ECN end to end (RFC 9000 §13.4):
+    goodput after 2 s, packets the sender lost, CE marks, median RTT.
 
 Header ceiling: goodput counts stream payload only. :func:`header_ceiling`
 computes from the wire format how much of each IP byte on the bottleneck is
@@ -41,6 +44,7 @@ PNG plots in ``benchmarks/results/`` when matplotlib imports. ``--quick``
 shortens everything (about a minute).
 
 Run: python benchmarks/bench_cc.py [--quick] [--only a,b] [--controllers bbr,cubic]
+(``--only d --controllers cubic --no-save`` reruns just CUBIC's fairness cases.)
 """
 
 from __future__ import annotations
@@ -84,6 +88,12 @@ SEND_BUFFER_BYTES = 4 * MIB
 #: by itself can swing a 2-flow Jain index between 0.85 and 0.95.
 SEEDS = (1, 2, 3)
 CHUNK = memoryview(bytes(range(256)) * 256)
+#: (f) bottleneck variants: queue discipline and whether ECN codepoints move.
+ECN_VARIANTS: dict[str, dict[str, Any]] = {
+    "droptail": {},
+    "codel": {"aqm": "codel"},
+    "codel_ecn": {"aqm": "codel", "ecn": True},
+}
 
 
 @dataclass
@@ -94,6 +104,10 @@ class FlowResult:
     connection: Connection | None = None
     #: (time, state, cwnd, pacing rate, bytes in flight) every 10 ms with ``trace``
     trace: list[tuple[float, str, int, float, int]] = field(default_factory=list)
+    #: the sender's figures at the end of the run
+    packets_lost: int = 0
+    ecn_state: str = ""
+    ce_reported: int = 0
 
     def goodput_bps(self, start_s: float, end_s: float) -> float:
         i, j = round(start_s / BIN_S), round(end_s / BIN_S)
@@ -107,6 +121,10 @@ class RunResult:
     duration_s: float
     link_ip_bytes: int
     link_packets: int = 0
+    #: bottleneck: packets the AQM marked CE / dropped, tail drops
+    link_marked_ce: int = 0
+    link_dropped_aqm: int = 0
+    link_dropped_queue: int = 0
 
     def median_rtt_s(self, start_s: float) -> float:
         values = [r for t, r in self.rtt_samples if t >= start_s]
@@ -162,8 +180,11 @@ def run_flows(
     seed: int = 1,
     trace: bool = False,
     send_buffer_bytes: int = SEND_BUFFER_BYTES,
+    aqm: str | None = None,
+    ecn: bool = False,
 ) -> RunResult:
-    """Run one bulk flow per controller factory over a shared bottleneck."""
+    """Run one bulk flow per controller factory over a shared bottleneck
+    (``aqm="codel"``: CoDel on both links; ``ecn``: codepoints move end to end)."""
     sim = Simulator(seed=seed)
     queue_bytes = max(int(queue_bdp * rate_bps / 8 * rtt_s), 3000)
     model = Bernoulli(loss) if loss else None
@@ -173,6 +194,7 @@ def run_flows(
         queue_bytes=queue_bytes,
         loss=model,
         name="bottleneck:fwd",
+        aqm=aqm,
     )
     backward = Link(
         rate_bps=rate_bps,
@@ -180,6 +202,7 @@ def run_flows(
         queue_bytes=queue_bytes,
         loss=model,
         name="bottleneck:bwd",
+        aqm=aqm,
     )
     nbins = int(duration_s / BIN_S) + 1
     flows: list[FlowResult] = []
@@ -215,8 +238,8 @@ def run_flows(
         server = Endpoint(server_cfg, is_server=True)
         sender = _Sender(index * start_gap_s)
         receiver = _Receiver(result.bins)
-        sim.attach(client_addr, AppNode(client, sender.on_event))
-        sim.attach(server_addr, AppNode(server, receiver.on_event))
+        sim.attach(client_addr, AppNode(client, sender.on_event, ecn=ecn))
+        sim.attach(server_addr, AppNode(server, receiver.on_event, ecn=ecn))
         sim.add_route(client_addr, server_addr, forward)
         sim.add_route(server_addr, client_addr, backward)
 
@@ -256,9 +279,17 @@ def run_flows(
     stats = forward.stats()
     ip_bytes = stats.bytes_delivered + stats.packets_delivered * forward.overhead_bytes
     for flow in flows:  # plain data only: results cross process boundaries
+        if flow.connection is not None:
+            conn_stats = flow.connection.get_stats()
+            flow.packets_lost = conn_stats.packets_lost
+            flow.ecn_state = conn_stats.ecn_state
+            flow.ce_reported = conn_stats.ecn_ce_reported
         flow.controller = None
         flow.connection = None
-    return RunResult(flows, samples, duration_s, ip_bytes, stats.packets_delivered)
+    return RunResult(
+        flows, samples, duration_s, ip_bytes, stats.packets_delivered,
+        stats.packets_marked_ce, stats.packets_dropped_aqm, stats.packets_dropped_queue,
+    )
 
 
 def jain(values: list[float]) -> float:
@@ -367,6 +398,14 @@ def plan(
                 **common,
             }
             tasks.append((f"e/{n}", [n], kwargs))
+    if "f" in only:
+        params["f"] = 8.0 if quick else 20.0
+        for n in names:
+            if n == "newreno":
+                continue
+            for variant, extra in ECN_VARIANTS.items():
+                kwargs = {"duration_s": params["f"], "queue_bdp": 10.0, **extra, **common}
+                tasks.append((f"f/{n}/{variant}", [n], kwargs))
     return tasks, params
 
 
@@ -483,6 +522,28 @@ def summarise(
                 "median_rtt_at_10mbps_ms": round(med_after_down * 1e3, 1),
             }
         out["e_capacity_steps"] = rows
+    if "f" in params:
+        d = params["f"]
+        rows = {}
+        for n in names:
+            if f"f/{n}/droptail" not in runs:
+                continue
+            rows[n] = {}
+            for variant in ECN_VARIANTS:
+                run = runs[f"f/{n}/{variant}"]
+                flow = run.flows[0]
+                goodput = flow.goodput_bps(2.0, d)
+                rows[n][variant] = {
+                    "goodput_mbps": round(goodput / 1e6, 2),
+                    "of_ceiling": round(goodput / (CEILING * RATE_BPS), 3),
+                    "packets_lost": flow.packets_lost,
+                    "ce_marks": run.link_marked_ce,
+                    "aqm_drops": run.link_dropped_aqm,
+                    "tail_drops": run.link_dropped_queue,
+                    "median_rtt_ms": round(run.median_rtt_s(2.0) * 1e3, 1),
+                    "ecn_state": flow.ecn_state,
+                }
+        out["f_ecn"] = rows
     return out
 
 
@@ -532,6 +593,16 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for key in ("reconverge_down_s", "reconverge_up_s"):
             value = row[key]
             add(f"(e) {name} {key}", value, "<= 5 s", value is not None and value <= 5.0)
+    for name, variants in results.get("f_ecn", {}).items():
+        # not issue targets: what ECN should deliver, checked so a regression shows
+        marked, codel = variants["codel_ecn"], variants["codel"]
+        add(f"(f) {name} ECN validated", marked["ecn_state"], "capable",
+            marked["ecn_state"] == "capable")
+        add(f"(f) {name} losses with CoDel+ECN", marked["packets_lost"], "0",
+            marked["packets_lost"] == 0)
+        add(f"(f) {name} goodput CoDel+ECN / CoDel", round(
+            marked["goodput_mbps"] / max(codel["goodput_mbps"], 1e-9), 3), ">= 0.99",
+            marked["goodput_mbps"] >= 0.99 * codel["goodput_mbps"])
     return checks
 
 
@@ -563,6 +634,27 @@ def make_plots(results: dict[str, Any], runs: dict[str, RunResult]) -> list[str]
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
+    ecn = results.get("f_ecn")
+    if ecn:
+        fig, axes = plt.subplots(1, 3, figsize=(10, 3.5))
+        variants = list(ECN_VARIANTS)
+        width = 0.8 / max(len(ecn), 1)
+        for i, (name, rows) in enumerate(ecn.items()):
+            xs = [j + i * width for j in range(len(variants))]
+            for ax, field_name in zip(
+                axes, ("goodput_mbps", "packets_lost", "median_rtt_ms"), strict=True
+            ):
+                ax.bar(xs, [rows[v][field_name] for v in variants], width, label=name)
+                ax.set_title(field_name)
+                ax.set_xticks([j + width / 2 for j in range(len(variants))], variants,
+                              fontsize="small")
+        axes[0].legend(fontsize="small")
+        fig.suptitle("ECN: 50 Mbit/s, 50 ms RTT, 10 BDP queue")
+        path = os.path.join(RESULTS_DIR, "cc_ecn.png")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
     for key, run in runs.items():
         fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
         step = 0.5
@@ -590,7 +682,7 @@ def make_plots(results: dict[str, Any], runs: dict[str, RunResult]) -> list[str]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run (~1 min)")
-    parser.add_argument("--only", default="a,b,c,d,e", help="scenarios to run, e.g. a,b")
+    parser.add_argument("--only", default="a,b,c,d,e,f", help="scenarios to run, e.g. a,b")
     parser.add_argument("--controllers", default="newreno,cubic,bbr")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
@@ -625,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
         plots = {
             k.replace("/s1", "").replace("/", "_"): r
             for k, r in runs.items()
-            if k[0] == "e" or (k[0] == "d" and k.endswith("/s1"))
+            if k[0] in "ef" or (k[0] == "d" and k.endswith("/s1"))
         }
         results["plots"] = [os.path.relpath(p) for p in make_plots(results, plots)]
     text = json.dumps(results, indent=2)

@@ -34,6 +34,7 @@
 #define CRC_LENGTH 4u
 #define MAX_DATAGRAM_SIZE 65527u
 #define F_ACK 0x02u
+#define F_ACK_ECN 0x03u
 #define F_STREAM_OFF_LEN 0x0Eu
 
 int64_t tp_seal_stream_packet(uint8_t *out, size_t out_len, const uint8_t *dcid,
@@ -59,7 +60,8 @@ int64_t tp_seal_stream_packet(uint8_t *out, size_t out_len, const uint8_t *dcid,
         end = out_len;
     memset(specs, 0, sizeof(specs));
     if (has_ack) {
-        specs[n].type = F_ACK;
+        /* an odd count: ranges + ECT(0), ECT(1), CE counts -> ACK_ECN */
+        specs[n].type = (n_ack_ints & 1u) ? F_ACK_ECN : F_ACK;
         specs[n].a = n_ack_ints >= 2u ? ack_ranges[1] : 0u;
         specs[n].b = ack_delay;
         specs[n].ranges = ack_ranges;

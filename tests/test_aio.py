@@ -519,6 +519,44 @@ def test_security_none() -> None:
     run(main)
 
 
+def test_ecn_validates_over_loopback() -> None:
+    """The drivers mark ECT(0) and pass received codepoints in: loopback keeps
+    the bits, so validation succeeds (and fails when the server does not echo)."""
+
+    async def main(server_ecn: bool) -> str:
+        server = await aio.start_server(
+            upper_echo, "127.0.0.1", 0, config=Config(security="none", ecn=server_ecn)
+        )
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await aio.open_connection("127.0.0.1", port,
+                                                   config=Config(security="none"))
+        writer.write(b"ecn" * 50_000)
+        writer.write_eof()
+        assert await reader.read() == b"ECN" * 50_000
+        state = str(writer._s.conn.core.ecn_state)  # type: ignore[attr-defined]
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return state
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+    except OSError:  # pragma: no cover - depends on the kernel
+        pytest.skip("IP_RECVTOS not available")
+    finally:
+        probe.close()
+    states: list[str] = []
+
+    async def both() -> None:
+        states.append(await main(True))
+        states.append(await main(False))
+
+    run(both)
+    assert states == ["capable", "failed"]
+
+
 def test_reader_limits_and_errors() -> None:
     async def main() -> None:
         async def talker(reader: aio.StreamReader, writer: aio.StreamWriter) -> None:

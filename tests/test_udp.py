@@ -84,6 +84,22 @@ def test_ecn_codepoints_are_counted() -> None:
         assert rx.ecn_counts == [0, 0, 3, 0]
 
 
+def test_send_batch_ecn_marks_each_run_and_recv_reports_codepoints() -> None:
+    with UdpSocket(ecn=True, gro=False) as rx, UdpSocket(gso=False) as tx:
+        if not rx.ecn:  # pragma: no cover - depends on the kernel
+            pytest.skip("IP_RECVTOS not available")
+        dst = rx.local_address
+        sent = tx.send_batch_ecn([(b"a", dst, 2), (b"b", dst, 2), (b"c", dst, 0), (b"d", dst, 3)])
+        assert sent == 4
+        got: list[tuple[bytes, int]] = []
+        deadline = time.monotonic() + 2.0
+        while len(got) < 4 and time.monotonic() < deadline:
+            batch = rx.recv_batch()
+            got.extend(zip([d for d, _ in batch], rx.recv_ecn, strict=True))
+        assert got == [(b"a", 2), (b"b", 2), (b"c", 0), (b"d", 3)]
+        assert rx.ecn_counts == [1, 0, 2, 1]
+
+
 def test_bad_arguments_raise_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
         UdpSocket(buffer_bytes=0)

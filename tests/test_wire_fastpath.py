@@ -188,6 +188,28 @@ def test_seal_ack_delay_is_ignored_without_ack(codec: ModuleType) -> None:
     assert _seal(codec, args) == _generic({**args, "ack_delay": 0})
 
 
+@given(packet_args(), st.tuples(varints, varints, varints))
+def test_seal_writes_ack_ecn_for_ranges_plus_counts(
+    codec: ModuleType, args: dict[str, Any], counts: tuple[int, int, int]
+) -> None:
+    """An odd number of ACK ints is the ranges plus the ECT(0), ECT(1), CE
+    counts: the packet carries ACK_ECN (what the packetizer piggybacks with ECN)."""
+    ranges = args["ack_ranges"] if args["ack_ranges"] is not None else [0, 0]
+    args = {**args, "ack_ranges": [*ranges, *counts]}
+    out = bytearray(2048)
+    pos = pure.encode_short_header(out, 0, args["dcid"], args["pn"], args["pn_length"])
+    specs: list[tuple[Any, ...]] = [
+        (FrameType.ACK_ECN, ranges[1], args["ack_delay"], 0, 0, tuple(args["ack_ranges"])),
+        (STREAM_OFF_LEN | int(args["fin"]), args["stream_id"], args["offset"], 0, 0,
+         args["data"]),
+    ]
+    pos = pure.encode_frames(specs, out, pos, len(out))
+    if args["crc"]:
+        out[pos:pos + 4] = pure.crc32c(bytes(out[:pos])).to_bytes(4, "big")
+        pos += 4
+    assert _seal(codec, args) == bytes(out[:pos])
+
+
 _any_ints = st.one_of(varints, st.integers(-3, 3), st.integers(MAX_VARINT - 2, 1 << 64))
 
 

@@ -51,6 +51,12 @@ prune ACK state for our ACK-only packets. An ACK frame is built by
 :meth:`AckManager.build_ack` (flat inclusive ranges, highest first; ACK Delay
 encoded in units of ``2**ack_delay_exponent`` microseconds, §19.3) and the
 timer is disarmed by :meth:`AckManager.on_ack_sent` once it is actually sent.
+
+ECN (RFC 9000 §13.4.1, see :mod:`transport.ecn`): the connection reports the
+codepoint of each processed packet with :meth:`AckManager.on_ecn`; once any
+ECT or CE packet arrived, :attr:`AckManager.ecn_report` gives the ECT(0),
+ECT(1) and CE totals for an ACK_ECN frame. A CE-marked packet makes the ACK
+due at once (§13.2.1) if the packet was ack-eliciting.
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ class AckManager:
         "_ack_pending",
         "_deadline_s",
         "_delay_s",
+        "_ecn_counts",
         "_flat",
         "_floor",
         "_immediate_until",
@@ -148,6 +155,8 @@ class AckManager:
         self._unacked_eliciting = 0
         self._deadline_s: float | None = None
         self._ack_pending = False
+        #: packets per ECN codepoint (Not-ECT, ECT(1), ECT(0), CE); None until one is marked
+        self._ecn_counts: list[int] | None = None
         #: Flat inclusive ranges, highest first, kept current by the in-order fast
         #: path; None when a slower change invalidated it (rebuilt on demand).
         self._flat: list[int] | None = []
@@ -168,6 +177,12 @@ class AckManager:
         """Packets arrived since the last ACK frame was sent (any kind): worth
         piggybacking an ACK on an outgoing packet even if none is due yet."""
         return self._ack_pending
+
+    @property
+    def ecn_report(self) -> tuple[int, int, int] | None:
+        """(ECT(0), ECT(1), CE) totals for an ACK_ECN frame, or None (plain ACK)."""
+        counts = self._ecn_counts
+        return None if counts is None else (counts[2], counts[1], counts[3])
 
     def is_duplicate(self, pn: int) -> bool:
         """True if ``pn`` must be dropped unprocessed (seen, or below the floor).
@@ -248,6 +263,17 @@ class AckManager:
         if ack_eliciting:
             self._arm(now, True)  # off the fast path means a gap or reordering
         return True
+
+    def on_ecn(self, codepoint: int, ack_eliciting: bool, now: float) -> None:
+        """The packet just recorded arrived with this (non-zero) ECN codepoint;
+        a CE-marked ack-eliciting packet is acknowledged at once."""
+        counts = self._ecn_counts
+        if counts is None:
+            counts = self._ecn_counts = [0, 0, 0, 0]
+        counts[codepoint & 3] += 1
+        deadline_s = self._deadline_s
+        if codepoint & 3 == 3 and ack_eliciting and (deadline_s is None or deadline_s > now):
+            self._deadline_s = now  # CE: tell the sender at once
 
     def build_ack(self, now: float) -> tuple[list[int], int]:
         """ACK frame contents: flat inclusive ranges ``low0, high0, ...`` highest

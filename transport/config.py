@@ -136,6 +136,12 @@ class Config:
     congestion_control: Callable[..., CongestionController] = field(
         default_factory=_default_congestion
     )
+    #: ECN (RFC 9000 §13.4): mark sent datagrams ECT(0) and validate the path's
+    #: echo (marking stops for good where validation fails), count received
+    #: codepoints and report them in ACK_ECN frames. CE marks are congestion
+    #: signals. Drivers must pass codepoints both ways (``ecn_codepoint``,
+    #: ``receive_datagram(ecn=...)``); without them validation simply fails.
+    ecn: bool = True
     #: Skip one packet number in about this many, to catch optimistic ACKs (0: never).
     skip_packet_number_every: int = 256
 

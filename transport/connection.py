@@ -57,6 +57,7 @@ from transport.config import Config
 from transport.congestion.pacing import DEFAULT_BURST_PACKETS, MAX_BURST_PACKETS, Pacer
 from transport.crypto.packet_aead import PacketOpener
 from transport.crypto.tokens import is_stateless_reset, retry_integrity_tag
+from transport.ecn import MAX_CE_SIGNALS_PER_ACK, NOT_ECT, EcnSender
 from transport.errors import (
     ChecksumError,
     ConnectionClosedError,
@@ -173,7 +174,7 @@ class Connection:
         "__weakref__", "_acks", "_cc", "_close_deadline", "_close_frame",
         "_close_graceful_pending", "_close_request", "_close_sends_left", "_crypto_pending",
         "_crypto_received", "_crypto_recv", "_datagrams_out", "_datagrams_queued", "_decoder",
-        "_events", "_events_head", "_fec_decoder", "_fec_policy", "_fec_receiver",
+        "_ecn", "_events", "_events_head", "_fec_decoder", "_fec_policy", "_fec_receiver",
         "_fec_recovered_pending", "_fec_sender", "_fec_source", "_idle_limit_s", "_idle_since_s",
         "_idle_timeout_s",
         "_in_long_packet", "_in_recovered", "_key_update_requested", "_last_ack_eliciting_sent_s",
@@ -181,7 +182,8 @@ class Connection:
         "_now", "_opener", "_pacer", "_packetizer", "_path_challenge", "_peer_ack_delay_exponent",
         "_peer_max_datagram_frame_size", "_peer_max_streams", "_peer_streams_closed",
         "_peer_streams_opened", "_pmtu", "_readable_reported", "_recovery", "_recv_streams",
-        "_recv_window", "_retry_source_cid", "_retry_token", "_rtt", "_rx_addr", "_rx_pn_length",
+        "_recv_window", "_retry_source_cid", "_retry_token", "_rtt", "_rx_addr", "_rx_ecn",
+        "_rx_pn_length",
         "_send_credit", "_send_streams", "_session", "_stateless_reset_token",
         "_stream_send_credit", "_unvalidated_received_bytes", "_unvalidated_sent_bytes",
         "_writable_wanted", "address_validated", "config", "counters", "handshake_completed",
@@ -251,6 +253,8 @@ class Connection:
             rtt=self._rtt,
         )
         self._peer_ack_delay_exponent = 3
+        self._ecn = EcnSender(config.ecn)
+        self._rx_ecn = NOT_ECT  # codepoint of the datagram being processed
         self._in_long_packet = False  # frames being processed came in a long header
         # frame decoders are per-thread scratch (transport/scratch.py), set on
         # entry to receive_datagram
@@ -361,8 +365,12 @@ class Connection:
         self._idle_since_s = now
         self._queue_handshake_message()
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
-        """Process one UDP payload. Never raises for anything the peer sent."""
+    def receive_datagram(
+        self, data: bytes, addr: Address, now: float, ecn: int = NOT_ECT
+    ) -> None:
+        """Process one UDP payload. Never raises for anything the peer sent.
+        ``ecn`` is the datagram's ECN codepoint (the IP header's two low TOS
+        bits, :mod:`transport.ecn`), where the driver can read it."""
         if now > self._now:
             self._now = now
         state = self.state
@@ -371,6 +379,7 @@ class Connection:
         if self.peer_addr is None:
             self.peer_addr = addr
         self._rx_addr = addr
+        self._rx_ecn = ecn & 3 if ecn and self.config.ecn else NOT_ECT
         space = scratch()
         self._decoder = space.decoder
         self._fec_decoder = space.fec_decoder
@@ -422,6 +431,7 @@ class Connection:
             if lost:
                 self._on_packets_lost(lost)
             if probes:
+                self._ecn.on_pto(self._recovery.pto_count, self._packetizer.next_packet_number)
                 self._packetizer.probes_due += probes
                 self._requeue_oldest_for_probe()
                 pmtu = self._pmtu
@@ -459,6 +469,17 @@ class Connection:
             self._start_closing(*self._pending_close_args())
         addr = self.peer_addr
         return [(payload, addr) for payload in self._packetizer.build(now)]
+
+    @property
+    def ecn_codepoint(self) -> int:
+        """ECN codepoint to set on the datagrams ``datagrams_to_send`` returns
+        (ECT(0) while ECN is being validated or works, else Not-ECT)."""
+        return self._ecn.codepoint
+
+    @property
+    def ecn_state(self) -> str:
+        """"testing", "capable" or "failed" (also when ``Config.ecn`` is off)."""
+        return self._ecn.state
 
     def get_timer(self) -> float | None:
         """The earliest absolute deadline for ``handle_timer``, or None."""
@@ -698,6 +719,8 @@ class Connection:
             congestion_window_bytes=int(self._cc.congestion_window_bytes),
             bytes_in_flight=int(self._recovery.bytes_in_flight),
             congestion_state=str(getattr(self._cc, "state", "")),
+            ecn_state=self._ecn.state,
+            ecn_ce_reported=self._ecn.ce_count,
         )
 
     # ======================================================================
@@ -799,7 +822,8 @@ class Connection:
         if self._fec_source is not None:
             block, index, start, end = self._fec_source
             self._fec_receiver.on_source(block, index, pn, bytes(payload[start:end]))
-        acks.on_packet_received(pn, ack_eliciting, now)
+        if acks.on_packet_received(pn, ack_eliciting, now) and self._rx_ecn:
+            acks.on_ecn(self._rx_ecn, ack_eliciting, now)
         self.counters.packets_received += 1
         self._idle_since_s = now
 
@@ -901,6 +925,7 @@ class Connection:
             )
             self._recovery.congestion = self._cc
             self._recovery.rtt = self._rtt
+            self._ecn.restart(self._packetizer.next_packet_number)
 
     @property
     def peer_reset_token(self) -> bytes | None:
@@ -955,7 +980,11 @@ class Connection:
             ack_eliciting = self._handle_frames(frames, count, now)
         finally:
             self._decoder, self._in_recovered = main, False
-        acks.on_packet_received(pn, ack_eliciting, now)
+        if acks.on_packet_received(pn, ack_eliciting, now) and self._rx_ecn:
+            # a rebuilt packet has no IP header of its own: it counts with the
+            # codepoint of the repair packet that completed it (same path), so
+            # the peer's ECN validation sees every packet it acknowledges
+            acks.on_ecn(self._rx_ecn, ack_eliciting, now)
         self.counters.fec_recovered += 1
         if len(self._fec_recovered_pending) < 256:
             self._fec_recovered_pending.append(pn)
@@ -1086,7 +1115,8 @@ class Connection:
         if count == 0:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "packet without frames")
         ack_eliciting = self._handle_frames(packet, count, now)
-        self._acks.on_packet_received(pn, ack_eliciting, now)
+        if self._acks.on_packet_received(pn, ack_eliciting, now) and self._rx_ecn:
+            self._acks.on_ecn(self._rx_ecn, ack_eliciting, now)
         self.counters.packets_received += 1
         self._idle_since_s = now
 
@@ -1123,8 +1153,12 @@ class Connection:
                     self._push_event(events.StreamReadable(stream_id=stream_id))
             elif ftype == FrameType.ACK or ftype == FrameType.ACK_ECN:
                 first = frame.c
-                ranges = self._decoder.ranges[first : first + 2 * frame.d]
-                self._on_ack_frame(ranges, frame.b, now)
+                end = first + 2 * frame.d
+                all_ints = self._decoder.ranges
+                self._on_ack_frame(
+                    all_ints[first:end], frame.b, now,
+                    all_ints[end : end + 3] if ftype == FrameType.ACK_ECN else None,
+                )
             elif ftype == FrameType.PADDING:
                 continue
             else:
@@ -1206,7 +1240,7 @@ class Connection:
         elif ftype == FrameType.STREAM_DATA_BLOCKED:
             rstream = self._recv_streams.get(a)
             if rstream is not None and rstream.on_peer_blocked(b) is not None:
-                self._packetizer.max_stream_data_due.add(a)
+                self._packetizer.due_max_stream_data(a)
         elif ftype in (
             FrameType.STREAMS_BLOCKED_BIDI,
             FrameType.STREAMS_BLOCKED_UNI,
@@ -1356,9 +1390,24 @@ class Connection:
         )
 
     # -- acknowledgements ----------------------------------------------------
-    def _on_ack_frame(self, ranges: list[int], ack_delay_encoded: int, now: float) -> None:
+    def _on_ack_frame(
+        self,
+        ranges: list[int],
+        ack_delay_encoded: int,
+        now: float,
+        ecn_counts: list[int] | None = None,
+    ) -> None:
         ack_delay_s = (ack_delay_encoded << self._peer_ack_delay_exponent) / 1_000_000
-        acked, lost = self._recovery.on_ack_received(ranges, ack_delay_s, now)
+        recovery = self._recovery
+        largest_before = recovery.largest_acked
+        acked, lost = recovery.on_ack_received(ranges, ack_delay_s, now)
+        ecn = self._ecn
+        if ecn.state != "failed" and acked:
+            # RFC 9000 §13.4.2.1 validation; new CE marks are congestion (RFC 9002 §7.1)
+            ce = ecn.on_ack(acked, ecn_counts, recovery.largest_acked > largest_before,
+                            self._packetizer.next_packet_number)
+            for _ in range(min(ce, MAX_CE_SIGNALS_PER_ACK)):
+                self._cc.on_ecn_ce(now)
         self._update_idle_limit()
         if acked or lost:
             self._update_loss_rate(acked, lost)

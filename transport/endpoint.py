@@ -146,8 +146,9 @@ class Endpoint:
         self._touch(conn)
         return conn
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
-        """Route one UDP payload. Never raises for anything a peer sent."""
+    def receive_datagram(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> None:
+        """Route one UDP payload (``ecn``: its ECN codepoint, if the driver reads
+        it). Never raises for anything a peer sent."""
         if now > self._now:
             self._now = now
         conn = None
@@ -158,7 +159,7 @@ class Endpoint:
             conn = self._route(data, addr, now)
             if conn is None:
                 return
-        conn.receive_datagram(data, addr, now)
+        conn.receive_datagram(data, addr, now, ecn)
         if not conn.is_client and conn.state is _IDLE:
             # a new server connection that did not accept its first datagram
             self._forget(conn)
@@ -197,6 +198,26 @@ class Endpoint:
         stale = self._stale
         for conn in dirty:
             out.extend(conn.datagrams_to_send(now))
+            stale[conn] = None
+        self._collect_stale()
+        return out
+
+    def datagrams_to_send_ecn(self, now: float) -> list[tuple[bytes, Address, int]]:
+        """As :meth:`datagrams_to_send`, with each datagram's ECN codepoint
+        (``Connection.ecn_codepoint``; 0 for stateless replies)."""
+        self._now = max(self._now, now)
+        out: list[tuple[bytes, Address, int]] = []
+        while self._stateless:
+            data, addr = self._stateless.popleft()
+            out.append((data, addr, 0))
+        dirty = self._dirty
+        self._dirty = {}
+        stale = self._stale
+        for conn in dirty:
+            batch = conn.datagrams_to_send(now)
+            if batch:
+                codepoint = conn.ecn_codepoint
+                out.extend([(data, addr, codepoint) for data, addr in batch])
             stale[conn] = None
         self._collect_stale()
         return out

@@ -346,6 +346,12 @@ class Packetizer:
                 ack_ranges, ack_delay = acks.build_ack(now)
                 if ack_ranges:
                     room -= ack_frame_size(ack_ranges, ack_delay)
+                    ecn_counts = acks._ecn_counts
+                    if ecn_counts is not None:
+                        # ACK_ECN: the sealers take the ranges + ECT(0), ECT(1), CE
+                        ecn = (ecn_counts[2], ecn_counts[1], ecn_counts[3])
+                        ack_ranges.extend(ecn)
+                        room -= _varint_len(ecn[0]) + _varint_len(ecn[1]) + _varint_len(ecn[2])
                 else:
                     ack_ranges = None
             # the stream's next frame, charged to flow credit (_take_chunk, inlined)
@@ -544,9 +550,14 @@ class Packetizer:
         if ack_due or (window_open and acks.ack_pending and self._has_work()):
             ranges, delay = acks.build_ack(now)
             if ranges:
-                specs.append((FrameType.ACK, ranges[1], delay, 0, 0, ranges))
                 largest_acked_in_ack = ranges[1]
                 space -= ack_frame_size(ranges, delay)
+                ecn = acks.ecn_report
+                if ecn is None:
+                    specs.append((FrameType.ACK, ranges[1], delay, 0, 0, ranges))
+                else:  # ACK_ECN: the ranges, then the ECT(0), ECT(1), CE counts
+                    specs.append((FrameType.ACK_ECN, ranges[1], delay, 0, 0, ranges + list(ecn)))
+                    space -= _varint_len(ecn[0]) + _varint_len(ecn[1]) + _varint_len(ecn[2])
         if window_open:
             if not long_header:  # flow-control and stream frames are 1-RTT only
                 space, eliciting = self._add_control(specs, items, space)

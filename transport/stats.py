@@ -99,3 +99,7 @@ class ConnectionStats:
     congestion_window_bytes: int
     bytes_in_flight: int
     congestion_state: str
+    #: ECN validation on the current path: "testing", "capable" or "failed"
+    ecn_state: str = "failed"
+    #: CE marks the peer reported on our packets (as of the last validated ACK)
+    ecn_ce_reported: int = 0

@@ -29,7 +29,10 @@ calls as the kernel allows:
 * **ECN.** With ``ecn=True`` the TOS / traffic class byte of each received
   datagram is read (``IP_RECVTOS`` / ``IPV6_RECVTCLASS``) and counted in
   :attr:`UdpSocket.ecn_counts` (RFC 3168 codepoints: Not-ECT, ECT(1), ECT(0),
-  CE), for the congestion controllers.
+  CE); :attr:`UdpSocket.recv_ecn` holds the codepoint of each datagram the
+  last :meth:`~UdpSocket.recv_batch` returned (for ``receive_datagram(ecn=)``).
+  :meth:`UdpSocket.send_batch_ecn` sends ``(data, addr, codepoint)`` triples,
+  setting ``IP_TOS`` / ``IPV6_TCLASS`` once per run of equal codepoints.
 
 Addresses are ``(host, port)`` tuples for both families (IPv6 flow info and
 scope are dropped, as the sans-IO core keys paths by ``(host, port)``).
@@ -95,6 +98,7 @@ class UdpSocket:
 
     __slots__ = (
         "_errors",
+        "_send_tos",
         "_sock",
         "_v6",
         "ecn",
@@ -103,6 +107,7 @@ class UdpSocket:
         "gro_supported",
         "gso_supported",
         "recv_buffer_bytes",
+        "recv_ecn",
     )
 
     def __init__(
@@ -125,6 +130,9 @@ class UdpSocket:
         self._errors: deque[NetworkError] = deque(maxlen=MAX_ERRORS_QUEUED)
         #: received datagrams per ECN codepoint: [Not-ECT, ECT(1), ECT(0), CE]
         self.ecn_counts = [0, 0, 0, 0]
+        #: with ``ecn``: the codepoint of each datagram of the last recv_batch
+        self.recv_ecn: list[int] = []
+        self._send_tos = 0
         sock = socket.socket(self.family, socket.SOCK_DGRAM)
         self._sock = sock
         try:
@@ -234,6 +242,30 @@ class UdpSocket:
             i = j
         return i
 
+    def send_batch_ecn(self, datagrams: list[tuple[bytes, Address, int]]) -> int:
+        """:meth:`send_batch` for ``(data, addr, ecn_codepoint)`` triples: each
+        run of equal codepoints goes out with that codepoint in the IP header
+        (the socket's TOS / traffic class is changed only between runs)."""
+        sent = 0
+        count = len(datagrams)
+        while sent < count:
+            codepoint = datagrams[sent][2]
+            end = sent + 1
+            while end < count and datagrams[end][2] == codepoint:
+                end += 1
+            if codepoint != self._send_tos:
+                level, option = (
+                    (socket.IPPROTO_IPV6, IPV6_TCLASS) if self._v6 else (socket.IPPROTO_IP, IP_TOS)
+                )
+                with contextlib.suppress(OSError):  # unmarked if the kernel refuses
+                    self._sock.setsockopt(level, option, codepoint & 3)
+                    self._send_tos = codepoint
+            n = self.send_batch([(data, addr) for data, addr, _ in datagrams[sent:end]])
+            if n < end - sent:  # the socket buffer is full
+                return sent + n
+            sent = end
+        return sent
+
     # --------------------------------------------------------------- receive
     def recv_batch(self, max_datagrams: int = 256) -> list[tuple[bytes, Address]]:
         """Read up to about ``max_datagrams`` waiting datagrams ([] when none).
@@ -247,6 +279,8 @@ class UdpSocket:
         sock = self._sock
         v6 = self._v6
         bufsize = self.recv_buffer_bytes
+        recv_ecn = self.recv_ecn
+        recv_ecn.clear()
         try:
             if not self.gro_supported and not self.ecn:
                 recvfrom = sock.recvfrom
@@ -261,16 +295,20 @@ class UdpSocket:
                 if v6:
                     addr = (addr[0], addr[1])
                 segment = 0
+                codepoint = 0
                 for level, kind, cdata in ancdata:
                     if level == SOL_UDP and kind == UDP_GRO:
                         segment = _INT.unpack_from(cdata.ljust(4, b"\0"))[0]
                     elif self.ecn:
-                        self._count_ecn(level, kind, cdata, data, segment)
+                        codepoint = self._count_ecn(level, kind, cdata, data, segment)
+                first = len(out)
                 if segment and len(data) > segment:
                     for start in range(0, len(data), segment):
                         out.append((data[start : start + segment], addr))
                 else:
                     out.append((data, addr))
+                if self.ecn:
+                    recv_ecn.extend([codepoint] * (len(out) - first))
         except BlockingIOError:
             return out
         except InterruptedError:  # pragma: no cover - PEP 475 retries for us
@@ -291,16 +329,19 @@ class UdpSocket:
         return errors
 
     # -------------------------------------------------------------- internals
-    def _count_ecn(self, level: int, kind: int, cdata: bytes, data: bytes, segment: int) -> None:
+    def _count_ecn(self, level: int, kind: int, cdata: bytes, data: bytes, segment: int) -> int:
+        """Count a received TOS / traffic class; returns its ECN codepoint."""
         if (level == socket.IPPROTO_IP and kind == IP_TOS) or (
             level == socket.IPPROTO_IPV6 and kind == IPV6_TCLASS
         ):
             if not cdata:
-                return
+                return 0
             tos = cdata[0] if len(cdata) == 1 else _INT.unpack_from(cdata.ljust(4, b"\0"))[0]
             n = -(-len(data) // segment) if segment else 1
             # RFC 3168 codepoint (low two bits) -> [Not-ECT, ECT(1), ECT(0), CE]
             self.ecn_counts[tos & 3] += n
+            return int(tos & 3)
+        return 0
 
     def _drain_error_queue(self, exc: OSError, fallback: Address | None) -> None:
         """Turn the kernel's queued ICMP reports into typed errors."""

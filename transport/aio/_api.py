@@ -77,9 +77,10 @@ async def _open(
     family, addr = await _resolve(host, port, passive=False)
     if local_addr is None:
         local_addr = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
-    sock = UdpSocket(local_addr, family=socket.AddressFamily(family))
+    config = config or Config()
+    sock = UdpSocket(local_addr, family=socket.AddressFamily(family), ecn=config.ecn)
     try:
-        endpoint = Endpoint(config or Config(), is_server=False)
+        endpoint = Endpoint(config, is_server=False)
         driver = EndpointDriver(endpoint, sock, loop, close_when_idle=True)
     except BaseException:
         sock.close()
@@ -311,9 +312,12 @@ async def _listen(
 ) -> EndpointDriver:
     loop = asyncio.get_running_loop()
     family, addr = await _resolve(host, port, passive=True)
-    sock = UdpSocket(addr, family=socket.AddressFamily(family), reuse_port=reuse_port)
+    config = config or Config()
+    sock = UdpSocket(
+        addr, family=socket.AddressFamily(family), reuse_port=reuse_port, ecn=config.ecn
+    )
     try:
-        endpoint = Endpoint(config or Config(), is_server=True, max_connections=max_connections)
+        endpoint = Endpoint(config, is_server=True, max_connections=max_connections)
         return EndpointDriver(endpoint, sock, loop)
     except BaseException:
         sock.close()

@@ -75,7 +75,7 @@ class EndpointDriver:
         self.close_when_idle = close_when_idle
         self.local_address = sock.local_address
         self._fd = sock.fileno()
-        self._backlog: deque[tuple[bytes, Any]] = deque()
+        self._backlog: deque[Any] = deque()  # (data, addr[, ECN codepoint])
         self._writer_armed = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -102,8 +102,13 @@ class EndpointDriver:
             except OSError as exc:  # pragma: no cover - socket failure
                 log.warning("transport.aio: receive failed: %s", exc)
                 break
-            for data, addr in batch:
-                endpoint.receive_datagram(data, addr, now)
+            codepoints = sock.recv_ecn  # ECN codepoints, when the socket reads them
+            if codepoints:
+                for (data, addr), ecn in zip(batch, codepoints, strict=True):
+                    endpoint.receive_datagram(data, addr, now, ecn)
+            else:
+                for data, addr in batch:
+                    endpoint.receive_datagram(data, addr, now)
             if len(batch) < RECV_BATCH:
                 break
         self.flush()
@@ -151,7 +156,12 @@ class EndpointDriver:
             while True:
                 self._again = False
                 if not self._backlog:
-                    out = endpoint.datagrams_to_send(self.loop.time())
+                    now = self.loop.time()
+                    out: list[Any] = (  # with ECN: (data, addr, codepoint) triples
+                        endpoint.datagrams_to_send_ecn(now)
+                        if self.sock.ecn
+                        else endpoint.datagrams_to_send(now)
+                    )
                     if out:
                         self._send(out, from_backlog=False)
                 self._dispatch()
@@ -169,10 +179,11 @@ class EndpointDriver:
         ):
             self.close()
 
-    def _send(self, datagrams: list[tuple[bytes, Any]], *, from_backlog: bool) -> bool:
+    def _send(self, datagrams: list[Any], *, from_backlog: bool) -> bool:
         """Send; keep the unsent tail. True when nothing is left over."""
         try:
-            sent = self.sock.send_batch(datagrams)
+            sock = self.sock
+            sent = sock.send_batch_ecn(datagrams) if sock.ecn else sock.send_batch(datagrams)
         except NetworkError as exc:
             log.warning("transport.aio: send failed: %s", exc)
             sent = len(datagrams)  # UDP: treat as lost, recovery resends

@@ -216,6 +216,7 @@ class Cubic(CongestionController):
     def on_ecn_ce(self, now: float) -> None:
         if self.state != "recovery":
             self._congestion_event(now)
+            self._undo = None  # a CE mark is never spurious: nothing to undo
 
     def on_spurious_loss(self, packet: SentPacket, now: float) -> None:
         undo = self._undo

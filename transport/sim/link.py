@@ -22,7 +22,13 @@ A :class:`Link` carries datagrams one way. Per offered datagram, in order:
    queue.
 4. **Corruption**: with probability ``corrupt_p`` one random bit of one random
    byte of the copy is flipped.
-5. **Delivery** at ``link_free + delay_s + jitter``. With ``reorder=False``
+5. **ECN**: every datagram carries its IP ECN codepoint (``transport.ecn``;
+   the simulator moves it from sender to receiver). With ``aqm="codel"`` a
+   packet CoDel would drop is marked CE instead when it is ECN-capable
+   (ECT(0), ECT(1) or already CE) and enqueued; Not-ECT packets are dropped
+   (RFC 8289 §5, RFC 3168). ``ecn_bleach=True`` models a path that clears
+   the ECN bits (every datagram leaves as Not-ECT).
+6. **Delivery** at ``link_free + delay_s + jitter``. With ``reorder=False``
    delivery times are clamped to never go backwards, so the link stays FIFO;
    with ``reorder=True`` a jittered copy may overtake earlier ones.
 
@@ -118,6 +124,8 @@ class LinkStats:
     queue_delay_sum_s: float
     queue_delay_max_s: float
     queue_delay_samples: tuple[float, ...]
+    #: ECN-capable packets the AQM marked CE instead of dropping
+    packets_marked_ce: int = 0
 
     @property
     def queue_delay_mean_s(self) -> float:
@@ -160,7 +168,9 @@ class Link:
     * ``mtu_bytes`` -- drop payloads longer than this (``None`` = no limit).
     * ``name`` -- seeds the link's randomness; ``None`` lets the simulator name
       it after the first route it carries (``"10.0.0.1:1>10.0.0.2:2"``).
-    * ``aqm`` -- ``None``/``"droptail"`` or ``"codel"`` (see :class:`CoDel`).
+    * ``aqm`` -- ``None``/``"droptail"`` or ``"codel"`` (see :class:`CoDel`;
+      it marks ECN-capable packets CE instead of dropping them).
+    * ``ecn_bleach`` -- clear the ECN bits of every datagram.
     """
 
     __slots__ = (
@@ -170,6 +180,7 @@ class Link:
         "_delay_s",
         "_draw",
         "_duplicate_p",
+        "_ecn_bleach",
         "_filter",
         "_heap",
         "_impair_rng",
@@ -207,6 +218,7 @@ class Link:
         "packets_dropped_mtu",
         "packets_dropped_queue",
         "packets_duplicated",
+        "packets_marked_ce",
         "packets_offered",
         "queue_delay_count",
         "queue_delay_max_s",
@@ -228,6 +240,7 @@ class Link:
         mtu_bytes: int | None = None,
         name: str | None = None,
         aqm: str | None = None,
+        ecn_bleach: bool = False,
     ) -> None:
         if not delay_s >= 0.0:
             raise ConfigurationError(f"delay_s must be >= 0, not {delay_s!r}")
@@ -263,6 +276,7 @@ class Link:
         if aqm not in (None, "droptail", "codel"):
             raise ConfigurationError(f"aqm must be 'droptail' or 'codel', not {aqm!r}")
         self._aqm: CoDel | None = CoDel() if aqm == "codel" else None
+        self._ecn_bleach = bool(ecn_bleach)
         # Bound by the simulator (see _bind).
         self._heap: list[tuple[Any, ...]] = _UNBOUND_HEAP
         self._seq: itertools.count[int] = itertools.count()
@@ -281,6 +295,7 @@ class Link:
         self.packets_dropped_loss = self.bytes_dropped_loss = 0
         self.packets_dropped_queue = self.bytes_dropped_queue = 0
         self.packets_dropped_aqm = 0
+        self.packets_marked_ce = 0
         self.packets_duplicated = self.packets_corrupted = 0
         self.packets_delivered = self.bytes_delivered = 0
         self.max_backlog_bytes = 0
@@ -377,6 +392,7 @@ class Link:
             queue_delay_sum_s=self.queue_delay_sum_s,
             queue_delay_max_s=self.queue_delay_max_s,
             queue_delay_samples=tuple(self._reservoir),
+            packets_marked_ce=self.packets_marked_ce,
         )
 
     # ---------------------------------------------------------- internal --
@@ -412,8 +428,10 @@ class Link:
         route: tuple[Link, ...],
         hop: int,
         now: float,
+        ecn: int = 0,
     ) -> None:
-        """A datagram arrives at the link's entrance at ``now`` (hot path)."""
+        """A datagram arrives at the link's entrance at ``now`` (hot path);
+        ``ecn`` is its ECN codepoint."""
         size = len(data)
         self.packets_offered += 1
         self.bytes_offered += size
@@ -428,10 +446,12 @@ class Link:
             self.packets_dropped_loss += 1
             self.bytes_dropped_loss += size
             return
-        self._enqueue(data, size, src, dst, route, hop, now)
+        if ecn and self._ecn_bleach:
+            ecn = 0
+        self._enqueue(data, size, src, dst, route, hop, now, ecn)
         if self._duplicate_p and self._draw() < self._duplicate_p:
             self.packets_duplicated += 1
-            self._enqueue(data, size, src, dst, route, hop, now)
+            self._enqueue(data, size, src, dst, route, hop, now, ecn)
 
     def _enqueue(
         self,
@@ -442,6 +462,7 @@ class Link:
         route: tuple[Link, ...],
         hop: int,
         now: float,
+        ecn: int = 0,
     ) -> None:
         if self._rate_bps is None:
             depart = now
@@ -461,9 +482,12 @@ class Link:
             if start < now:
                 start = now
             if self._aqm is not None and self._aqm.drop(start - now, now):
-                self._backlog_bytes = backlog
-                self.packets_dropped_aqm += 1
-                return
+                if not ecn:  # Not-ECT: drop; ECN-capable: mark CE and keep it
+                    self._backlog_bytes = backlog
+                    self.packets_dropped_aqm += 1
+                    return
+                ecn = 3
+                self.packets_marked_ce += 1
             depart = start + wire * self._s_per_byte
             self._link_free_s = depart
             queue.append((depart, wire))
@@ -502,7 +526,9 @@ class Link:
                 at = self._last_delivery_s
             else:
                 self._last_delivery_s = at
-        heapq.heappush(self._heap, (at, next(self._seq), PACKET_EVENT, data, src, dst, route, hop))
+        heapq.heappush(
+            self._heap, (at, next(self._seq), PACKET_EVENT, data, src, dst, route, hop, ecn)
+        )
 
     def _reservoir_skip(self) -> int:
         """Gap (>= 1) to the next reservoir replacement (Algorithm L)."""
@@ -525,7 +551,7 @@ class CoDel:
     ``interval_s / sqrt(count)`` until the sojourn falls below target. The drop
     happens at the tail instead of the head (the only deviation from RFC 8289
     §5), which delays the congestion signal by one queue's worth of time.
-    No ECN marking: the core does not negotiate ECN.
+    The link marks ECN-capable packets CE where this says "drop".
     """
 
     __slots__ = ("count", "drop_next_s", "dropping", "first_above_s", "interval_s", "target_s")

@@ -41,7 +41,7 @@ import itertools
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from transport.errors import ConfigurationError, InvalidStateError
 from transport.sim.link import PACKET_EVENT, Address, Link, Path
@@ -77,6 +77,11 @@ class Node(Protocol):
     calls ``datagrams_to_send`` exactly once and then ``get_timer``, so
     ``datagrams_to_send`` must return everything sendable at ``now``; anything
     a node queues *during* that call waits for its next input or timer.
+
+    ECN: a node with a true ``ecn`` attribute returns ``(data, dst, codepoint)``
+    from ``datagrams_to_send`` and gets ``receive_datagram(..., ecn=codepoint)``
+    for ECN-marked datagrams; the links carry the codepoint (and may mark CE).
+    Other nodes send Not-ECT and never see codepoints.
     """
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None: ...
@@ -137,10 +142,12 @@ class Scheduled:
 class _Slot:
     """Per-node bookkeeping: address, live timer deadline and its generation."""
 
-    __slots__ = ("addr", "attached", "deadline", "gen", "node", "repeat_at", "repeats")
+    __slots__ = ("addr", "attached", "deadline", "ecn", "gen", "node", "repeat_at", "repeats")
 
     def __init__(self, node: Node, addr: Address) -> None:
         self.node = node
+        #: the node moves ECN codepoints: (data, dst, ecn) out, ecn= in
+        self.ecn = bool(getattr(node, "ecn", False))
         self.addr = addr
         self.attached = True
         self.deadline: float | None = None
@@ -361,12 +368,21 @@ class Simulator:
         if out:
             src = slot.addr
             table = self._routes.get(src)
-            for data, dst in out:
-                route = None if table is None else table.get(dst)
-                if route is None:
-                    self._unroutable += 1
-                    continue
-                route[0]._offer(data, src, dst, route, 0, now)
+            if slot.ecn:
+                marked = cast("list[tuple[bytes, Address, int]]", out)
+                for data, dst, ecn in marked:
+                    route = None if table is None else table.get(dst)
+                    if route is None:
+                        self._unroutable += 1
+                        continue
+                    route[0]._offer(data, src, dst, route, 0, now, ecn)
+            else:
+                for data, dst in out:
+                    route = None if table is None else table.get(dst)
+                    if route is None:
+                        self._unroutable += 1
+                        continue
+                    route[0]._offer(data, src, dst, route, 0, now)
         deadline = node.get_timer()
         if deadline != slot.deadline:
             slot.gen += 1
@@ -425,7 +441,7 @@ class Simulator:
                     link.bytes_delivered += len(data)
                     hop += 1
                     if hop < len(route):
-                        route[hop]._offer(data, entry[4], entry[5], route, hop, t)
+                        route[hop]._offer(data, entry[4], entry[5], route, hop, t, entry[8])
                     else:
                         slot = slots.get(entry[5])
                         if slot is None:
@@ -435,7 +451,12 @@ class Simulator:
                             if taps:
                                 for tap in taps:
                                     tap(t, entry[4], entry[5], data)
-                            slot.node.receive_datagram(data, entry[4], t)
+                            if slot.ecn and entry[8]:
+                                slot.node.receive_datagram(  # type: ignore[call-arg]
+                                    data, entry[4], t, ecn=entry[8]
+                                )
+                            else:
+                                slot.node.receive_datagram(data, entry[4], t)
                             poll(slot, t)
                 elif kind == _TIMER_EVENT:
                     slot = entry[3]

@@ -29,6 +29,7 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from transport.config import Config
 from transport.connection import Connection
@@ -53,23 +54,32 @@ PATTERN_BYTES = 1 << 16
 class AppNode:
     """A simulator node: an endpoint plus an application event handler."""
 
-    def __init__(self, endpoint: Endpoint, on_event: Callable[[Connection, Event, float], None]):
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        on_event: Callable[[Connection, Event, float], None],
+        *,
+        ecn: bool = False,
+    ):
         self.endpoint = endpoint
         self.on_event = on_event
+        #: move ECN codepoints (the simulator then expects (data, dst, ecn) tuples)
+        self.ecn = ecn
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
-        self.endpoint.receive_datagram(data, addr, now)
+    def receive_datagram(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> None:
+        self.endpoint.receive_datagram(data, addr, now, ecn)
         self._drain(now)
 
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+    def datagrams_to_send(self, now: float) -> list[Any]:
         # Events handled here may queue more output (a reply, a close): collect
         # it in the same poll, as a driver would before it sleeps.
         self._drain(now)
-        out = self.endpoint.datagrams_to_send(now)
+        send = self.endpoint.datagrams_to_send_ecn if self.ecn else self.endpoint.datagrams_to_send
+        out: list[Any] = send(now)
         for _ in range(8):
             if not self._drain(now):
                 break
-            out.extend(self.endpoint.datagrams_to_send(now))
+            out.extend(send(now))
         return out
 
     def get_timer(self) -> float | None:
@@ -248,6 +258,7 @@ def run_transfer(
     server_config: Callable[[random.Random], Config] | None = None,
     time_limit_s: float = 600.0,
     close: bool = True,
+    ecn: bool = False,
 ) -> TransferResult:
     """Send ``size_bytes`` from client to server over ``path`` and verify them.
 
@@ -255,7 +266,8 @@ def run_transfer(
     (default: ``Config(rng=rng)``); ``server_config(rng)``, when given, builds
     the server's instead (security settings differ by side). The run stops
     when the receiver has read everything (and, with ``close``, both sides finished closing) or at
-    ``time_limit_s`` of virtual time.
+    ``time_limit_s`` of virtual time. ``ecn=True`` moves ECN codepoints
+    between the endpoints and the path (``AppNode(ecn=True)``).
     """
     sim = Simulator(seed=seed)
     make = config or (lambda rng: Config(rng=rng))
@@ -282,8 +294,8 @@ def run_transfer(
             terminations.append(("server", event.error_code, event.reason, event.by_peer))
         receiver.on_event(conn, event, now)
 
-    sim.attach(CLIENT_ADDR, AppNode(client_ep, client_event))
-    sim.attach(SERVER_ADDR, AppNode(server_ep, server_event))
+    sim.attach(CLIENT_ADDR, AppNode(client_ep, client_event, ecn=ecn))
+    sim.attach(SERVER_ADDR, AppNode(server_ep, server_event, ecn=ecn))
     sim.connect(CLIENT_ADDR, SERVER_ADDR, path)
     conns["client"] = client_ep.connect(SERVER_ADDR, 0.0)
 

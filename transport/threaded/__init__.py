@@ -98,7 +98,7 @@ def connect(address: tuple[str, int], *, config: Config | None = None,
     family, peer = _resolve(address)
     if bind is None:
         bind = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
-    sock = UdpSocket(bind, family=family, gso=gso, gro=gro)
+    sock = UdpSocket(bind, family=family, gso=gso, gro=gro, ecn=config.ecn)
     driver = _Driver(Endpoint(config), sock, f"transport-client-{peer[0]}:{peer[1]}")
     with driver.lock:
         conn = driver.endpoint.connect(peer, time.monotonic())
@@ -128,7 +128,8 @@ class Listener:
         family, bind = _resolve(address)
         self._backlog = backlog
         self._timeout: float | None = None
-        sock = UdpSocket(bind, family=family, reuse_port=reuse_port, gso=gso, gro=gro)
+        sock = UdpSocket(bind, family=family, reuse_port=reuse_port, gso=gso, gro=gro,
+                         ecn=config.ecn)
         endpoint = Endpoint(config, is_server=True, max_connections=max_connections)
         self._driver = _Driver(endpoint, sock, f"transport-server-{sock.local_address[1]}")
         self._cond = threading.Condition(self._driver.lock)

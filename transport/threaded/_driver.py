@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from transport import events
 from transport.connection import Connection
@@ -109,7 +109,7 @@ class _Driver:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._woken = False
-        self._out: list[tuple[bytes, Address]] = []
+        self._out: list[Any] = []  # (data, addr[, ECN codepoint])
         self._stopping = False
         self._stop_deadline = math.inf
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -221,20 +221,30 @@ class _Driver:
             # stamp after the read: a time taken before it (the thread may have
             # been descheduled since) would make RTT samples too short
             now = time.monotonic()
-            for data, addr in batch:
-                receive(data, addr, now)
+            codepoints = self.sock.recv_ecn  # ECN codepoints, when the socket reads them
+            if codepoints:
+                for (data, addr), ecn in zip(batch, codepoints, strict=True):
+                    receive(data, addr, now, ecn)
+            else:
+                for data, addr in batch:
+                    receive(data, addr, now)
             self._flush(now)  # acknowledgements go out while more data waits
         return now
 
     def _flush(self, now: float) -> None:
+        ecn = self.sock.ecn  # (data, addr, ECN codepoint) triples when marking
+        send = self.sock.send_batch_ecn if ecn else self.sock.send_batch
         if self._out:
-            sent = self.sock.send_batch(self._out)
+            sent = send(self._out)
             self._out = self._out[sent:]
             if self._out:
                 return
-        out = self.endpoint.datagrams_to_send(now)
+        endpoint = self.endpoint
+        out: list[Any] = (
+            endpoint.datagrams_to_send_ecn(now) if ecn else endpoint.datagrams_to_send(now)
+        )
         if out:
-            sent = self.sock.send_batch(out)
+            sent = send(out)
             if sent < len(out):
                 self._out = out[sent:]
 

@@ -32,8 +32,9 @@ length) -> pos``
 
 Packet-level fast paths (one C call each on the native backend):
 ``seal_stream_packet(out, dcid, pn, pn_length, ack_ranges, ack_delay, stream_id, offset,
-data, fin, crc=True) -> length``: short header + optional ACK + STREAM(OFF|LEN[|FIN])
-+ CRC32C trailer, byte-identical to the generic encoders.
+data, fin, crc=True) -> length``: short header + optional ACK (ACK_ECN when
+``ack_ranges`` holds an odd number of ints: the ranges, then the ECT(0), ECT(1), CE
+counts) + STREAM(OFF|LEN[|FIN]) + CRC32C trailer, byte-identical to the generic encoders.
 ``open_short_packet(buf, dcid, decoder, crc=True) -> (first_byte, truncated_pn,
 pn_length, frame_count)``: checks form/fixed bits, DCID (ForeignPacketError) and the
 CRC32C trailer (ChecksumError), then decodes the frames into ``decoder``.

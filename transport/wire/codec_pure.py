@@ -475,6 +475,7 @@ def decode_packet_number(truncated: int, pn_length: int, largest_received: int) 
 
 # ------------------------------------------------- packet-level fast paths ---
 _ACK_TYPE = 0x02
+_ACK_ECN_TYPE = 0x03
 _STREAM_OFF_LEN = 0x0E  # STREAM with the OFF and LEN bits; | 0x01 for FIN
 
 
@@ -496,7 +497,9 @@ def seal_stream_packet(
     The bytes are ``encode_short_header(out, 0, dcid, pn, pn_length)``, then --
     when ``ack_ranges`` is not None -- the ACK frame ``encode_frames`` writes for
     ``(ACK, ack_ranges[1], ack_delay, 0, 0, ack_ranges)`` (flat inclusive
-    ``(low, high)`` pairs, highest first), then a STREAM frame with the OFF and
+    ``(low, high)`` pairs, highest first; an odd number of ints means the
+    pairs plus the ECT(0), ECT(1) and CE counts, written as ACK_ECN), then a
+    STREAM frame with the OFF and
     LEN bits (and FIN when ``fin``), then, when ``crc``, the big-endian CRC32C of
     everything before it. Failures come in that order, each frame's value checks
     (FieldValueError) before its room check (BufferTooSmallError); with ``crc``
@@ -508,7 +511,8 @@ def seal_stream_packet(
         if not isinstance(ack_ranges, (list, tuple)):
             ack_ranges = list(ack_ranges)
         largest = ack_ranges[1] if len(ack_ranges) >= 2 else 0
-        head = write_ack_head(_ACK_TYPE, largest, ack_delay, ack_ranges)
+        ack_type = _ACK_ECN_TYPE if len(ack_ranges) & 1 else _ACK_TYPE
+        head = write_ack_head(ack_type, largest, ack_delay, ack_ranges)
         stop = pos + len(head)
         if stop > end:
             raise BufferTooSmallError(f"ACK frame of {len(head)} bytes does not fit at {pos}")
