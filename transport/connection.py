@@ -377,6 +377,41 @@ class Connection:
         if self.state is _CLOSING and self._close_sends_left > 0:
             self._packetizer.close_frame_due = True
 
+    def receive_datagrams(self, datagrams: list[bytes], addr: Address, now: float) -> None:
+        """Process several UDP payloads from ``addr``, in order: the same as
+        :meth:`receive_datagram` for each, with the per-call set-up done once
+        and established short-header packets going straight to the 1-RTT
+        path. Never raises for anything the peer sent."""
+        if now > self._now:
+            self._now = now
+        space = scratch()
+        counters = self.counters
+        receive_1rtt = self._receive_1rtt
+        for data in datagrams:
+            if (
+                self.state is not _ESTABLISHED
+                or not data
+                or data[0] & HEADER_FORM_LONG
+                or not self.address_validated
+                or self.peer_addr is None
+            ):
+                self.receive_datagram(data, addr, now)
+                continue
+            # receive_datagram's prologue for the common packet
+            self._rx_addr = addr
+            self._decoder = space.decoder
+            self._fec_decoder = space.fec_decoder
+            self._opener = space.opener
+            counters.bytes_received += len(data)
+            try:
+                receive_1rtt(data, now)
+            except WireError:
+                counters.datagrams_dropped_malformed += 1
+            except RemoteProtocolError as exc:
+                self._close_on_error(exc.error_code, exc.reason, exc.frame_type)
+            if self.state is _CLOSING and self._close_sends_left > 0:
+                self._packetizer.close_frame_due = True
+
     def handle_timer(self, now: float) -> None:
         """Run whatever deadline passed. Early or spurious calls do nothing."""
         if now > self._now:
