@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from transport.crypto.packet_aead import RUN_MAX_PACKETS
 from transport.crypto.packet_aead import seal_stream_packet as seal_stream_packet_aead
 from transport.recovery import SentPacket
 from transport.scratch import scratch
@@ -58,6 +59,7 @@ from transport.wire.constants import (
 if TYPE_CHECKING:
     from transport.connection import Connection
     from transport.crypto.aead import PacketProtection
+    from transport.crypto.packet_aead import PacketSealer
     from transport.fec.protocol import FecSender
     from transport.flow import SendCredit
     from transport.streams import SendStream
@@ -323,6 +325,20 @@ class Packetizer:
             if stream is None:
                 del ready[stream_id]
                 continue
+            if (
+                sealer is not None
+                and len(ready) == 1  # (several streams alternate packet by packet)
+                and not acks._ack_pending
+                and not send_update_check
+                and limit > 1
+            ):
+                run, run_wire, run_stream = self._seal_run(
+                    now, out, stream, stream_id, sealer, pace_budget - sent_bytes)
+                if run:
+                    built += run
+                    sent_bytes += run_wire
+                    stream_bytes += run_stream
+                    continue
             room = short_room
             ack_ranges = None
             ack_delay = 0
@@ -440,6 +456,79 @@ class Packetizer:
             counters.stream_bytes_sent += stream_bytes
             conn._last_ack_eliciting_sent_s = now
         return built
+
+    def _seal_run(self, now: float, out: list[bytes], stream: SendStream, stream_id: int,
+                  sealer: PacketSealer, pace_left: float) -> tuple[int, int, int]:
+        """Up to a GSO batch of STREAM packets of ``stream`` in one C call
+        (``tp_seal_stream_run``): the packets the per-packet loop of
+        :meth:`_build_stream_packets` would build next, as many as window,
+        pacer, packet-number skip and key limits allow for sure (counting each
+        packet as a full datagram). Returns ``(packets appended to out, their
+        wire bytes, their stream bytes)``; 0 packets: the caller builds the next
+        one itself."""
+        conn = self.conn
+        recovery = conn._recovery
+        mds = self.max_datagram_size
+        window_left = conn._cc.congestion_window_bytes - recovery.bytes_in_flight
+        count = min(-(-window_left // mds), RUN_MAX_PACKETS)
+        if pace_left != math.inf:
+            count = min(count, int(pace_left // mds))
+        if self._skip_countdown > 0:
+            count = min(count, self._skip_countdown - 1)
+        keys = conn._session.keys
+        seal_run, cbuf, cap, view, sizes, lengths, from_buffer, null = sealer.run_direct()
+        if keys is None:
+            ctx = null
+            phase = 0
+            send = None
+        else:
+            send = keys.send
+            native = send.native
+            if native is None:
+                return 0, 0, 0
+            count = min(count, conn.config.key_update_after_packets - send.sealed_count,
+                        send.confidentiality_limit - send.sealed_count)
+            ctx = native._ctx
+            phase = send.generation & 1
+        if count < 2:
+            return 0, 0, 0
+        stream_credit = conn._stream_send_credit[stream_id]
+        conn_credit = conn._send_credit
+        credit = min(stream_credit.available, conn_credit.available)
+        found = stream.unsent_run(credit)
+        if found is None:
+            return 0, 0, 0
+        offset, data, fin, cut = found
+        pn0 = self.next_packet_number
+        peer_cid = conn.peer_cid
+        n = seal_run(ctx, cbuf, cap, peer_cid, len(peer_cid), pn0,
+                     recovery.largest_acked & 0xFFFFFFFFFFFFFFFF, stream_id, offset,
+                     from_buffer(data), len(data), self._short_room, 1 if fin else 0,
+                     1 if cut else 0, phase, count, sizes, lengths)
+        if n <= 0:
+            return 0, 0, 0  # (an error comes back from the per-packet path's own call)
+        if send is not None:
+            send.sealed_count += n
+        self.next_packet_number = pn0 + n
+        if self._skip_countdown > 0:
+            self._skip_countdown -= n
+        on_packet_sent = recovery.on_packet_sent
+        pos = stream_bytes = 0
+        for i in range(n):
+            size = sizes[i]
+            length = lengths[i]
+            end = pos + size
+            packet_fin = fin and i == n - 1 and stream_bytes + length == len(data)
+            on_packet_sent(SentPacket(pn0 + i, now, size, True, True,
+                                      [(ITEM_STREAM, stream_id, offset + stream_bytes, length,
+                                        packet_fin)]), now)
+            out.append(bytes(view[pos:end]))
+            pos = end
+            stream_bytes += length
+        stream.mark_run_sent(stream_bytes, fin and stream_bytes == len(data))
+        stream_credit.consume(stream_bytes)
+        conn_credit.consume(stream_bytes)
+        return n, pos, stream_bytes
 
     def _take_chunk(
         self, stream_id: int, stream: SendStream, stream_credit: SendCredit, room: int

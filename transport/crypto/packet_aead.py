@@ -18,6 +18,11 @@ EVP) instead of per packet through the ``cryptography`` package:
   buffer) checks a short-header packet, recovers its packet number, opens it
   and decodes its frames into a ``FrameDecoder``: one C call.
 
+:func:`seal_stream_run` builds a *run* of such packets of one stream back to
+back in one buffer -- one C call for up to a GSO batch of packets -- with the
+frame sizing of the packetizer's send loop (``csrc/aead.c``
+``tp_seal_stream_run``); ``security="none"`` runs end in CRC32C instead.
+
 The ``*_pure`` functions are the reference behaviour, built from
 ``codec_pure`` and ``PacketProtection`` with the ``cryptography`` backend;
 tests/test_aead_native.py compares the two byte for byte, and the connection
@@ -37,6 +42,8 @@ from transport.wire.constants import (
     AEAD_TAG_LENGTH,
     FIXED_BIT,
     KEY_PHASE_BIT,
+    MAX_CID_LENGTH,
+    MAX_VARINT,
     PN_LENGTH_MASK,
     ErrorCode,
 )
@@ -54,6 +61,8 @@ __all__ = [
     "open_short_packet_pure",
     "seal_stream_packet",
     "seal_stream_packet_pure",
+    "seal_stream_run",
+    "seal_stream_run_pure",
 ]
 
 _codec: Any = None
@@ -190,6 +199,117 @@ def seal_stream_packet_pure(
     return header_end + len(sealed)
 
 
+# ------------------------------------------------------------------- runs ---
+#: Most packets one :func:`seal_stream_run` call builds (a GSO batch).
+RUN_MAX_PACKETS = 64
+_MASK64 = (1 << 64) - 1
+_MAX_DATAGRAM = 65527
+
+
+def _run_overhead(stream_id: int, top: int) -> int:
+    """STREAM frame overhead as the packetizer sizes it: type + 2-byte length +
+    varint(stream_id) + varint(top)."""
+    sid = (4 if stream_id < 64 else 5 if stream_id < 16384 else 7) if stream_id < 1 << 30 else 11
+    return sid + (1 if top < 64 else 2 if top < 16384 else 4 if top < 1 << 30 else 8)
+
+
+def seal_stream_run_pure(
+    protection: PacketProtection | None, out: bytearray, dcid: bytes, pn0: int,
+    largest_acked: int, stream_id: int, offset: int, data: bytes | memoryview,
+    frame_room: int, fin: bool, cut: bool, max_packets: int,
+) -> list[tuple[int, int]]:
+    """The reference of ``tp_seal_stream_run`` (csrc/aead.c): up to
+    ``max_packets`` packets of ``stream_id`` carrying ``data`` (stream offsets
+    from ``offset``), back to back from ``out[0]``; ``protection`` None means a
+    CRC32C trailer (security="none"). Packet i has number ``pn0 + i`` and the
+    packet-number length for ``pn0 + i - largest_acked`` unacknowledged; its
+    frame takes ``min(rest, frame_room - overhead)`` bytes; FIN goes on the
+    frame that ends ``data`` when ``fin``; with ``cut`` a packet that would be
+    short is left out. Returns ``[(wire_size, data_bytes), ...]``."""
+    if (
+        len(dcid) > MAX_CID_LENGTH
+        or frame_room > _MAX_DATAGRAM
+        or not 0 <= offset <= MAX_VARINT
+        or len(data) > MAX_VARINT - offset
+    ):
+        raise FieldValueError("stream run out of range")
+    if protection is not None:
+        max_packets = min(max_packets, protection.confidentiality_limit - protection.sealed_count)
+        if max_packets <= 0:
+            protection.check_seal_allowed()  # raises
+    per_packet = 1 + len(dcid) + 4 + frame_room + AEAD_TAG_LENGTH
+    total = len(data)
+    result: list[tuple[int, int]] = []
+    pos = done = 0
+    with memoryview(data) as view, memoryview(out) as oview:
+        while len(result) < max_packets and done < total and len(out) - pos >= per_packet:
+            pn = pn0 + len(result)
+            unacked = pn - largest_acked
+            pn_length = (
+                1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
+            )
+            overhead = _run_overhead(stream_id, offset + done + frame_room)
+            if overhead >= frame_room:
+                break
+            want = frame_room - overhead
+            take = min(total - done, want)
+            if cut and take < want:
+                break
+            last = fin and done + take == total
+            chunk = view[done : done + take]
+            try:
+                if protection is None:
+                    size = _pure.seal_stream_packet(oview[pos:], dcid, pn, pn_length, None, 0,
+                                                    stream_id, offset + done, chunk, last, True)
+                else:
+                    size = seal_stream_packet_pure(
+                        protection, oview[pos:], dcid, pn, pn_length,  # type: ignore[arg-type]
+                        None, 0, stream_id, offset + done, chunk, last)
+            except WireError:
+                if result:
+                    break
+                raise
+            result.append((size, take))
+            pos += size
+            done += take
+    return result
+
+
+def seal_stream_run(
+    protection: PacketProtection | None, out: bytearray, dcid: bytes, pn0: int,
+    largest_acked: int, stream_id: int, offset: int, data: bytes | memoryview,
+    frame_room: int, fin: bool, cut: bool, max_packets: int,
+) -> list[tuple[int, int]]:
+    """:func:`seal_stream_run_pure` in one C call (the pure one on the pure
+    backend or without a native key)."""
+    if _codec is None or (protection is not None and protection.native is None):
+        return seal_stream_run_pure(protection, out, dcid, pn0, largest_acked, stream_id,
+                                    offset, data, frame_room, fin, cut, max_packets)
+    ffi = _codec.ffi
+    if protection is not None:
+        max_packets = min(max_packets, protection.confidentiality_limit - protection.sealed_count)
+        if max_packets <= 0:
+            protection.check_seal_allowed()  # raises
+    count = max(0, min(max_packets, RUN_MAX_PACKETS))
+    sizes = ffi.new("uint32_t[]", RUN_MAX_PACKETS)
+    lengths = ffi.new("uint32_t[]", RUN_MAX_PACKETS)
+    ctx = ffi.NULL if protection is None else protection.native._ctx  # type: ignore[union-attr]
+    phase = 0 if protection is None else protection.key_phase
+    cdata = data if type(data) is bytes else ffi.from_buffer(data)
+    try:
+        result = _codec.lib.tp_seal_stream_run(
+            ctx, ffi.from_buffer(out), len(out), dcid, len(dcid), pn0, largest_acked & _MASK64,
+            stream_id, offset, cdata, len(data), frame_room, 1 if fin else 0, 1 if cut else 0,
+            phase, count, sizes, lengths)
+    except _codec._ABI_ERRORS:
+        raise FieldValueError("stream run out of range") from None
+    if result < 0:
+        _codec._raise(result, "the packet")
+    if protection is not None:
+        protection.sealed_count += result
+    return [(sizes[i], lengths[i]) for i in range(result)]
+
+
 # ------------------------------------------------------------------- open ---
 class PacketSealer:
     """Seals STREAM packets into one reused buffer (one per packetizer): the
@@ -197,7 +317,7 @@ class PacketSealer:
     security="none", of ``codec.seal_stream_packet`` with its CRC trailer) for
     the send loop."""
 
-    __slots__ = ("_buf", "_cap", "_cbuf", "_view")
+    __slots__ = ("_buf", "_cap", "_cbuf", "_run_lengths", "_run_sizes", "_view")
 
     def __init__(self, buffer: bytearray | None = None) -> None:
         """``buffer``: the scratch memory packets are built in (the packetizer
@@ -208,6 +328,8 @@ class PacketSealer:
         self._cap = len(self._buf)
         self._cbuf = _codec.ffi.from_buffer(self._buf)
         self._view = memoryview(self._buf)
+        self._run_sizes = _codec.ffi.new("uint32_t[]", RUN_MAX_PACKETS)
+        self._run_lengths = _codec.ffi.new("uint32_t[]", RUN_MAX_PACKETS)
 
     def seal(self, protection: PacketProtection, dcid: bytes, pn: int, pn_length: int,
              ack_ranges: Sequence[int] | None, ack_delay: int, stream_id: int, offset: int,
@@ -246,6 +368,15 @@ class PacketSealer:
         protection.sealed_count += 1
         return bytes(self._view[:result])
 
+
+    def run_direct(self) -> tuple[Any, Any, int, memoryview, Any, Any, Any, Any]:
+        """``(tp_seal_stream_run, C view of the buffer, its capacity, memoryview
+        of it, sizes array, lengths array, ffi.from_buffer, NULL)`` for a send
+        loop that seals runs (:func:`seal_stream_run`) into this sealer's
+        buffer itself; the arrays hold :data:`RUN_MAX_PACKETS` entries."""
+        ffi = _codec.ffi
+        return (_codec.lib.tp_seal_stream_run, self._cbuf, self._cap, self._view,
+                self._run_sizes, self._run_lengths, ffi.from_buffer, ffi.NULL)
 
     def direct(self) -> tuple[Any, Any, Any, memoryview, Any]:
         """``(tp_seal_stream_packet, tp_seal_stream_packet_aead, C view of the
@@ -315,6 +446,13 @@ class PacketOpener:
         self._plain_c = _codec.ffi.from_buffer(self._plain)
         self._view = memoryview(self._plain)
         self.payload = self._view[:0]
+
+    def direct(self) -> tuple[Any, Any, int, memoryview, Any]:
+        """``(tp_open_short_packet_aead, C view of the plaintext buffer, its
+        capacity, memoryview of it, uint64_t[3] out)`` for a receive loop that
+        makes :meth:`open`'s C call itself (datagrams up to that capacity)."""
+        return (_codec.lib.tp_open_short_packet_aead, self._plain_c, self._cap, self._view,
+                self._out)
 
     def open(self, keys: KeySchedule, data: bytes, dcid: bytes, decoder: Any,
              expected_pn: int) -> int:
