@@ -387,6 +387,26 @@ class Connection:
         space = scratch()
         counters = self.counters
         receive_1rtt = self._receive_1rtt
+        decoder = space.decoder
+        opener = space.opener
+        acks = self._acks
+        session = self._session
+        local_cid = self.local_cid
+        cid_len = len(local_cid)
+        recv_streams = self._recv_streams
+        # the common packet (native backend): opened with one direct C call,
+        # then, when it is one STREAM frame for an open stream, in order, from
+        # the peer's address, handled inline (_on_1rtt_opened and
+        # _handle_frames for that case); anything else takes the generic path
+        direct = getattr(decoder, "open_direct", None)
+        open_crc: Any = None
+        open_aead: Any = None
+        dec_c: Any = None
+        frame0: Any = None
+        if direct is not None and not self._in_long_packet:
+            open_crc, dec_c, frame0 = direct()
+            if opener is not None:
+                open_aead, plain_c, plain_cap, plain_view, opened = opener.direct()
         for data in datagrams:
             if (
                 self.state is not _ESTABLISHED
@@ -399,12 +419,72 @@ class Connection:
                 continue
             # receive_datagram's prologue for the common packet
             self._rx_addr = addr
-            self._decoder = space.decoder
+            self._decoder = decoder
             self._fec_decoder = space.fec_decoder
-            self._opener = space.opener
+            self._opener = opener
             counters.bytes_received += len(data)
             try:
-                receive_1rtt(data, now)
+                keys = session.keys
+                status = -1
+                if open_crc is None or type(data) is not bytes:
+                    pass
+                elif keys is None:
+                    status = open_crc(dec_c, data, len(data), local_cid, cid_len, 1)
+                    if status >= 0:
+                        first = data[0]
+                        # RFC 9000 A.3 packet-number recovery (as in _receive_1rtt)
+                        expected = acks.largest_received + 1
+                        window = 1 << (((first & PN_LENGTH_MASK) + 1) * 8)
+                        pn = (expected & ~(window - 1)) | (status >> 20)
+                        half = window >> 1
+                        if pn <= expected - half and pn < (1 << 62) - window:
+                            pn += window
+                        elif pn > expected + half and pn >= window:
+                            pn -= window
+                        status &= 0xFFFFF
+                        payload: bytes | memoryview = data
+                elif open_aead is not None and len(data) <= plain_cap:
+                    current = keys.recv_current
+                    native = current.native
+                    if native is not None and keys.send.generation >= current.generation:
+                        status = open_aead(dec_c, native._ctx, data, len(data), local_cid,
+                                           cid_len, acks.largest_received + 1,
+                                           current.generation & 1, plain_c, plain_cap, opened)
+                        if status >= 0:
+                            pn = opened[0]
+                            first = opened[1]
+                            payload = plain_view[: opened[2]]
+                            if pn > keys.largest_opened_current:
+                                keys.largest_opened_current = pn
+                if status < 0:
+                    receive_1rtt(data, now)  # (opens it again, with its error handling)
+                elif (
+                    status == 1
+                    and 0x08 <= (ftype := frame0.type) <= 0x0F
+                    and not first & RESERVED_SHORT_MASK
+                    and pn > acks.largest_received
+                    and addr == self.peer_addr
+                    and (stream := recv_streams.get(stream_id := frame0.a)) is not None
+                ):
+                    self._rx_pn_length = (first & PN_LENGTH_MASK) + 1
+                    self._fec_source = None
+                    start = frame0.data_off
+                    if type(payload) is not memoryview:
+                        payload = memoryview(payload)
+                    before = stream.highest_offset
+                    readable = stream.on_data(frame0.b, payload[start : start + frame0.data_len],
+                                              ftype & 1 == 1)
+                    grown = stream.highest_offset - before
+                    if grown > 0:
+                        self._recv_window.add_received(grown)
+                    if readable and stream_id not in self._readable_reported:
+                        self._readable_reported.add(stream_id)
+                        self._push_event(events.StreamReadable(stream_id=stream_id))
+                    acks.on_packet_received(pn, True, now)
+                    counters.packets_received += 1
+                    self._idle_since_s = now
+                else:
+                    self._on_1rtt_opened(data, pn, first, status, payload, now)
             except WireError:
                 counters.datagrams_dropped_malformed += 1
             except RemoteProtocolError as exc:
@@ -788,6 +868,13 @@ class Connection:
             if keys.send.generation < keys.recv_current.generation:
                 # the peer updated its keys: follow with ours (wire format §9.3)
                 keys.update_send(-1)
+        self._on_1rtt_opened(data, pn, first, count, payload, now)
+
+    def _on_1rtt_opened(self, data: bytes, pn: int, first: int, count: int,
+                        payload: bytes | memoryview, now: float) -> None:
+        """The rest of :meth:`_receive_1rtt` once packet ``pn`` opened and its
+        ``count`` frames are in the decoder."""
+        acks = self._acks
         if first & RESERVED_SHORT_MASK:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if acks.is_duplicate(pn):
