@@ -96,3 +96,21 @@ def test_batch_equals_one_by_one(security: str) -> None:
     batched = _run(True, security)
     assert any(item[0] == "read" and item[1] > 0 for item in one_by_one)
     assert batched == one_by_one
+
+
+def test_batches_of_other_buffer_types_take_the_general_path() -> None:
+    """bytearray / memoryview datagrams (a driver's choice) are routed one by one
+    like receive_datagram does, never raising."""
+    for kind in (bytearray, memoryview):
+        batch_ep = Endpoint(make_config(2), is_server=True)
+        single_ep = Endpoint(make_config(2), is_server=True)
+        client = Endpoint(make_config(1))
+        client.connect(SERVER, 1.0)
+        flight = [(kind(data), CLIENT) for data, _ in client.datagrams_to_send(1.0)]
+        flight += [(kind(b"\x41" + bytes(40)), CLIENT)] * 3
+        batch_ep.receive_datagrams(flight, 1.0)
+        for data, addr in flight:
+            single_ep.receive_datagram(data, addr, 1.0)
+        assert batch_ep.connection_count == single_ep.connection_count
+        assert ([len(d) for d, _ in batch_ep.datagrams_to_send(1.0)]
+                == [len(d) for d, _ in single_ep.datagrams_to_send(1.0)])

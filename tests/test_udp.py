@@ -87,3 +87,68 @@ def test_ecn_codepoints_are_counted() -> None:
 def test_bad_arguments_raise_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
         UdpSocket(buffer_bytes=0)
+
+
+class _RecordingSocket:
+    """Stands in for the kernel socket: records each send as (segments, gso size)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[int], int | None]] = []
+
+    def sendmsg(self, buffers: list[bytes], ancdata: list, flags: int, addr: tuple) -> int:
+        self.calls.append(([len(b) for b in buffers], int.from_bytes(ancdata[0][2], "little")))
+        return sum(len(b) for b in buffers)
+
+    def sendto(self, data: bytes, addr: tuple) -> int:
+        self.calls.append(([len(data)], None))
+        return len(data)
+
+
+@pytest.mark.parametrize("sizes", [
+    [1400] * 100 + [100],
+    [1400] * 46 + [100],
+    [1400] * 47,
+    [1400] * 46 + [1399],
+    [900] * 64 + [900] * 3,
+    [1200] * 63 + [5],
+    [60000] * 3,
+    [60000, 60000, 4000],
+    [1400, 1400, 1400],
+])
+def test_uniform_batches_group_like_the_general_loop(sizes: list[int]) -> None:
+    """The bulk fast path of send_batch cuts the same GSO groups as the loop
+    that handles any batch."""
+    with UdpSocket(("127.0.0.1", 0)) as sock:
+        if not sock.gso_supported:  # pragma: no cover - depends on the kernel
+            pytest.skip("no UDP GSO")
+        dest = ("127.0.0.1", 9)
+        datagrams = [(bytes(n), dest) for n in sizes]
+        real = sock._sock
+        try:
+            fast, general = _RecordingSocket(), _RecordingSocket()
+            sock._sock = fast  # type: ignore[assignment]
+            assert sock.send_batch(datagrams) == len(sizes)
+            sock._sock = general  # type: ignore[assignment]
+            assert sock._send_general(datagrams) == len(sizes)
+        finally:
+            sock._sock = real
+        assert fast.calls == general.calls
+        assert sum(len(c[0]) for c in fast.calls) == len(sizes)
+
+
+def test_mixed_batches_take_the_general_loop() -> None:
+    with UdpSocket(("127.0.0.1", 0)) as sock:
+        if not sock.gso_supported:  # pragma: no cover - depends on the kernel
+            pytest.skip("no UDP GSO")
+        a, b = ("127.0.0.1", 9), ("127.0.0.1", 10)
+        real = sock._sock
+        try:
+            rec = _RecordingSocket()
+            sock._sock = rec  # type: ignore[assignment]
+            # an odd size in the middle, then a second address
+            sock.send_batch([(bytes(1400), a), (bytes(100), a), (bytes(1400), a)])
+            sock.send_batch([(bytes(1400), a), (bytes(1400), a), (bytes(1400), b)])
+        finally:
+            sock._sock = real
+        assert rec.calls == [([1400, 100], 1400), ([1400], None),
+                             ([1400, 1400], 1400), ([1400], None)]

@@ -398,6 +398,10 @@ class Connection:
         # then, when it is one STREAM frame for an open stream, in order, from
         # the peer's address, handled inline (_on_1rtt_opened and
         # _handle_frames for that case); anything else takes the generic path
+        self._rx_addr = addr
+        self._decoder = decoder
+        self._fec_decoder = space.fec_decoder
+        self._opener = opener
         direct = getattr(decoder, "open_direct", None)
         open_crc: Any = None
         open_aead: Any = None
@@ -417,11 +421,8 @@ class Connection:
             ):
                 self.receive_datagram(data, addr, now)
                 continue
-            # receive_datagram's prologue for the common packet
-            self._rx_addr = addr
-            self._decoder = decoder
-            self._fec_decoder = space.fec_decoder
-            self._opener = opener
+            # receive_datagram's prologue for the common packet (its scratch
+            # and address fields were set before the loop: the same every time)
             counters.bytes_received += len(data)
             try:
                 keys = session.keys

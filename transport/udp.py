@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
+import operator
 import socket
 import struct
 from collections import deque
@@ -78,6 +79,8 @@ _UNREACHABLE_ERRNOS = frozenset(
     {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN}
 )
 _RETRY_PLAIN_ERRNOS = frozenset({errno.EIO, errno.EINVAL, errno.EOPNOTSUPP})
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
 
 
 def _family_of(host: str) -> socket.AddressFamily:
@@ -193,6 +196,24 @@ class UdpSocket:
         error is queued for :meth:`recv_batch`.
         """
         count = len(datagrams)
+        if self.gso_supported and count > 2:
+            # the bulk case -- one address, equal sizes but maybe a shorter last
+            # one -- is checked and cut into groups at C speed
+            datas = list(map(_first, datagrams))
+            size = len(datas[0])
+            sizes = list(map(len, datas))
+            addr = datagrams[0][1]
+            equal = sizes.count(size)
+            if (
+                (equal == count or (equal == count - 1 and sizes[-1] < size))
+                and list(map(_second, datagrams)).count(addr) == count
+            ):
+                return self._send_uniform(datas, size, sizes[-1], addr)
+        return self._send_general(datagrams)
+
+    def _send_general(self, datagrams: list[tuple[bytes, Address]]) -> int:
+        """:meth:`send_batch` for any mix of sizes and addresses."""
+        count = len(datagrams)
         i = 0
         sock = self._sock
         while i < count:
@@ -225,6 +246,44 @@ class UdpSocket:
                 if exc.errno in _RETRY_PLAIN_ERRNOS and j - i > 1:
                     self.gso_supported = False  # kernel or device cannot segment
                     continue
+                if exc.errno in _UNREACHABLE_ERRNOS:
+                    self._drain_error_queue(exc, addr)
+                elif exc.errno in (errno.ENOBUFS, errno.ENOMEM):
+                    return i
+                else:
+                    raise NetworkError(f"sendto {addr}: {exc.strerror}") from exc
+            i = j
+        return i
+
+    def _send_uniform(self, datas: list[bytes], size: int, last_size: int,
+                      addr: Address) -> int:
+        """:meth:`send_batch` of datagrams to one address, all ``size`` bytes but
+        the last (``last_size``): the same GSO groups as the general loop."""
+        count = len(datas)
+        step = max(1, min(MAX_GSO_SEGMENTS, MAX_GSO_BYTES // size))
+        segment = [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(size))]
+        sock = self._sock
+        i = 0
+        while i < count:
+            j = min(i + step, count)
+            if (
+                j == count - 1
+                and last_size < size
+                and j - i < MAX_GSO_SEGMENTS
+                and (j - i) * size + last_size <= MAX_GSO_BYTES
+            ):
+                j = count  # a shorter last datagram still fits the group
+            try:
+                if j - i > 1:
+                    sock.sendmsg(datas[i:j], segment, 0, addr)
+                else:
+                    sock.sendto(datas[i], addr)
+            except BlockingIOError:
+                return i
+            except OSError as exc:
+                if exc.errno in _RETRY_PLAIN_ERRNOS and j - i > 1:
+                    self.gso_supported = False  # kernel or device cannot segment
+                    return i + self._send_general([(d, addr) for d in datas[i:]])
                 if exc.errno in _UNREACHABLE_ERRNOS:
                     self._drain_error_queue(exc, addr)
                 elif exc.errno in (errno.ENOBUFS, errno.ENOMEM):
@@ -267,8 +326,8 @@ class UdpSocket:
                     elif self.ecn:
                         self._count_ecn(level, kind, cdata, data, segment)
                 if segment and len(data) > segment:
-                    for start in range(0, len(data), segment):
-                        out.append((data[start : start + segment], addr))
+                    out += [(data[start : start + segment], addr)
+                            for start in range(0, len(data), segment)]
                 else:
                     out.append((data, addr))
         except BlockingIOError:
