@@ -476,7 +476,8 @@ class Packetizer:
         if self._skip_countdown > 0:
             count = min(count, self._skip_countdown - 1)
         keys = conn._session.keys
-        seal_run, cbuf, cap, view, sizes, lengths, from_buffer, null = sealer.run_direct()
+        seal_run, cbuf, cap, view, sizes, lengths, from_buffer, null, unpack = (
+            sealer.run_direct())
         if keys is None:
             ctx = null
             phase = 0
@@ -512,20 +513,24 @@ class Packetizer:
         self.next_packet_number = pn0 + n
         if self._skip_countdown > 0:
             self._skip_countdown -= n
-        on_packet_sent = recovery.on_packet_sent
-        pos = stream_bytes = 0
-        for i in range(n):
-            size = sizes[i]
-            length = lengths[i]
+        records = []
+        pos = 0
+        frame_offset = offset
+        for pn, size, length in zip(range(pn0, pn0 + n), unpack(sizes, n), unpack(lengths, n),
+                                    strict=True):
+            records.append(SentPacket(pn, now, size, True, True,
+                                      [(ITEM_STREAM, stream_id, frame_offset, length, False)]))
             end = pos + size
-            packet_fin = fin and i == n - 1 and stream_bytes + length == len(data)
-            on_packet_sent(SentPacket(pn0 + i, now, size, True, True,
-                                      [(ITEM_STREAM, stream_id, offset + stream_bytes, length,
-                                        packet_fin)]), now)
             out.append(bytes(view[pos:end]))
             pos = end
-            stream_bytes += length
-        stream.mark_run_sent(stream_bytes, fin and stream_bytes == len(data))
+            frame_offset += length
+        stream_bytes = frame_offset - offset
+        fin = fin and stream_bytes == len(data)
+        if fin:  # the last frame carries the FIN
+            last = records[-1].items[0]
+            records[-1].items = [(ITEM_STREAM, stream_id, last[2], last[3], True)]
+        recovery.on_packets_sent(records, now)
+        stream.mark_run_sent(stream_bytes, fin)
         stream_credit.consume(stream_bytes)
         conn_credit.consume(stream_bytes)
         return n, pos, stream_bytes

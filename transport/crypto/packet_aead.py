@@ -369,14 +369,14 @@ class PacketSealer:
         return bytes(self._view[:result])
 
 
-    def run_direct(self) -> tuple[Any, Any, int, memoryview, Any, Any, Any, Any]:
+    def run_direct(self) -> tuple[Any, Any, int, memoryview, Any, Any, Any, Any, Any]:
         """``(tp_seal_stream_run, C view of the buffer, its capacity, memoryview
-        of it, sizes array, lengths array, ffi.from_buffer, NULL)`` for a send
-        loop that seals runs (:func:`seal_stream_run`) into this sealer's
-        buffer itself; the arrays hold :data:`RUN_MAX_PACKETS` entries."""
+        of it, sizes array, lengths array, ffi.from_buffer, NULL, ffi.unpack)``
+        for a send loop that seals runs (:func:`seal_stream_run`) into this
+        sealer's buffer itself; the arrays hold :data:`RUN_MAX_PACKETS` entries."""
         ffi = _codec.ffi
         return (_codec.lib.tp_seal_stream_run, self._cbuf, self._cap, self._view,
-                self._run_sizes, self._run_lengths, ffi.from_buffer, ffi.NULL)
+                self._run_sizes, self._run_lengths, ffi.from_buffer, ffi.NULL, ffi.unpack)
 
     def direct(self) -> tuple[Any, Any, Any, memoryview, Any]:
         """``(tp_seal_stream_packet, tp_seal_stream_packet_aead, C view of the
