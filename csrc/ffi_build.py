@@ -132,6 +132,12 @@ int64_t tp_seal_stream_run(tp_aead *a, uint8_t *out, size_t out_len, const uint8
                            size_t data_len, size_t frame_room, uint32_t fin, uint32_t cut,
                            uint32_t key_phase, uint32_t max_packets, uint32_t *sizes,
                            uint32_t *lengths);
+int64_t tp_open_stream_run(tp_decoder *dec, tp_aead *a, const uint8_t *buf, const uint32_t *lens,
+                           uint32_t n, const uint8_t *dcid, size_t dcid_len,
+                           uint64_t expected_pn, uint32_t key_phase, uint8_t *plain,
+                           size_t plain_len, uint8_t *out, size_t out_len, uint64_t *pns,
+                           uint64_t *stream_ids, uint64_t *offsets, uint32_t *data_lens,
+                           uint8_t *fins);
 int64_t tp_open_short_packet_aead(tp_decoder *dec, tp_aead *a, const uint8_t *buf, size_t size,
                                   const uint8_t *dcid, size_t dcid_len, uint64_t expected_pn,
                                   uint32_t key_phase, uint8_t *plain, size_t plain_len,

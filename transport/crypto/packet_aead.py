@@ -45,6 +45,7 @@ from transport.wire.constants import (
     MAX_CID_LENGTH,
     MAX_VARINT,
     PN_LENGTH_MASK,
+    RESERVED_SHORT_MASK,
     ErrorCode,
 )
 
@@ -59,6 +60,8 @@ __all__ = [
     "PacketSealer",
     "live_contexts",
     "open_short_packet_pure",
+    "open_stream_run",
+    "open_stream_run_pure",
     "seal_stream_packet",
     "seal_stream_packet_pure",
     "seal_stream_run",
@@ -308,6 +311,137 @@ def seal_stream_run(
     if protection is not None:
         protection.sealed_count += result
     return [(sizes[i], lengths[i]) for i in range(result)]
+
+
+#: Most datagrams one :func:`open_stream_run` call takes, and the bytes of
+#: stream data it can copy out (a run stops early when they are used up).
+OPEN_RUN_MAX_PACKETS = 128
+OPEN_RUN_DATA_BYTES = 1 << 17
+
+Opened = tuple[int, int, int, bytes, bool]  # (pn, stream_id, offset, data, fin)
+
+
+def open_stream_run_pure(
+    protection: PacketProtection | None, datagrams: Sequence[bytes], dcid: bytes,
+    expected_pn: int, out_bytes: int = OPEN_RUN_DATA_BYTES,
+) -> list[Opened]:
+    """The reference of ``tp_open_stream_run`` (csrc/aead.c): open
+    ``datagrams`` in order (``protection`` None: CRC32C, security="none") for as
+    long as each is the bulk packet -- it opens, holds exactly one frame, a
+    STREAM frame, has the reserved header bits clear and a packet number
+    (recovered against ``expected_pn``, which then moves past it) not below
+    ``expected_pn``, and its data still fits ``out_bytes`` -- and return
+    ``(pn, stream_id, offset, data, fin)`` for each. The first datagram that
+    does not qualify ends the run (it is left to the caller)."""
+    decoder = _pure.FrameDecoder()
+    result: list[Opened] = []
+    used = 0
+    if expected_pn > MAX_VARINT + 1:
+        raise FieldValueError("expected packet number out of range")
+    for data in datagrams:
+        try:
+            if protection is None:
+                first, truncated, pn_length, count = _pure.open_short_packet(
+                    data, dcid, decoder, True)
+                pn = decode_packet_number(truncated, pn_length, expected_pn - 1)
+                payload: bytes | memoryview = data
+            else:
+                count, pn, first, payload = open_short_packet_pure(
+                    protection, data, dcid, decoder, expected_pn)
+        except (WireError, RemoteProtocolError, DecryptionError):
+            break
+        if count != 1 or first & RESERVED_SHORT_MASK or pn < expected_pn:
+            break
+        frame = decoder.frames[0]
+        if not 0x08 <= frame.type <= 0x0F or out_bytes - used < frame.data_len:
+            break
+        used += frame.data_len
+        body = bytes(payload[frame.data_off : frame.data_off + frame.data_len])
+        result.append((pn, frame.a, frame.b, body, bool(frame.type & 1)))
+        expected_pn = pn + 1
+    return result
+
+
+def open_stream_run(
+    protection: PacketProtection | None, datagrams: Sequence[bytes], dcid: bytes,
+    expected_pn: int, out_bytes: int = OPEN_RUN_DATA_BYTES,
+) -> list[Opened]:
+    """:func:`open_stream_run_pure` in one C call (the pure one on the pure
+    backend or without a native key; at most :data:`OPEN_RUN_MAX_PACKETS`)."""
+    if _codec is None or (protection is not None and protection.native is None):
+        return open_stream_run_pure(protection, datagrams, dcid, expected_pn, out_bytes)
+    if expected_pn > MAX_VARINT + 1:
+        raise FieldValueError("expected packet number out of range")
+    runs = StreamRunBuffers(out_bytes)
+    datagrams = list(datagrams[:OPEN_RUN_MAX_PACKETS])
+    count = runs.open(protection, b"".join(datagrams), datagrams, dcid, expected_pn,
+                      _codec.FrameDecoder())
+    result: list[Opened] = []
+    pos = 0
+    for i in range(count):
+        length = runs.data_lens[i]
+        result.append((runs.pns[i], runs.stream_ids[i], runs.offsets[i],
+                       bytes(runs.view[pos : pos + length]), bool(runs.fins[i])))
+        pos += length
+    return result
+
+
+class StreamRunBuffers:
+    """The output arrays and data buffer of ``tp_open_stream_run`` (one set per
+    thread, in :mod:`transport.scratch`), and the call itself."""
+
+    __slots__ = (
+        "_c_out",
+        "_call",
+        "_ffi",
+        "data_lens",
+        "fins",
+        "offsets",
+        "plain",
+        "plain_c",
+        "pns",
+        "stream_ids",
+        "unpack",
+        "view",
+    )
+
+    def __init__(self, out_bytes: int = OPEN_RUN_DATA_BYTES) -> None:
+        if _codec is None:  # pragma: no cover - callers check NATIVE_AVAILABLE
+            raise RuntimeError("the native backend is not in use")
+        ffi = self._ffi = _codec.ffi
+        self._call = _codec.lib.tp_open_stream_run
+        n = OPEN_RUN_MAX_PACKETS
+        self.pns = ffi.new("uint64_t[]", n)
+        self.stream_ids = ffi.new("uint64_t[]", n)
+        self.offsets = ffi.new("uint64_t[]", n)
+        self.data_lens = ffi.new("uint32_t[]", n)
+        self.fins = ffi.new("uint8_t[]", n)
+        out = bytearray(out_bytes)
+        self._c_out = ffi.from_buffer(out)
+        self.view = memoryview(out)
+        self.plain = bytearray(65536)
+        self.plain_c = ffi.from_buffer(self.plain)
+        self.unpack = ffi.unpack
+
+    def open(self, protection: PacketProtection | None, joined: bytes,
+             datagrams: Sequence[bytes], dcid: bytes, expected_pn: int, decoder: Any) -> int:
+        """``tp_open_stream_run`` over ``joined`` (the datagrams concatenated;
+        at most :data:`OPEN_RUN_MAX_PACKETS`): how many qualified. Their records
+        are in the arrays, their data back to back in ``view``."""
+        ffi = self._ffi
+        n = len(datagrams)
+        if n > OPEN_RUN_MAX_PACKETS:
+            raise FieldValueError("too many datagrams for one run")
+        lens = ffi.new("uint32_t[]", list(map(len, datagrams)))
+        if protection is None:
+            ctx, phase = ffi.NULL, 0
+        else:
+            ctx = protection.native._ctx  # type: ignore[union-attr]
+            phase = protection.generation & 1
+        return int(self._call(decoder._dec, ctx, joined, lens, n, dcid, len(dcid), expected_pn,
+                              phase, self.plain_c, len(self.plain), self._c_out,
+                              len(self.view), self.pns, self.stream_ids, self.offsets,
+                              self.data_lens, self.fins))
 
 
 # ------------------------------------------------------------------- open ---
