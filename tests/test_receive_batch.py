@@ -27,13 +27,17 @@ OTHER = ("10.0.0.9", 6000)
 SERVER = ("10.0.0.2", 4433)
 
 
-def _run(batched: bool, security: str, violate: bool = False) -> list[Any]:
+def _run(batched: bool, security: str, violate: str = "") -> list[Any]:
     if security == "noise":
         from transport.crypto.keys import generate_keypair
 
         keypair = generate_keypair(make_config(7).crypto_randbytes)
         server_cfg = make_config(2, security="noise", static_key=keypair)
         client_cfg = make_config(1, security="noise", server_public_key=keypair.public)
+    elif violate == "connection":  # a connection window below the stream window
+        server_cfg = make_config(2, initial_max_data=512 * 1024,
+                                 initial_max_stream_data=1024 * 1024)
+        client_cfg = make_config(1)
     else:
         server_cfg, client_cfg = make_config(2), make_config(1)
     # every random byte seeded too (stateless resets, ephemeral keys): the two
@@ -68,7 +72,9 @@ def _run(batched: bool, security: str, violate: bool = False) -> list[Any]:
             srv = server.connections[0]
             flight = [(forge_short_packet(srv.local_cid, 10**6 + i,
                                           [(0x0E, sid, offset, 0, 0, b"z" * 100)]), CLIENT)
-                      for i, offset in enumerate([10**9, 0, 100])]
+                      for i, offset in enumerate(
+                          [900_000, 900_100, 900_200] if violate == "connection"
+                          else [10**9, 0, 100])]
         if batched:
             server.receive_datagrams(flight, now)
         else:
@@ -122,9 +128,10 @@ def test_batches_of_other_buffer_types_take_the_general_path() -> None:
                 == [len(d) for d, _ in single_ep.datagrams_to_send(1.0)])
 
 
-def test_flow_control_violation_inside_a_run() -> None:
-    """A bulk packet that breaks flow control in the middle of a batch closes
-    the connection exactly as when it comes alone."""
-    one_by_one = _run(False, "none", violate=True)
+@pytest.mark.parametrize("violate", ["stream", "connection"])
+def test_flow_control_violation_inside_a_run(violate: str) -> None:
+    """Bulk packets that break stream or connection flow control in a batch
+    close the connection exactly as when they come one by one."""
+    one_by_one = _run(False, "none", violate=violate)
     assert any(item == ("server", "ConnectionTerminated") for item in one_by_one)
-    assert _run(True, "none", violate=True) == one_by_one
+    assert _run(True, "none", violate=violate) == one_by_one
