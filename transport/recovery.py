@@ -66,6 +66,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 from .congestion.base import CongestionController
@@ -162,6 +163,9 @@ class RttEstimator:
             f"RttEstimator(srtt={self.smoothed_rtt_s:.6f}, rttvar={self.rttvar_s:.6f}, "
             f"min={self.min_rtt_s:.6f}, latest={self.latest_rtt_s:.6f})"
         )
+
+
+_packet_number_of = attrgetter("packet_number")
 
 
 class SentPacket:
@@ -427,7 +431,7 @@ class LossRecovery:
             packet.first_sent_time_s = first_sent_time_s
             packet.is_app_limited = app_limited
             sent_bytes += packet.size_bytes
-        self._pns += [packet.packet_number for packet in packets]
+        self._pns += map(_packet_number_of, packets)
         self._packets += packets
         self.largest_sent = largest
         self.bytes_in_flight += sent_bytes

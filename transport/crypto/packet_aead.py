@@ -394,6 +394,7 @@ class StreamRunBuffers:
         "_c_out",
         "_call",
         "_ffi",
+        "_lens",
         "data_lens",
         "fins",
         "offsets",
@@ -416,6 +417,7 @@ class StreamRunBuffers:
         self.offsets = ffi.new("uint64_t[]", n)
         self.data_lens = ffi.new("uint32_t[]", n)
         self.fins = ffi.new("uint8_t[]", n)
+        self._lens = ffi.new("uint32_t[]", n)
         out = bytearray(out_bytes)
         self._c_out = ffi.from_buffer(out)
         self.view = memoryview(out)
@@ -432,7 +434,8 @@ class StreamRunBuffers:
         n = len(datagrams)
         if n > OPEN_RUN_MAX_PACKETS:
             raise FieldValueError("too many datagrams for one run")
-        lens = ffi.new("uint32_t[]", list(map(len, datagrams)))
+        lens = self._lens
+        lens[0:n] = list(map(len, datagrams))
         if protection is None:
             ctx, phase = ffi.NULL, 0
         else:
