@@ -9,7 +9,9 @@ Inputs (each takes the current time ``now`` in seconds, from a monotonic clock
 the caller reads -- the connection never reads one):
 
 * ``connect(addr, now)`` -- client only, starts the handshake;
-* ``receive_datagram(data, addr, now)`` -- a UDP payload from the peer;
+* ``receive_datagram(data, addr, now)`` -- a UDP payload from the peer
+  (``receive_datagrams(payloads, addr, now)``: several, same result, with
+  runs of bulk packets opened in one C call);
 * ``handle_timer(now)`` -- the deadline from ``get_timer()`` passed;
 * stream and datagram calls: ``open_stream``, ``send_stream_data``,
   ``recv_stream_data``, ``reset_stream``, ``stop_sending``, ``send_datagram``,
