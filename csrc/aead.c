@@ -42,7 +42,7 @@
  *    the end of a ring buffer, more follows) a packet that would be short is
  *    left to the caller.  sizes[i] / lengths[i] get each packet's wire size and
  *    data bytes; returns the count (which may be 0), or an error when the first
- *    packet fails.  Twin: packet_aead.seal_stream_run_pure.
+ *    packet fails.  Twin: packet_runs.seal_stream_run_pure.
  *
  *  - tp_open_stream_run: n 1-RTT datagrams back to back in buf (sizes in
  *    lens), opened in order with tp_open_short_packet (a == NULL: CRC32C) or
@@ -53,7 +53,7 @@
  *    offsets, data_lens, fins; the frame data is copied to out, back to back.
  *    Returns how many packets from the start qualified; the first that did not
  *    is left, untouched, to the caller (nothing else is changed).  Twin:
- *    packet_aead.open_stream_run_pure.
+ *    packet_runs.open_stream_run_pure.
  *
  * The pure-Python twin is transport/crypto/aead.py (the `cryptography`
  * package) with transport/wire/codec_pure.py; tests/test_aead_native.py

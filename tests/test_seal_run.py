@@ -1,10 +1,12 @@
-"""``seal_stream_run`` (one C call for a run of STREAM packets, csrc/aead.c
-``tp_seal_stream_run``) against its pure twin ``seal_stream_run_pure``, and the
-twin against packet-at-a-time sealing.
+"""The run functions of transport/crypto/packet_runs.py against their pure twins.
 
-Same inputs must give the same packets byte for byte (CRC32C and both AEADs),
-the same (size, data bytes) records and the same error class; every packet of
-a run must decode to the STREAM frame the twin says it carries.
+``seal_stream_run`` (one C call for a run of STREAM packets, csrc/aead.c
+``tp_seal_stream_run``) against ``seal_stream_run_pure``, and the twin against
+packet-at-a-time sealing: same packets byte for byte (CRC32C and both AEADs),
+same (size, data bytes) records, same error class; every packet of a run must
+decode to the STREAM frame the twin says it carries. ``open_stream_run``
+(``tp_open_stream_run``) against ``open_stream_run_pure`` on clean runs and on
+runs broken by every kind of packet that must end them.
 """
 
 from __future__ import annotations
@@ -14,11 +16,8 @@ import random
 import pytest
 
 from transport.crypto.aead import PacketProtection
-from transport.crypto.packet_aead import (
-    NATIVE_AVAILABLE,
-    seal_stream_run,
-    seal_stream_run_pure,
-)
+from transport.crypto.packet_aead import NATIVE_AVAILABLE
+from transport.crypto.packet_runs import seal_stream_run, seal_stream_run_pure
 from transport.errors import WireError
 from transport.wire import FrameDecoder, codec_pure
 
@@ -172,7 +171,7 @@ def _flip(packet: bytes, index: int, mask: int) -> bytes:
 @pytest.mark.parametrize("variant", ["clean", "ack_inside", "corrupt", "reorder", "reserved",
                                      "phase", "foreign", "out_full", "late_start"])
 def test_open_run_equals_twin(kind: str, variant: str) -> None:
-    from transport.crypto.packet_aead import open_stream_run, open_stream_run_pure
+    from transport.crypto.packet_runs import open_stream_run, open_stream_run_pure
 
     packets, native, pure = _packets(kind, 9)
     expected, out_bytes = 10, 1 << 17

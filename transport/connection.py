@@ -57,7 +57,8 @@ from transport import events
 from transport.ack import AckManager
 from transport.config import Config
 from transport.congestion.pacing import DEFAULT_BURST_PACKETS, MAX_BURST_PACKETS, Pacer
-from transport.crypto.packet_aead import OPEN_RUN_MAX_PACKETS, PacketOpener, StreamRunBuffers
+from transport.crypto.packet_aead import PacketOpener
+from transport.crypto.packet_runs import OPEN_RUN_MAX_PACKETS, StreamRunBuffers
 from transport.crypto.tokens import is_stateless_reset, retry_integrity_tag
 from transport.errors import (
     ChecksumError,

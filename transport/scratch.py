@@ -24,12 +24,8 @@ from __future__ import annotations
 
 import threading
 
-from transport.crypto.packet_aead import (
-    NATIVE_AVAILABLE,
-    PacketOpener,
-    PacketSealer,
-    StreamRunBuffers,
-)
+from transport.crypto.packet_aead import NATIVE_AVAILABLE, PacketOpener, PacketSealer
+from transport.crypto.packet_runs import StreamRunBuffers
 from transport.wire import FrameDecoder
 
 #: Size of each build buffer: the largest UDP payload.
