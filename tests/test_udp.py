@@ -152,3 +152,38 @@ def test_mixed_batches_take_the_general_loop() -> None:
             sock._sock = real
         assert rec.calls == [([1400, 100], 1400), ([1400], None),
                              ([1400, 1400], 1400), ([1400], None)]
+
+
+@pytest.mark.parametrize("sizes", [
+    [1376] * 30 + [1377] * 50,  # a packet-number length grows inside the batch
+    [1377] * 20 + [1376] * 3 + [1200],
+    [1400] * 70 + [1300] * 2,
+])
+def test_blocks_of_equal_sizes_go_out_block_by_block(sizes: list[int]) -> None:
+    """Each block of equal sizes is cut into GSO groups like a uniform batch,
+    in order, every datagram exactly once."""
+    with UdpSocket(("127.0.0.1", 0)) as sock:
+        if not sock.gso_supported:  # pragma: no cover - depends on the kernel
+            pytest.skip("no UDP GSO")
+        dest = ("127.0.0.1", 9)
+        real = sock._sock
+        try:
+            rec = _RecordingSocket()
+            sock._sock = rec  # type: ignore[assignment]
+            assert sock.send_batch([(bytes(n), dest) for n in sizes]) == len(sizes)
+        finally:
+            sock._sock = real
+        assert [n for call in rec.calls for n in call[0]] == sizes
+        for segments, gso in rec.calls:
+            assert len(set(segments)) == 1 and len(segments) <= MAX_GSO_SEGMENTS
+            assert gso == (segments[0] if len(segments) > 1 else None)
+        assert len(rec.calls) <= 2 + len(sizes) // MAX_GSO_SEGMENTS + 2
+
+
+def test_real_round_trip_of_blocks() -> None:
+    with UdpSocket(("127.0.0.1", 0)) as a, UdpSocket(("127.0.0.1", 0)) as b:
+        datagrams = [(bytes([i % 251]) * (1376 + (i >= 40)), b.local_address)
+                     for i in range(100)]
+        assert a.send_batch(datagrams) == len(datagrams)
+        got = _receive(b, len(datagrams))
+        assert [d for d, _ in got] == [d for d, _ in datagrams]
