@@ -21,6 +21,7 @@ from helpers import forge_short_packet, make_config
 
 from transport import Endpoint
 from transport.events import StreamReadable
+from transport.scratch import scratch
 
 CLIENT = ("10.0.0.1", 5000)
 OTHER = ("10.0.0.9", 6000)
@@ -135,3 +136,38 @@ def test_flow_control_violation_inside_a_run(violate: str) -> None:
     one_by_one = _run(False, "none", violate=violate)
     assert any(item == ("server", "ConnectionTerminated") for item in one_by_one)
     assert _run(True, "none", violate=violate) == one_by_one
+
+
+def test_batches_of_other_packets_do_not_retry_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch whose packets are not the bulk kind (here each STREAM frame comes
+    with a PING, as FEC_SOURCE comes with FEC) tries a run once, not once per
+    packet (each attempt copies the rest of the batch)."""
+    from transport.crypto.packet_runs import StreamRunBuffers
+
+    if scratch().stream_runs is None:
+        pytest.skip("needs the native backend")
+    calls = []
+    real_open = StreamRunBuffers.open
+
+    def counting_open(self: StreamRunBuffers, *args: Any) -> int:
+        calls.append(len(args[2]))
+        return real_open(self, *args)
+
+    client, server = Endpoint(make_config(1)), Endpoint(make_config(2), is_server=True)
+    now = 1.0
+    conn = client.connect(SERVER, now)
+    for _ in range(6):  # handshake
+        server.receive_datagrams([(d, CLIENT) for d, _ in client.datagrams_to_send(now)], now)
+        client.receive_datagrams([(d, SERVER) for d, _ in server.datagrams_to_send(now)], now)
+        now += 0.01
+    assert conn.handshake_completed
+    sid = conn.open_stream()
+    srv = server.connections[0]
+    monkeypatch.setattr(StreamRunBuffers, "open", counting_open)
+    batch = [(forge_short_packet(srv.local_cid, 1000 + i,
+                                 [(0x01, 0, 0, 0, 0, None),
+                                  (0x0E, sid, 100 * i, 0, 0, b"p" * 100)]), CLIENT)
+             for i in range(40)]
+    server.receive_datagrams(batch, now)
+    assert len(calls) == 1
+    assert srv.get_stats().packets_received >= 40

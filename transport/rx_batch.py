@@ -75,6 +75,7 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
         if opener is not None:
             open_aead, plain_c, plain_cap, plain_view, opened = opener.direct()
     runs = space.stream_runs if open_crc is not None else None
+    try_run = runs is not None
     count = len(datagrams)
     index = 0
     while index < count:
@@ -89,9 +90,12 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
         ):
             conn.receive_datagram(data, addr, now)
             continue
-        if runs is not None and index < count and addr == conn.peer_addr:
+        if try_run and runs is not None and index < count and addr == conn.peer_addr:
             # two or more left: try them as one run of bulk packets
             taken = _receive_run(conn, datagrams, index - 1, now, runs, decoder)
+            # (a run that ended early stopped at a packet of another kind: the
+            # next attempt waits until a bulk packet comes by again)
+            try_run = taken == min(count - index + 1, OPEN_RUN_MAX_PACKETS)
             if taken:
                 index += taken - 1
                 continue
@@ -158,6 +162,7 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
                 acks.on_packet_received(pn, True, now)
                 counters.packets_received += 1
                 conn._idle_since_s = now
+                try_run = runs is not None  # a bulk packet: runs may follow
             else:
                 conn._on_1rtt_opened(data, pn, first, status, payload, now)
         except WireError:
