@@ -313,6 +313,7 @@ class Packetizer:
         # the anti-amplification limit is checked by build() between packets
         limit = 1 if not conn.address_validated else 1 << 30
         built = sent_bytes = stream_bytes = 0
+        try_run = sealer is not None
         pace_budget = self._pace_budget
         while ready and built < limit:
             if cc.congestion_window_bytes <= recovery.bytes_in_flight:
@@ -326,7 +327,8 @@ class Packetizer:
                 del ready[stream_id]
                 continue
             if (
-                sealer is not None
+                try_run
+                and sealer is not None
                 and len(ready) == 1  # (several streams alternate packet by packet)
                 and not acks._ack_pending
                 and not send_update_check
@@ -339,6 +341,7 @@ class Packetizer:
                     sent_bytes += run_wire
                     stream_bytes += run_stream
                     continue
+                try_run = False  # (retransmissions, or window or pacer nearly spent)
             room = short_room
             ack_ranges = None
             ack_delay = 0
