@@ -341,7 +341,10 @@ class Packetizer:
                     sent_bytes += run_wire
                     stream_bytes += run_stream
                     continue
-                try_run = False  # (retransmissions, or window or pacer nearly spent)
+                if not 0 < self._skip_countdown <= 2:
+                    # (retransmissions, or window or pacer nearly spent: not a
+                    # packet-number skip, after which runs go on)
+                    try_run = False
             room = short_room
             ack_ranges = None
             ack_delay = 0

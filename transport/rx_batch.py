@@ -37,13 +37,25 @@ if TYPE_CHECKING:
 
 Address = tuple[str, int]
 
+#: (State.ESTABLISHED, State.CLOSING), read from transport.connection on first
+#: use (it imports this module, so not at import time)
+_STATES: tuple[Any, Any] | None = None
+
+
+def _load_states() -> tuple[Any, Any]:
+    global _STATES
+    from transport.connection import _CLOSING, _ESTABLISHED
+
+    _STATES = (_ESTABLISHED, _CLOSING)
+    return _STATES
+
 
 def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
                       now: float) -> None:
     """``conn.receive_datagram`` for each of ``datagrams`` (from ``addr``), in
     order, done as a batch (see the module doc). Never raises for anything
     the peer sent."""
-    from transport.connection import _CLOSING, _ESTABLISHED  # (a cycle at module level)
+    _ESTABLISHED, _CLOSING = _STATES or _load_states()
 
     if now > conn._now:
         conn._now = now
@@ -179,7 +191,7 @@ def _receive_run(conn: Connection, datagrams: list[bytes], start: int, now: floa
     STREAM frame, in order), then each frame handed to its stream as the
     per-packet fast path does. Returns how many datagrams it took (0: none;
     the caller goes on packet by packet from the first it did not take)."""
-    from transport.connection import _CLOSING  # (a cycle at module level)
+    _CLOSING = (_STATES or _load_states())[1]
 
     keys = conn._session.keys
     protection = None
