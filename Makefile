@@ -68,7 +68,7 @@ sanitize: $(STAMP)
 	HYPOTHESIS_PROFILE=sanitize \
 	$(PY) -m pytest -q --capture=sys -p no:cacheprovider \
 		tests/test_wire_native.py tests/test_wire_malformed.py tests/test_wire_fastpath.py \
-		tests/test_aead_native.py tests/test_crypto_aead.py \
+		tests/test_aead_native.py tests/test_crypto_aead.py tests/test_seal_run.py \
 		tests/test_fec_code.py
 
 clean:

@@ -39,6 +39,30 @@
  *    authenticate) or, for a payload that authenticated but whose frames do
  *    not decode, the decoder's status minus TP_ERR_FRAMES_OFFSET.
  *
+ *  - tp_seal_stream_run: up to max_packets 1-RTT packets of one stream, back
+ *    to back at out[0:], each made by tp_seal_stream_packet (a == NULL: CRC32C
+ *    trailer) or tp_seal_stream_packet_aead, with no ACK frame.  Packet i has
+ *    number pn0 + i and the packet-number length the packetizer picks for
+ *    pn0 + i - largest_acked; its STREAM frame takes min(rest, frame_room -
+ *    overhead) bytes of data, overhead = 3 + varint_len(stream_id) +
+ *    varint_len(its offset + frame_room) as in Packetizer._build_stream_packets;
+ *    FIN goes on the frame that ends data when fin.  With cut (data stops at
+ *    the end of a ring buffer, more follows) a packet that would be short is
+ *    left to the caller.  sizes[i] / lengths[i] get each packet's wire size and
+ *    data bytes; returns the count (which may be 0), or an error when the first
+ *    packet fails.  Twin: packet_runs.seal_stream_run_pure.
+ *
+ *  - tp_open_stream_run: n 1-RTT datagrams back to back in buf (sizes in
+ *    lens), opened in order with tp_open_short_packet (a == NULL: CRC32C) or
+ *    tp_open_short_packet_aead, for as long as each is the bulk packet: it
+ *    opens, holds exactly one frame, a STREAM frame, has the reserved header
+ *    bits clear and a packet number (RFC 9000 A.3 against expected_pn, which
+ *    then moves to pn + 1) not below expected_pn.  Per packet: pns, stream_ids,
+ *    offsets, data_lens, fins; the frame data is copied to out, back to back.
+ *    Returns how many packets from the start qualified; the first that did not
+ *    is left, untouched, to the caller (nothing else is changed).  Twin:
+ *    packet_runs.open_stream_run_pure.
+ *
  * The pure-Python twin is transport/crypto/aead.py (the `cryptography`
  * package) with transport/wire/codec_pure.py; tests/test_aead_native.py
  * compares the two byte for byte.
@@ -57,6 +81,7 @@
 #define FIXED_BIT 0x40u
 #define KEY_PHASE_BIT 0x04u
 #define MAX_DATAGRAM_SIZE 65527u
+#define RUN_RESERVED_SHORT_MASK 0x18u
 
 /* Live tp_aead objects in this process (tests check for leaks with it). */
 static int64_t live_contexts;
@@ -376,4 +401,123 @@ int64_t tp_open_short_packet_aead(tp_decoder *dec, tp_aead *a, const uint8_t *bu
     if (count < 0)
         return count - TP_ERR_FRAMES_OFFSET;
     return count;
+}
+
+/* Varint length of a value (RFC 9000 16): the packetizer's overhead formula. */
+static size_t run_varint_len(uint64_t v)
+{
+    return v < 64u ? 1u : v < 16384u ? 2u : v < 1073741824u ? 4u : 8u;
+}
+
+int64_t tp_seal_stream_run(tp_aead *a, uint8_t *out, size_t out_len, const uint8_t *dcid,
+                           size_t dcid_len, uint64_t pn0, uint64_t largest_acked,
+                           uint64_t stream_id, uint64_t offset, const uint8_t *data,
+                           size_t data_len, size_t frame_room, uint32_t fin, uint32_t cut,
+                           uint32_t key_phase, uint32_t max_packets, uint32_t *sizes,
+                           uint32_t *lengths)
+{
+    size_t pos = 0, done = 0, overhead, want, take, per_packet;
+    uint64_t pn, unacked;
+    uint32_t count = 0, pn_length, last;
+    int64_t size;
+
+    if (dcid_len > TP_MAX_CID_LENGTH || frame_room > MAX_DATAGRAM_SIZE ||
+        offset > TP_MAX_VARINT || data_len > TP_MAX_VARINT - offset)
+        return TP_ERR_FIELD_VALUE;
+    /* the most one packet can take: header, frames, trailer or tag */
+    per_packet = 1u + dcid_len + 4u + frame_room + TAG_LENGTH;
+    while (count < max_packets && done < data_len && out_len - pos >= per_packet) {
+        pn = pn0 + count;
+        unacked = pn - largest_acked;
+        pn_length = unacked < 128u ? 1u : unacked < 32768u ? 2u : unacked < 8388608u ? 3u : 4u;
+        overhead = (stream_id < 1073741824u ? (stream_id < 64u ? 4u : stream_id < 16384u ? 5u : 7u)
+                                            : 11u) +
+                   run_varint_len(offset + done + frame_room);
+        if (overhead >= frame_room)
+            break;
+        want = frame_room - overhead;
+        take = data_len - done < want ? data_len - done : want;
+        if (cut && take < want)
+            break; /* the rest continues past the ring's end: the caller's slow path */
+        last = (done + take == data_len) && fin;
+        if (a == NULL)
+            size = tp_seal_stream_packet(out + pos, out_len - pos, dcid, dcid_len, pn, pn_length,
+                                         NULL, 0, 0, 0, stream_id, offset + done, data + done,
+                                         take, last, 1);
+        else
+            size = tp_seal_stream_packet_aead(a, out + pos, out_len - pos, dcid, dcid_len, pn,
+                                              pn_length, NULL, 0, 0, 0, stream_id, offset + done,
+                                              data + done, take, last, key_phase);
+        if (size < 0)
+            return count ? (int64_t)count : size;
+        sizes[count] = (uint32_t)size;
+        lengths[count] = (uint32_t)take;
+        pos += (size_t)size;
+        done += take;
+        count++;
+    }
+    return (int64_t)count;
+}
+
+int64_t tp_open_stream_run(tp_decoder *dec, tp_aead *a, const uint8_t *buf, const uint32_t *lens,
+                           uint32_t n, const uint8_t *dcid, size_t dcid_len,
+                           uint64_t expected_pn, uint32_t key_phase, uint8_t *plain,
+                           size_t plain_len, uint8_t *out, size_t out_len, uint64_t *pns,
+                           uint64_t *stream_ids, uint64_t *offsets, uint32_t *data_lens,
+                           uint8_t *fins)
+{
+    size_t pos = 0, used = 0, size;
+    uint32_t i, first, pn_length;
+    uint64_t pn, window, half, opened_out[3];
+    int64_t status;
+    const uint8_t *payload;
+    const tp_frame *f;
+
+    if (expected_pn > TP_MAX_VARINT + 1u)
+        return TP_ERR_FIELD_VALUE;
+    for (i = 0; i < n; i++) {
+        size = lens[i];
+        if (a == NULL) {
+            status = tp_open_short_packet(dec, buf + pos, size, dcid, dcid_len, 1);
+            if (status < 0)
+                break;
+            first = buf[pos];
+            pn_length = (first & 3u) + 1u;
+            /* RFC 9000 appendix A.3, as in tp_open_short_packet_aead */
+            window = (uint64_t)1 << (pn_length * 8u);
+            half = window >> 1;
+            pn = (expected_pn & ~(window - 1u)) | ((uint64_t)status >> TP_OPEN_COUNT_BITS);
+            if (expected_pn >= half && pn <= expected_pn - half &&
+                pn < ((uint64_t)1 << 62) - window)
+                pn += window;
+            else if (pn > expected_pn + half && pn >= window)
+                pn -= window;
+            status &= ((int64_t)1 << TP_OPEN_COUNT_BITS) - 1;
+            payload = buf + pos;
+        } else {
+            status = tp_open_short_packet_aead(dec, a, buf + pos, size, dcid, dcid_len,
+                                               expected_pn, key_phase, plain, plain_len,
+                                               opened_out);
+            if (status < 0)
+                break;
+            pn = opened_out[0];
+            first = (uint32_t)opened_out[1];
+            payload = plain;
+        }
+        if (status != 1 || (first & RUN_RESERVED_SHORT_MASK) || pn < expected_pn)
+            break; /* not one frame, reserved bits, or not in order: the caller's */
+        f = &dec->frames[0];
+        if (f->type < 0x08u || f->type > 0x0Fu || out_len - used < f->data_len)
+            break;
+        memcpy(out + used, payload + f->data_off, f->data_len);
+        used += f->data_len;
+        pns[i] = pn;
+        stream_ids[i] = f->a;
+        offsets[i] = f->b;
+        data_lens[i] = f->data_len;
+        fins[i] = (uint8_t)(f->type & 1u);
+        expected_pn = pn + 1u;
+        pos += size;
+    }
+    return (int64_t)i;
 }

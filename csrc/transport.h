@@ -157,6 +157,20 @@ int64_t tp_seal_stream_packet_aead(tp_aead *a, uint8_t *out, size_t out_len,
                                    size_t n_ack_ints, uint32_t has_ack, uint64_t ack_delay,
                                    uint64_t stream_id, uint64_t offset, const uint8_t *data,
                                    size_t data_len, uint32_t fin, uint32_t key_phase);
+/* A run of STREAM packets of one stream, back to back (aead.c). */
+int64_t tp_seal_stream_run(tp_aead *a, uint8_t *out, size_t out_len, const uint8_t *dcid,
+                           size_t dcid_len, uint64_t pn0, uint64_t largest_acked,
+                           uint64_t stream_id, uint64_t offset, const uint8_t *data,
+                           size_t data_len, size_t frame_room, uint32_t fin, uint32_t cut,
+                           uint32_t key_phase, uint32_t max_packets, uint32_t *sizes,
+                           uint32_t *lengths);
+/* A run of bulk STREAM packets opened in order (aead.c). */
+int64_t tp_open_stream_run(tp_decoder *dec, tp_aead *a, const uint8_t *buf, const uint32_t *lens,
+                           uint32_t n, const uint8_t *dcid, size_t dcid_len,
+                           uint64_t expected_pn, uint32_t key_phase, uint8_t *plain,
+                           size_t plain_len, uint8_t *out, size_t out_len, uint64_t *pns,
+                           uint64_t *stream_ids, uint64_t *offsets, uint32_t *data_lens,
+                           uint8_t *fins);
 int64_t tp_open_short_packet_aead(tp_decoder *dec, tp_aead *a, const uint8_t *buf, size_t size,
                                   const uint8_t *dcid, size_t dcid_len, uint64_t expected_pn,
                                   uint32_t key_phase, uint8_t *plain, size_t plain_len,

@@ -500,3 +500,62 @@ def test_spurious_loss_found_after_receiver_pruned_its_lowest_ranges() -> None:
     assert rec.spurious_losses == 1
     rec.on_ack_received([9, 11, 6, 6], 0.0, now=0.04)  # pruned again: nothing new
     assert rec.spurious_losses == 1
+
+
+# ------------------------------------------------------ runs of packets ----
+class _SentRecorder(Recorder):
+    """Also wants on_packet_sent (recovery then calls it for every packet)."""
+
+    __slots__ = ()
+
+    def on_packet_sent(self, packet: SentPacket, bytes_in_flight: int, now: float) -> None:
+        self.calls.append(("sent", (packet.packet_number, bytes_in_flight)))
+
+
+_PACKET_FIELDS = ("packet_number", "sent_time_s", "size_bytes", "delivered_bytes",
+                  "delivered_time_s", "first_sent_time_s", "is_app_limited", "items")
+
+
+@pytest.mark.parametrize("notify", [False, True])
+def test_run_of_packets_equals_one_by_one(notify: bool) -> None:
+    """on_packets_sent (a run) leaves recovery and its packets exactly as
+    on_packet_sent for each packet would, across acks, app-limited periods and
+    an empty flight in between."""
+    states = []
+    for batched in (False, True):
+        cc = _SentRecorder() if notify else Recorder()
+        rec = LossRecovery(congestion=cc, rtt=RttEstimator())  # type: ignore[arg-type]
+        records: list[SentPacket] = []
+        pn = 0
+        for step, (count, now) in enumerate([(5, 1.0), (3, 1.1), (4, 1.3), (6, 1.5)]):
+            run = [SentPacket(pn + i, 0.0, MDS - i, True, True, [("run", step, i)])
+                   for i in range(count)]
+            pn += count + 1  # a skipped number between runs
+            if batched:
+                rec.on_packets_sent(run, now)
+            else:
+                for packet in run:
+                    rec.on_packet_sent(packet, now)
+            records += run
+            if step == 0:
+                rec.on_ack_received([0, run[-1].packet_number], 0.0, now + 0.05)  # all acked
+            elif step == 2:
+                rec.on_app_limited()
+                rec.on_ack_received([run[0].packet_number, run[1].packet_number], 0.0, now + 0.05)
+        states.append((
+            [tuple(getattr(p, f) for f in _PACKET_FIELDS) for p in records],
+            rec.bytes_in_flight, rec.ack_eliciting_in_flight, rec.largest_sent,
+            rec.outstanding_count, rec.get_timer(), cc.calls,
+        ))
+    assert states[0] == states[1]
+    assert states[0][1] > 0
+
+
+def test_run_of_packets_rejects_old_numbers() -> None:
+    rec, _ = make()
+    send(rec, 5, 1.0)
+    with pytest.raises(InvalidStateError):
+        rec.on_packets_sent([SentPacket(5, 1.0, MDS, True, True, [])], 1.0)
+    with pytest.raises(InvalidStateError):
+        rec.on_packets_sent([SentPacket(7, 1.0, MDS, True, True, []),
+                             SentPacket(6, 1.0, MDS, True, True, [])], 1.0)

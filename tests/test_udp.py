@@ -103,3 +103,103 @@ def test_send_batch_ecn_marks_each_run_and_recv_reports_codepoints() -> None:
 def test_bad_arguments_raise_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
         UdpSocket(buffer_bytes=0)
+
+
+class _RecordingSocket:
+    """Stands in for the kernel socket: records each send as (segments, gso size)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[int], int | None]] = []
+
+    def sendmsg(self, buffers: list[bytes], ancdata: list, flags: int, addr: tuple) -> int:
+        self.calls.append(([len(b) for b in buffers], int.from_bytes(ancdata[0][2], "little")))
+        return sum(len(b) for b in buffers)
+
+    def sendto(self, data: bytes, addr: tuple) -> int:
+        self.calls.append(([len(data)], None))
+        return len(data)
+
+
+@pytest.mark.parametrize("sizes", [
+    [1400] * 100 + [100],
+    [1400] * 46 + [100],
+    [1400] * 47,
+    [1400] * 46 + [1399],
+    [900] * 64 + [900] * 3,
+    [1200] * 63 + [5],
+    [60000] * 3,
+    [60000, 60000, 4000],
+    [1400, 1400, 1400],
+])
+def test_uniform_batches_group_like_the_general_loop(sizes: list[int]) -> None:
+    """The bulk fast path of send_batch cuts the same GSO groups as the loop
+    that handles any batch."""
+    with UdpSocket(("127.0.0.1", 0)) as sock:
+        if not sock.gso_supported:  # pragma: no cover - depends on the kernel
+            pytest.skip("no UDP GSO")
+        dest = ("127.0.0.1", 9)
+        datagrams = [(bytes(n), dest) for n in sizes]
+        real = sock._sock
+        try:
+            fast, general = _RecordingSocket(), _RecordingSocket()
+            sock._sock = fast  # type: ignore[assignment]
+            assert sock.send_batch(datagrams) == len(sizes)
+            sock._sock = general  # type: ignore[assignment]
+            assert sock._send_general(datagrams) == len(sizes)
+        finally:
+            sock._sock = real
+        assert fast.calls == general.calls
+        assert sum(len(c[0]) for c in fast.calls) == len(sizes)
+
+
+def test_mixed_batches_take_the_general_loop() -> None:
+    with UdpSocket(("127.0.0.1", 0)) as sock:
+        if not sock.gso_supported:  # pragma: no cover - depends on the kernel
+            pytest.skip("no UDP GSO")
+        a, b = ("127.0.0.1", 9), ("127.0.0.1", 10)
+        real = sock._sock
+        try:
+            rec = _RecordingSocket()
+            sock._sock = rec  # type: ignore[assignment]
+            # an odd size in the middle, then a second address
+            sock.send_batch([(bytes(1400), a), (bytes(100), a), (bytes(1400), a)])
+            sock.send_batch([(bytes(1400), a), (bytes(1400), a), (bytes(1400), b)])
+        finally:
+            sock._sock = real
+        assert rec.calls == [([1400, 100], 1400), ([1400], None),
+                             ([1400, 1400], 1400), ([1400], None)]
+
+
+@pytest.mark.parametrize("sizes", [
+    [1376] * 30 + [1377] * 50,  # a packet-number length grows inside the batch
+    [1377] * 20 + [1376] * 3 + [1200],
+    [1400] * 70 + [1300] * 2,
+])
+def test_blocks_of_equal_sizes_go_out_block_by_block(sizes: list[int]) -> None:
+    """Each block of equal sizes is cut into GSO groups like a uniform batch,
+    in order, every datagram exactly once."""
+    with UdpSocket(("127.0.0.1", 0)) as sock:
+        if not sock.gso_supported:  # pragma: no cover - depends on the kernel
+            pytest.skip("no UDP GSO")
+        dest = ("127.0.0.1", 9)
+        real = sock._sock
+        try:
+            rec = _RecordingSocket()
+            sock._sock = rec  # type: ignore[assignment]
+            assert sock.send_batch([(bytes(n), dest) for n in sizes]) == len(sizes)
+        finally:
+            sock._sock = real
+        assert [n for call in rec.calls for n in call[0]] == sizes
+        for segments, gso in rec.calls:
+            assert len(set(segments)) == 1 and len(segments) <= MAX_GSO_SEGMENTS
+            assert gso == (segments[0] if len(segments) > 1 else None)
+        assert len(rec.calls) <= 2 + len(sizes) // MAX_GSO_SEGMENTS + 2
+
+
+def test_real_round_trip_of_blocks() -> None:
+    with UdpSocket(("127.0.0.1", 0)) as a, UdpSocket(("127.0.0.1", 0)) as b:
+        datagrams = [(bytes([i % 251]) * (1376 + (i >= 40)), b.local_address)
+                     for i in range(100)]
+        assert a.send_batch(datagrams) == len(datagrams)
+        got = _receive(b, len(datagrams))
+        assert [d for d, _ in got] == [d for d, _ in datagrams]

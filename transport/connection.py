@@ -9,7 +9,9 @@ Inputs (each takes the current time ``now`` in seconds, from a monotonic clock
 the caller reads -- the connection never reads one):
 
 * ``connect(addr, now)`` -- client only, starts the handshake;
-* ``receive_datagram(data, addr, now)`` -- a UDP payload from the peer;
+* ``receive_datagram(data, addr, now)`` -- a UDP payload from the peer
+  (``receive_datagrams(payloads, addr, now)``: several, same result, with
+  runs of bulk packets opened in one C call);
 * ``handle_timer(now)`` -- the deadline from ``get_timer()`` passed;
 * stream and datagram calls: ``open_stream``, ``send_stream_data``,
   ``recv_stream_data``, ``reset_stream``, ``stop_sending``, ``send_datagram``,
@@ -51,7 +53,7 @@ from collections import deque
 from enum import IntEnum
 from typing import Any
 
-from transport import events
+from transport import events, rx_batch
 from transport.ack import AckManager
 from transport.config import Config
 from transport.congestion.pacing import DEFAULT_BURST_PACKETS, MAX_BURST_PACKETS, Pacer
@@ -398,6 +400,16 @@ class Connection:
             self._close_on_error(exc.error_code, exc.reason, exc.frame_type)
         if self.state is _CLOSING and self._close_sends_left > 0:
             self._packetizer.close_frame_due = True
+
+    def receive_datagrams(self, datagrams: list[bytes], addr: Address, now: float,
+                          ecn: int = NOT_ECT) -> None:
+        """Process several UDP payloads from ``addr``, in order: the same as
+        :meth:`receive_datagram` for each (``ecn``: the codepoint they all
+        arrived with), with the per-call set-up done once, established
+        short-header packets going straight to the 1-RTT path and runs of bulk
+        packets opened in one C call (transport/rx_batch.py). Never raises for
+        anything the peer sent."""
+        rx_batch.receive_datagrams(self, datagrams, addr, now, ecn)
 
     def handle_timer(self, now: float) -> None:
         """Run whatever deadline passed. Early or spurious calls do nothing."""
@@ -799,6 +811,13 @@ class Connection:
             if keys.send.generation < keys.recv_current.generation:
                 # the peer updated its keys: follow with ours (wire format §9.3)
                 keys.update_send(-1)
+        self._on_1rtt_opened(data, pn, first, count, payload, now)
+
+    def _on_1rtt_opened(self, data: bytes, pn: int, first: int, count: int,
+                        payload: bytes | memoryview, now: float) -> None:
+        """The rest of :meth:`_receive_1rtt` once packet ``pn`` opened and its
+        ``count`` frames are in the decoder."""
+        acks = self._acks
         if first & RESERVED_SHORT_MASK:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "reserved header bits set")
         if acks.is_duplicate(pn):

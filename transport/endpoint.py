@@ -5,6 +5,9 @@ How this works
 An :class:`Endpoint` has the same driver shape as a connection --
 ``receive_datagram``, ``datagrams_to_send``, ``get_timer``, ``handle_timer``,
 ``next_event`` -- so a driver serves thousands of peers with one socket.
+Drivers hand a whole socket read to ``receive_datagrams``: runs of datagrams
+for one connection go to it in one call (a one-connection batch is recognised
+at C speed), which is the same as routing them one by one.
 
 * **Demultiplexing.** Datagrams are routed by destination connection ID: the
   short-header DCID is the first bytes after byte 0 (our IDs have a fixed
@@ -36,6 +39,8 @@ from __future__ import annotations
 import heapq
 import struct
 from collections import deque
+from itertools import repeat
+from operator import itemgetter
 
 from transport.config import Config
 from transport.connection import Connection, State
@@ -58,6 +63,10 @@ from transport.wire.constants import (
 
 Address = tuple[str, int]
 MAX_STATELESS_QUEUE = 256
+_first = itemgetter(0)
+_second = itemgetter(1)
+#: every short-header datagram sorts below this (its first byte is < 0x80)
+_LONG_HEADER_START = bytes([HEADER_FORM_LONG])
 
 _IDLE = State.IDLE  # (Enum class attribute reads are slow in Python 3.11)
 
@@ -165,6 +174,86 @@ class Endpoint:
             self._forget(conn)
             return
         # events and the deadline are collected lazily, once per batch of input
+        self._dirty[conn] = None
+        self._stale[conn] = None
+
+    def receive_datagrams(self, datagrams: list[tuple[bytes, Address]], now: float,
+                          ecn: int | list[int] = 0) -> None:
+        """Route a batch of UDP payloads, in order: the same as
+        :meth:`receive_datagram` for each, but a run of short-header datagrams
+        for one connection from one address goes to it in one call
+        (:meth:`Connection.receive_datagrams`), so the per-call work is paid
+        once per run instead of once per datagram. ``ecn`` is the ECN
+        codepoint of every datagram, or a list with one codepoint per datagram
+        (an empty list: none read). Never raises for anything a peer sent."""
+        if type(ecn) is list:
+            if not ecn or len(ecn) != len(datagrams):
+                ecn = 0
+            elif ecn.count(ecn[0]) != len(ecn):
+                # mixed codepoints: each run of equal ones is a batch of its own
+                start = 0
+                for index in range(1, len(ecn) + 1):
+                    if index == len(ecn) or ecn[index] != ecn[start]:
+                        self.receive_datagrams(datagrams[start:index], now, ecn[start])
+                        start = index
+                return
+            else:
+                ecn = ecn[0]
+        assert type(ecn) is int
+        if now > self._now:
+            self._now = now
+        by_cid = self._by_cid
+        cid_end = 1 + self._cid_length
+        if len(datagrams) > 2:
+            # the bulk case -- every datagram a short header to one connection
+            # from one address -- is recognised at C speed (map, count, max)
+            # and handed over as one run
+            datas = list(map(_first, datagrams))
+            addr = datagrams[0][1]
+            conn = None
+            try:
+                cid = datas[0][1:cid_end]
+                conn = by_cid.get(cid)
+                single = (
+                    conn is not None
+                    and list(map(_second, datagrams)).count(addr) == len(datas)
+                    and min(map(len, datas)) > 0
+                    and max(datas) < _LONG_HEADER_START
+                    # (bytes.startswith raises TypeError for anything but bytes)
+                    and list(map(bytes.startswith, datas, repeat(cid), repeat(1))).count(True)
+                    == len(datas)
+                )
+            except TypeError:
+                single = False
+            if single:
+                self._deliver_run(conn, datas, addr, now, ecn)  # type: ignore[arg-type]
+                return
+        run: list[bytes] = []
+        run_conn: Connection | None = None
+        run_addr: Address | None = None
+        for data, addr in datagrams:
+            conn = None
+            if type(data) is bytes and data and not data[0] & HEADER_FORM_LONG:
+                conn = by_cid.get(data[1:cid_end])
+            if conn is not None and conn is run_conn and addr == run_addr:
+                run.append(data)
+                continue
+            if run_conn is not None:
+                self._deliver_run(run_conn, run, run_addr, now, ecn)  # type: ignore[arg-type]
+                run_conn = None
+            if conn is None:
+                self.receive_datagram(data, addr, now, ecn)
+            else:
+                run_conn, run_addr, run = conn, addr, [data]
+        if run_conn is not None:
+            self._deliver_run(run_conn, run, run_addr, now, ecn)  # type: ignore[arg-type]
+
+    def _deliver_run(self, conn: Connection, run: list[bytes], addr: Address,
+                     now: float, ecn: int) -> None:
+        conn.receive_datagrams(run, addr, now, ecn)
+        if not conn.is_client and conn.state is _IDLE:
+            self._forget(conn)  # (as in receive_datagram)
+            return
         self._dirty[conn] = None
         self._stale[conn] = None
 

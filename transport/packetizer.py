@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from transport.crypto.packet_aead import RUN_MAX_PACKETS
 from transport.crypto.packet_aead import seal_stream_packet as seal_stream_packet_aead
 from transport.recovery import SentPacket
 from transport.scratch import scratch
@@ -58,6 +59,7 @@ from transport.wire.constants import (
 if TYPE_CHECKING:
     from transport.connection import Connection
     from transport.crypto.aead import PacketProtection
+    from transport.crypto.packet_aead import PacketSealer
     from transport.fec.protocol import FecSender
     from transport.flow import SendCredit
     from transport.streams import SendStream
@@ -327,6 +329,7 @@ class Packetizer:
         # the anti-amplification limit is checked by build() between packets
         limit = 1 if not conn.address_validated else 1 << 30
         built = sent_bytes = stream_bytes = 0
+        try_run = sealer is not None
         pace_budget = self._pace_budget
         while ready and built < limit:
             if cc.congestion_window_bytes <= recovery.bytes_in_flight:
@@ -339,6 +342,25 @@ class Packetizer:
             if stream is None:
                 del ready[stream_id]
                 continue
+            if (
+                try_run
+                and sealer is not None
+                and len(ready) == 1  # (several streams alternate packet by packet)
+                and not acks._ack_pending
+                and not send_update_check
+                and limit > 1
+            ):
+                run, run_wire, run_stream = self._seal_run(
+                    now, out, stream, stream_id, sealer, pace_budget - sent_bytes)
+                if run:
+                    built += run
+                    sent_bytes += run_wire
+                    stream_bytes += run_stream
+                    continue
+                if not 0 < self._skip_countdown <= 2:
+                    # (retransmissions, or window or pacer nearly spent: not a
+                    # packet-number skip, after which runs go on)
+                    try_run = False
             room = short_room
             ack_ranges = None
             ack_delay = 0
@@ -462,6 +484,84 @@ class Packetizer:
             counters.stream_bytes_sent += stream_bytes
             conn._last_ack_eliciting_sent_s = now
         return built
+
+    def _seal_run(self, now: float, out: list[bytes], stream: SendStream, stream_id: int,
+                  sealer: PacketSealer, pace_left: float) -> tuple[int, int, int]:
+        """Up to a GSO batch of STREAM packets of ``stream`` in one C call
+        (``tp_seal_stream_run``): the packets the per-packet loop of
+        :meth:`_build_stream_packets` would build next, as many as window,
+        pacer, packet-number skip and key limits allow for sure (counting each
+        packet as a full datagram). Returns ``(packets appended to out, their
+        wire bytes, their stream bytes)``; 0 packets: the caller builds the next
+        one itself."""
+        conn = self.conn
+        recovery = conn._recovery
+        mds = self.max_datagram_size
+        window_left = conn._cc.congestion_window_bytes - recovery.bytes_in_flight
+        count = min(-(-window_left // mds), RUN_MAX_PACKETS)
+        if pace_left != math.inf:
+            count = min(count, int(pace_left // mds))
+        if self._skip_countdown > 0:
+            count = min(count, self._skip_countdown - 1)
+        keys = conn._session.keys
+        seal_run, cbuf, cap, view, sizes, lengths, from_buffer, null, unpack = (
+            sealer.run_direct())
+        if keys is None:
+            ctx = null
+            phase = 0
+            send = None
+        else:
+            send = keys.send
+            native = send.native
+            if native is None:
+                return 0, 0, 0
+            count = min(count, conn.config.key_update_after_packets - send.sealed_count,
+                        send.confidentiality_limit - send.sealed_count)
+            ctx = native._ctx
+            phase = send.generation & 1
+        if count < 2:
+            return 0, 0, 0
+        stream_credit = conn._stream_send_credit[stream_id]
+        conn_credit = conn._send_credit
+        credit = min(stream_credit.available, conn_credit.available)
+        found = stream.unsent_run(credit)
+        if found is None:
+            return 0, 0, 0
+        offset, data, fin, cut = found
+        pn0 = self.next_packet_number
+        peer_cid = conn.peer_cid
+        n = seal_run(ctx, cbuf, cap, peer_cid, len(peer_cid), pn0,
+                     recovery.largest_acked & 0xFFFFFFFFFFFFFFFF, stream_id, offset,
+                     from_buffer(data), len(data), self._short_room, 1 if fin else 0,
+                     1 if cut else 0, phase, count, sizes, lengths)
+        if n <= 0:
+            return 0, 0, 0  # (an error comes back from the per-packet path's own call)
+        if send is not None:
+            send.sealed_count += n
+        self.next_packet_number = pn0 + n
+        if self._skip_countdown > 0:
+            self._skip_countdown -= n
+        records = []
+        pos = 0
+        frame_offset = offset
+        for pn, size, length in zip(range(pn0, pn0 + n), unpack(sizes, n), unpack(lengths, n),
+                                    strict=True):
+            records.append(SentPacket(pn, now, size, True, True,
+                                      [(ITEM_STREAM, stream_id, frame_offset, length, False)]))
+            end = pos + size
+            out.append(bytes(view[pos:end]))
+            pos = end
+            frame_offset += length
+        stream_bytes = frame_offset - offset
+        fin = fin and stream_bytes == len(data)
+        if fin:  # the last frame carries the FIN
+            last = records[-1].items[0]
+            records[-1].items = [(ITEM_STREAM, stream_id, last[2], last[3], True)]
+        recovery.on_packets_sent(records, now)
+        stream.mark_run_sent(stream_bytes, fin)
+        stream_credit.consume(stream_bytes)
+        conn_credit.consume(stream_bytes)
+        return n, pos, stream_bytes
 
     def _take_chunk(
         self, stream_id: int, stream: SendStream, stream_credit: SendCredit, room: int

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 from .congestion.base import CongestionController
@@ -162,6 +163,9 @@ class RttEstimator:
             f"RttEstimator(srtt={self.smoothed_rtt_s:.6f}, rttvar={self.rttvar_s:.6f}, "
             f"min={self.min_rtt_s:.6f}, latest={self.latest_rtt_s:.6f})"
         )
+
+
+_packet_number_of = attrgetter("packet_number")
 
 
 class SentPacket:
@@ -392,6 +396,47 @@ class LossRecovery:
                 self._last_ack_eliciting_sent_s = now
         if self._notify_sent:
             self.congestion.on_packet_sent(packet, self.bytes_in_flight, now)
+
+    def on_packets_sent(self, packets: list[SentPacket], now: float) -> None:
+        """:meth:`on_packet_sent` for each of ``packets`` in order, which must all
+        be in flight and ack-eliciting with ascending numbers (a run of data
+        packets built in one go): the bookkeeping is done once for the run."""
+        if not packets:
+            return
+        if packets[0].packet_number <= self.largest_sent:
+            raise InvalidStateError(
+                f"packet number {packets[0].packet_number} not above largest sent"
+            )
+        if self._notify_sent:  # the controller wants each packet: the general path
+            for packet in packets:
+                self.on_packet_sent(packet, now)
+            return
+        if not self.bytes_in_flight:
+            self._first_sent_time_s = now
+            self.delivered_time_s = now
+        delivered_bytes = self.delivered_bytes
+        delivered_time_s = self.delivered_time_s
+        first_sent_time_s = self._first_sent_time_s
+        app_limited = self._app_limited_until_bytes != 0
+        sent_bytes = 0
+        largest = self.largest_sent
+        for packet in packets:
+            pn = packet.packet_number
+            if pn <= largest:
+                raise InvalidStateError(f"packet number {pn} not above largest sent")
+            largest = pn
+            packet.sent_time_s = now
+            packet.delivered_bytes = delivered_bytes
+            packet.delivered_time_s = delivered_time_s
+            packet.first_sent_time_s = first_sent_time_s
+            packet.is_app_limited = app_limited
+            sent_bytes += packet.size_bytes
+        self._pns += map(_packet_number_of, packets)
+        self._packets += packets
+        self.largest_sent = largest
+        self.bytes_in_flight += sent_bytes
+        self.ack_eliciting_in_flight += len(packets)
+        self._last_ack_eliciting_sent_s = now
 
     def on_ack_received(
         self, ranges: Sequence[int], ack_delay_s: float, now: float

@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 
 from transport.crypto.packet_aead import NATIVE_AVAILABLE, PacketOpener, PacketSealer
+from transport.crypto.packet_runs import StreamRunBuffers
 from transport.wire import FrameDecoder
 
 #: Size of each build buffer: the largest UDP payload.
@@ -35,7 +36,8 @@ class Scratch:
     """One thread's buffers and decoders."""
 
     __slots__ = (
-        "build", "build_view", "decoder", "fec_decoder", "long_payload", "opener", "sealer"
+        "build", "build_view", "decoder", "fec_decoder", "long_payload", "opener", "sealer",
+        "stream_runs",
     )
 
     def __init__(self) -> None:
@@ -47,6 +49,10 @@ class Scratch:
         #: the C AEAD's sealer (over ``build``) and opener; None on the pure backend
         self.sealer: PacketSealer | None = PacketSealer(self.build) if NATIVE_AVAILABLE else None
         self.opener: PacketOpener | None = PacketOpener() if NATIVE_AVAILABLE else None
+        #: a receive run's records and data (tp_open_stream_run); None on the pure backend
+        self.stream_runs: StreamRunBuffers | None = (
+            StreamRunBuffers() if NATIVE_AVAILABLE else None
+        )
 
 
 class _PerThread(threading.local):

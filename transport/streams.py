@@ -287,6 +287,35 @@ class SendStream:
             return write_offset, b"", True, 0
         return None
 
+    def unsent_run(self, credit_bytes: int) -> tuple[int, memoryview, bool, bool] | None:
+        """For a send loop that seals many packets in one call: the new bytes
+        :meth:`next_frame` would hand out next, as ``(offset, view, fin, cut)``
+        -- at most ``credit_bytes``, contiguous in the buffer (``cut``: more
+        follows past its end), ``fin`` when they end the stream -- or None when
+        lost ranges come first or nothing new is buffered. The view is valid
+        until the next call into the stream; :meth:`mark_run_sent` takes bytes."""
+        if self._reset_code is not None or self._lost:
+            return None
+        start = self._sent_offset
+        write_offset = self._write_offset
+        n = write_offset - start
+        if n > credit_bytes:
+            n = credit_bytes
+        if n <= 0:
+            return None
+        ring_size = self._ring_size
+        pos = start % ring_size
+        cut = pos + n > ring_size
+        if cut:
+            n = ring_size - pos
+        return start, self._ring[pos : pos + n], self._fin and start + n == write_offset, cut
+
+    def mark_run_sent(self, n_bytes: int, fin: bool) -> None:
+        """``n_bytes`` of :meth:`unsent_run` were sent (with the FIN when ``fin``)."""
+        self._sent_offset += n_bytes
+        if fin:
+            self._fin_sent = True
+
     def has_data_to_send(self, credit_bytes: int) -> bool:
         """True when :meth:`next_frame` would return a frame given this credit."""
         if self._reset_code is not None:

@@ -8,7 +8,7 @@ loop without a task of its own:
 
 * **Receive.** The socket fd is registered with ``loop.add_reader``. When it is
   readable, batches from ``recv_batch`` (GRO-split) go to
-  ``endpoint.receive_datagram``, then the driver flushes.
+  ``endpoint.receive_datagrams`` (the whole batch), then the driver flushes.
 * **Flush.** ``endpoint.datagrams_to_send(now)`` goes to ``send_batch``; when
   the kernel buffer fills, the unsent tail is kept (one batch at most, as no
   new batch is asked for meanwhile) and ``loop.add_writer`` waits for room.
@@ -102,13 +102,7 @@ class EndpointDriver:
             except OSError as exc:  # pragma: no cover - socket failure
                 log.warning("transport.aio: receive failed: %s", exc)
                 break
-            codepoints = sock.recv_ecn  # ECN codepoints, when the socket reads them
-            if codepoints:
-                for (data, addr), ecn in zip(batch, codepoints, strict=True):
-                    endpoint.receive_datagram(data, addr, now, ecn)
-            else:
-                for data, addr in batch:
-                    endpoint.receive_datagram(data, addr, now)
+            endpoint.receive_datagrams(batch, now, sock.recv_ecn)  # (codepoints, when read)
             if len(batch) < RECV_BATCH:
                 break
         self.flush()

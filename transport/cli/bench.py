@@ -132,7 +132,7 @@ class Pump:
             else:
                 self._poller.poll(math.ceil(wait_s * 1000))
         now = time.monotonic()
-        receive = endpoint.receive_datagram
+        receive = endpoint.receive_datagrams
         for _ in range(4):
             try:
                 batch = self.sock.recv_batch(256)
@@ -142,8 +142,7 @@ class Pump:
             if not batch:
                 break
             now = time.monotonic()  # after the read: an early stamp shortens RTT samples
-            for data, addr in batch:
-                receive(data, addr, now)
+            receive(batch, now)
             self.flush(now)
         deadline = endpoint.get_timer()
         if deadline is not None and now >= deadline:

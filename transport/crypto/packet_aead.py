@@ -18,6 +18,9 @@ EVP) instead of per packet through the ``cryptography`` package:
   buffer) checks a short-header packet, recovers its packet number, opens it
   and decodes its frames into a ``FrameDecoder``: one C call.
 
+Runs of packets (many in one C call, each way) are in
+:mod:`transport.crypto.packet_runs`.
+
 The ``*_pure`` functions are the reference behaviour, built from
 ``codec_pure`` and ``PacketProtection`` with the ``cryptography`` backend;
 tests/test_aead_native.py compares the two byte for byte, and the connection
@@ -201,6 +204,12 @@ def seal_stream_packet_pure(
     return header_end + len(sealed)
 
 
+# ------------------------------------------------------------------- runs ---
+#: Most packets one ``seal_stream_run`` call builds (a GSO batch; see
+#: :mod:`transport.crypto.packet_runs`).
+RUN_MAX_PACKETS = 64
+
+
 # ------------------------------------------------------------------- open ---
 class PacketSealer:
     """Seals STREAM packets into one reused buffer (one per packetizer): the
@@ -208,7 +217,7 @@ class PacketSealer:
     security="none", of ``codec.seal_stream_packet`` with its CRC trailer) for
     the send loop."""
 
-    __slots__ = ("_buf", "_cap", "_cbuf", "_view")
+    __slots__ = ("_buf", "_cap", "_cbuf", "_run_lengths", "_run_sizes", "_view")
 
     def __init__(self, buffer: bytearray | None = None) -> None:
         """``buffer``: the scratch memory packets are built in (the packetizer
@@ -219,6 +228,8 @@ class PacketSealer:
         self._cap = len(self._buf)
         self._cbuf = _codec.ffi.from_buffer(self._buf)
         self._view = memoryview(self._buf)
+        self._run_sizes = _codec.ffi.new("uint32_t[]", RUN_MAX_PACKETS)
+        self._run_lengths = _codec.ffi.new("uint32_t[]", RUN_MAX_PACKETS)
 
     def seal(self, protection: PacketProtection, dcid: bytes, pn: int, pn_length: int,
              ack_ranges: Sequence[int] | None, ack_delay: int, stream_id: int, offset: int,
@@ -257,6 +268,15 @@ class PacketSealer:
         protection.sealed_count += 1
         return bytes(self._view[:result])
 
+
+    def run_direct(self) -> tuple[Any, Any, int, memoryview, Any, Any, Any, Any, Any]:
+        """``(tp_seal_stream_run, C view of the buffer, its capacity, memoryview
+        of it, sizes array, lengths array, ffi.from_buffer, NULL, ffi.unpack)``
+        for a send loop that seals runs (:func:`seal_stream_run`) into this
+        sealer's buffer itself; the arrays hold :data:`RUN_MAX_PACKETS` entries."""
+        ffi = _codec.ffi
+        return (_codec.lib.tp_seal_stream_run, self._cbuf, self._cap, self._view,
+                self._run_sizes, self._run_lengths, ffi.from_buffer, ffi.NULL, ffi.unpack)
 
     def direct(self) -> tuple[Any, Any, Any, memoryview, Any]:
         """``(tp_seal_stream_packet, tp_seal_stream_packet_aead, C view of the
@@ -326,6 +346,13 @@ class PacketOpener:
         self._plain_c = _codec.ffi.from_buffer(self._plain)
         self._view = memoryview(self._plain)
         self.payload = self._view[:0]
+
+    def direct(self) -> tuple[Any, Any, int, memoryview, Any]:
+        """``(tp_open_short_packet_aead, C view of the plaintext buffer, its
+        capacity, memoryview of it, uint64_t[3] out)`` for a receive loop that
+        makes :meth:`open`'s C call itself (datagrams up to that capacity)."""
+        return (_codec.lib.tp_open_short_packet_aead, self._plain_c, self._cap, self._view,
+                self._out)
 
     def open(self, keys: KeySchedule, data: bytes, dcid: bytes, decoder: Any,
              expected_pn: int) -> int:

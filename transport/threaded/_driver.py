@@ -209,7 +209,7 @@ class _Driver:
 
     def _receive(self, now: float) -> float:
         """Read up to a few batches; returns the time of the last read."""
-        receive = self.endpoint.receive_datagram
+        receive = self.endpoint.receive_datagrams
         for _ in range(_RECV_BATCHES_PER_TURN):
             try:
                 batch = self.sock.recv_batch(256)
@@ -221,13 +221,7 @@ class _Driver:
             # stamp after the read: a time taken before it (the thread may have
             # been descheduled since) would make RTT samples too short
             now = time.monotonic()
-            codepoints = self.sock.recv_ecn  # ECN codepoints, when the socket reads them
-            if codepoints:
-                for (data, addr), ecn in zip(batch, codepoints, strict=True):
-                    receive(data, addr, now, ecn)
-            else:
-                for data, addr in batch:
-                    receive(data, addr, now)
+            receive(batch, now, self.sock.recv_ecn)  # (codepoints, when read)
             self._flush(now)  # acknowledgements go out while more data waits
         return now
 

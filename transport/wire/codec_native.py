@@ -320,6 +320,12 @@ class FrameDecoder:
         dec.max_ranges = max_ranges
         self._dec = dec
 
+    def open_direct(self) -> tuple[Any, Any, Any]:
+        """``(tp_open_short_packet, this decoder's C struct, its first frame
+        record)`` for a receive loop that makes :func:`open_short_packet`'s C
+        call itself (the common packet, a ``bytes`` datagram)."""
+        return _open_c, self._dec, self.frames[0]
+
     @property
     def n_ranges(self) -> int:
         """How many ints of ``ranges`` the last decode filled."""

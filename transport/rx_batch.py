@@ -1,0 +1,316 @@
+"""Batches of received datagrams for one connection (``Connection.receive_datagrams``).
+
+How this works
+--------------
+A driver reads many datagrams per system call, and in a bulk transfer nearly
+all of them are the same kind of packet: short header, in order, one STREAM
+frame of an open stream. :func:`receive_datagrams` processes a batch from one
+address with the result of calling ``Connection.receive_datagram`` for each,
+at a fraction of the cost:
+
+* the per-call set-up (scratch buffers, clock, address) is done once;
+* a run of two or more datagrams is opened and decoded in one C call
+  (``tp_open_stream_run``, :mod:`transport.crypto.packet_runs`) for as long as
+  its packets are the bulk kind; when the frames continue each other on one
+  stream and no flow-control limit can refuse them, one ``on_data`` call takes
+  them all, and each packet number is recorded for acknowledgement;
+* any other datagram goes through the connection's per-packet path: a direct
+  C open and inline STREAM handling when it is one STREAM frame, else the
+  generic ``_receive_1rtt`` / ``receive_datagram``.
+
+Nothing here decides anything the per-packet path would decide differently;
+tests/test_receive_batch.py compares batches with one-by-one delivery.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from transport import events
+from transport.crypto.packet_runs import OPEN_RUN_MAX_PACKETS, StreamRunBuffers
+from transport.errors import RemoteProtocolError, WireError
+from transport.scratch import scratch
+from transport.wire.constants import HEADER_FORM_LONG, PN_LENGTH_MASK, RESERVED_SHORT_MASK
+
+if TYPE_CHECKING:
+    from transport.connection import Connection
+
+Address = tuple[str, int]
+
+#: (State.ESTABLISHED, State.CLOSING), read from transport.connection on first
+#: use (it imports this module, so not at import time)
+_STATES: tuple[Any, Any] | None = None
+
+
+def _load_states() -> tuple[Any, Any]:
+    global _STATES
+    from transport.connection import _CLOSING, _ESTABLISHED
+
+    _STATES = (_ESTABLISHED, _CLOSING)
+    return _STATES
+
+
+def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
+                      now: float, ecn: int = 0) -> None:
+    """``conn.receive_datagram(data, addr, now, ecn)`` for each of
+    ``datagrams`` (from ``addr``, all with ECN codepoint ``ecn``), in order,
+    done as a batch (see the module doc). Never raises for anything the peer
+    sent."""
+    _ESTABLISHED, _CLOSING = _STATES or _load_states()
+    # (what receive_datagram sets per datagram; the same for the whole batch)
+    rx_ecn = conn._rx_ecn = ecn & 3 if ecn and conn.config.ecn else 0
+
+    if now > conn._now:
+        conn._now = now
+    space = scratch()
+    counters = conn.counters
+    receive_1rtt = conn._receive_1rtt
+    decoder = space.decoder
+    opener = space.opener
+    acks = conn._acks
+    session = conn._session
+    local_cid = conn.local_cid
+    cid_len = len(local_cid)
+    recv_streams = conn._recv_streams
+    # the common packet (native backend): opened with one direct C call,
+    # then, when it is one STREAM frame for an open stream, in order, from
+    # the peer's address, handled inline (_on_1rtt_opened and
+    # _handle_frames for that case); anything else takes the generic path
+    conn._rx_addr = addr
+    conn._decoder = decoder
+    conn._fec_decoder = space.fec_decoder
+    conn._opener = opener
+    direct = getattr(decoder, "open_direct", None)
+    open_crc: Any = None
+    open_aead: Any = None
+    dec_c: Any = None
+    frame0: Any = None
+    if direct is not None and not conn._in_long_packet:
+        open_crc, dec_c, frame0 = direct()
+        if opener is not None:
+            open_aead, plain_c, plain_cap, plain_view, opened = opener.direct()
+    runs = space.stream_runs if open_crc is not None else None
+    try_run = runs is not None
+    count = len(datagrams)
+    index = 0
+    while index < count:
+        data = datagrams[index]
+        index += 1
+        if (
+            conn.state is not _ESTABLISHED
+            or not data
+            or data[0] & HEADER_FORM_LONG
+            or not conn.address_validated
+            or conn.peer_addr is None
+        ):
+            conn.receive_datagram(data, addr, now, ecn)
+            continue
+        if try_run and runs is not None and index < count and addr == conn.peer_addr:
+            # two or more left: try them as one run of bulk packets
+            taken = _receive_run(conn, datagrams, index - 1, now, runs, decoder)
+            # (a run that ended early stopped at a packet of another kind: the
+            # next attempt waits until a bulk packet comes by again)
+            try_run = taken == min(count - index + 1, OPEN_RUN_MAX_PACKETS)
+            if taken:
+                index += taken - 1
+                continue
+        # receive_datagram's prologue for the common packet (its scratch
+        # and address fields were set before the loop: the same every time)
+        counters.bytes_received += len(data)
+        try:
+            keys = session.keys
+            status = -1
+            if open_crc is None or type(data) is not bytes:
+                pass
+            elif keys is None:
+                status = open_crc(dec_c, data, len(data), local_cid, cid_len, 1)
+                if status >= 0:
+                    first = data[0]
+                    # RFC 9000 A.3 packet-number recovery (as in _receive_1rtt)
+                    expected = acks.largest_received + 1
+                    window = 1 << (((first & PN_LENGTH_MASK) + 1) * 8)
+                    pn = (expected & ~(window - 1)) | (status >> 20)
+                    half = window >> 1
+                    if pn <= expected - half and pn < (1 << 62) - window:
+                        pn += window
+                    elif pn > expected + half and pn >= window:
+                        pn -= window
+                    status &= 0xFFFFF
+                    payload: bytes | memoryview = data
+            elif open_aead is not None and len(data) <= plain_cap:
+                current = keys.recv_current
+                native = current.native
+                if native is not None and keys.send.generation >= current.generation:
+                    status = open_aead(dec_c, native._ctx, data, len(data), local_cid,
+                                       cid_len, acks.largest_received + 1,
+                                       current.generation & 1, plain_c, plain_cap, opened)
+                    if status >= 0:
+                        pn = opened[0]
+                        first = opened[1]
+                        payload = plain_view[: opened[2]]
+                        if pn > keys.largest_opened_current:
+                            keys.largest_opened_current = pn
+            if status < 0:
+                receive_1rtt(data, now)  # (opens it again, with its error handling)
+            elif (
+                status == 1
+                and 0x08 <= (ftype := frame0.type) <= 0x0F
+                and not first & RESERVED_SHORT_MASK
+                and pn > acks.largest_received
+                and addr == conn.peer_addr
+                and (stream := recv_streams.get(stream_id := frame0.a)) is not None
+            ):
+                conn._rx_pn_length = (first & PN_LENGTH_MASK) + 1
+                conn._fec_source = None
+                start = frame0.data_off
+                if type(payload) is not memoryview:
+                    payload = memoryview(payload)
+                before = stream.highest_offset
+                readable = stream.on_data(frame0.b, payload[start : start + frame0.data_len],
+                                          ftype & 1 == 1)
+                grown = stream.highest_offset - before
+                if grown > 0:
+                    conn._recv_window.add_received(grown)
+                if readable and stream_id not in conn._readable_reported:
+                    conn._readable_reported[stream_id] = None
+                    conn._push_event(events.StreamReadable(stream_id=stream_id))
+                if acks.on_packet_received(pn, True, now) and rx_ecn:
+                    acks.on_ecn(rx_ecn, True, now)
+                counters.packets_received += 1
+                conn._idle_since_s = now
+                try_run = runs is not None  # a bulk packet: runs may follow
+            else:
+                conn._on_1rtt_opened(data, pn, first, status, payload, now)
+        except WireError:
+            counters.datagrams_dropped_malformed += 1
+        except RemoteProtocolError as exc:
+            conn._close_on_error(exc.error_code, exc.reason, exc.frame_type)
+        if conn.state is _CLOSING and conn._close_sends_left > 0:
+            conn._packetizer.close_frame_due = True
+
+def _receive_run(conn: Connection, datagrams: list[bytes], start: int, now: float,
+                 runs: StreamRunBuffers, decoder: Any) -> int:
+    """:meth:`receive_datagrams` for a run of bulk packets from ``start``:
+    opened and decoded in one C call (``tp_open_stream_run``: each one
+    STREAM frame, in order), then each frame handed to its stream as the
+    per-packet fast path does. Returns how many datagrams it took (0: none;
+    the caller goes on packet by packet from the first it did not take)."""
+    _CLOSING = (_STATES or _load_states())[1]
+
+    keys = conn._session.keys
+    protection = None
+    if keys is not None:
+        protection = keys.recv_current
+        if protection.native is None or keys.send.generation < protection.generation:
+            return 0
+    chunk = datagrams[start : start + OPEN_RUN_MAX_PACKETS]
+    acks = conn._acks
+    try:
+        opened = runs.open(protection, b"".join(chunk), chunk, conn.local_cid,
+                           acks.largest_received + 1, decoder)
+    except (TypeError, ValueError):  # not bytes-like: the generic path says why
+        return 0
+    if opened == 0:
+        return 0
+    unpack = runs.unpack
+    recv_streams = conn._recv_streams
+    counters = conn.counters
+    view = runs.view
+    if opened > 1 and _receive_run_merged(conn, chunk, opened, now, runs):
+        return opened
+    pos = taken = done = 0
+    try:
+        for pn, stream_id, offset, length, fin, data in zip(
+            unpack(runs.pns, opened), unpack(runs.stream_ids, opened),
+            unpack(runs.offsets, opened), unpack(runs.data_lens, opened),
+            unpack(runs.fins, opened), chunk, strict=False,
+        ):
+            stream = recv_streams.get(stream_id)
+            if stream is None:  # a new stream: the generic path opens it
+                break
+            counters.bytes_received += len(data)
+            taken += 1
+            before = stream.highest_offset
+            readable = stream.on_data(offset, view[pos : pos + length], fin == 1)
+            pos += length
+            grown = stream.highest_offset - before
+            if grown > 0:
+                conn._recv_window.add_received(grown)
+            if readable and stream_id not in conn._readable_reported:
+                conn._readable_reported[stream_id] = None
+                conn._push_event(events.StreamReadable(stream_id=stream_id))
+            if acks.on_packet_received(pn, True, now) and conn._rx_ecn:
+                acks.on_ecn(conn._rx_ecn, True, now)
+            counters.packets_received += 1
+            done += 1
+    except RemoteProtocolError as exc:
+        conn._close_on_error(exc.error_code, exc.reason, exc.frame_type)
+        if conn.state is _CLOSING and conn._close_sends_left > 0:
+            conn._packetizer.close_frame_due = True
+    if taken:
+        last = chunk[taken - 1]
+        conn._rx_pn_length = (last[0] & PN_LENGTH_MASK) + 1
+        conn._fec_source = None
+        if keys is not None:
+            pn = runs.pns[taken - 1]
+            if pn > keys.largest_opened_current:
+                keys.largest_opened_current = pn
+    if done:
+        conn._idle_since_s = now
+    return taken
+
+def _receive_run_merged(conn: Connection, chunk: list[bytes], opened: int, now: float,
+                        runs: StreamRunBuffers) -> bool:
+    """The bulk case of :meth:`_receive_run`: all ``opened`` frames continue
+    each other on one open stream (FIN at most on the last) and neither the
+    stream nor the connection window can refuse them -- then one on_data
+    call takes them all, with the same end state as one call per frame.
+    False (nothing done) otherwise."""
+    unpack = runs.unpack
+    stream_ids = unpack(runs.stream_ids, opened)
+    stream_id = stream_ids[0]
+    stream = conn._recv_streams.get(stream_id)
+    if stream is None or stream_ids.count(stream_id) != opened:
+        return False
+    offsets = unpack(runs.offsets, opened)
+    lengths = unpack(runs.data_lens, opened)
+    fins = unpack(runs.fins, opened)
+    if fins.count(0) < opened - 1 or fins[-1] > 1:
+        return False
+    # every frame starts where the previous one ended
+    if offsets[1:] != [o + n for o, n in zip(offsets[:-1], lengths[:-1], strict=True)]:
+        return False
+    total = sum(lengths)
+    start = offsets[0]
+    before = stream.highest_offset
+    grown = start + total - before
+    window = conn._recv_window
+    if grown > 0 and window.received + grown > window.limit:
+        return False  # one of them breaks flow control: frame by frame says which
+    try:
+        readable = stream.on_data(start, runs.view[:total], fins[-1] == 1)
+    except RemoteProtocolError:
+        return False  # (raised before the stream changed) frame by frame says which
+    if grown > 0:
+        window.add_received(grown)
+    if readable and stream_id not in conn._readable_reported:
+        conn._readable_reported[stream_id] = None
+        conn._push_event(events.StreamReadable(stream_id=stream_id))
+    counters = conn.counters
+    counters.bytes_received += sum(map(len, chunk[:opened]))
+    acks = conn._acks
+    on_packet_received = acks.on_packet_received
+    rx_ecn = conn._rx_ecn
+    for pn in unpack(runs.pns, opened):
+        if on_packet_received(pn, True, now) and rx_ecn:
+            acks.on_ecn(rx_ecn, True, now)
+    counters.packets_received += opened
+    conn._rx_pn_length = (chunk[opened - 1][0] & PN_LENGTH_MASK) + 1
+    conn._fec_source = None
+    keys = conn._session.keys
+    if keys is not None:
+        pn = runs.pns[opened - 1]
+        if pn > keys.largest_opened_current:
+            keys.largest_opened_current = pn
+    conn._idle_since_s = now
+    return True
