@@ -87,7 +87,7 @@ def test_one_server_many_clients_all_transfers_exact() -> None:
     server_ep = Endpoint(Config(security="none", rng=sim.rng("server")), is_server=True)
     server = _Server()
     sim.attach(SERVER_ADDR, AppNode(server_ep, server.on_event))
-    expected: dict[bytes, bytes] = {}  # client CID -> payload digest
+    digests: list[tuple[Connection, bytes]] = []  # client connection, payload digest
     done: list[int] = []
 
     for index in range(clients):
@@ -107,14 +107,15 @@ def test_one_server_many_clients_all_transfers_exact() -> None:
         sim.attach(addr, AppNode(ep, on_event))
         sim.connect(addr, SERVER_ADDR, Path.symmetric(10e6, 0.040, name=f"c{index}"))
         conn = ep.connect(SERVER_ADDR, 0.0)
-        expected[conn.local_cid] = hashlib.sha256(payload).digest()
+        digests.append((conn, hashlib.sha256(payload).digest()))
 
     sim.run(until_s=60.0, stop_when=lambda: len(server.terminations) == clients)
     assert len(done) == clients
     assert len(server.finished) == clients
     assert all(e.error_code == 0 and e.by_peer for e in server.terminations)
     got = {conn.peer_cid: h.digest() for conn, h in server.hashes.items()}
-    assert got == expected
+    # (keyed by the client's CID as the handshake ended: a RETRY gives it a new one)
+    assert got == {conn.local_cid: digest for conn, digest in digests}
     # every server connection closed and was forgotten
     sim.run(until_s=sim.now + 5.0)
     assert server_ep.connections == []

@@ -19,6 +19,7 @@ and every config passes a seeded ``crypto_randbytes``: runs replay exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import random
@@ -664,6 +665,23 @@ def test_retry_flow_completes_and_creates_no_state_before_the_token() -> None:
     assert all(len(data) >= MIN_INITIAL for data in initials)
     token_initial = d.InitialPacket(initials[1])
     assert token_initial.token, "the second INITIAL must carry the retry token"
+
+
+@pytest.mark.parametrize("security", ["none", "noise"])
+def test_an_answer_to_the_initial_a_retry_voided_is_ignored(security: str) -> None:
+    # The server demands RETRY, then stops demanding it (its pending-handshake
+    # count fell) just as a copy of the client's first INITIAL arrives: it
+    # answers that one with a connection of its own. The client, already on
+    # the retried attempt, must not take that answer for the new attempt's.
+    t = make_transfer(client_config(security=security),
+                      server_config(security=security, require_retry=True), 100_000)
+    t.net.run_until(lambda: any(is_retry(x[3]) for x in t.net.sent), 1.0)
+    first = next(data for _t, s, _d, data in t.net.sent if s == CLIENT and is_initial(data))
+    t.server_ep.config = dataclasses.replace(t.server_ep.config, require_retry=False)
+    t.net.send(CLIENT, SERVER, first, delay_s=0.0)
+    assert t.run(30.0)
+    assert bytes(t.received) == t.payload
+    assert len(t.server_ep.connections) >= 1
 
 
 def test_retry_token_is_bound_to_the_client_address() -> None:

@@ -908,6 +908,13 @@ class Connection:
             return
         self._retry_token = bytes(h.token)  # type: ignore[attr-defined]
         self._retry_source_cid = self.peer_cid = self.initial_dcid = bytes(h.scid)  # type: ignore[attr-defined]
+        # A new CID of ours too: the server may still answer the first INITIAL
+        # (a retransmission of it can reach the server when RETRY is no longer
+        # demanded), and nothing else tells that answer from the retried
+        # attempt's -- without a new CID it would be taken for the new
+        # attempt's and fail it ("retry_source_cid mismatch"). An Endpoint
+        # re-registers the connection under the new CID.
+        self.local_cid = self.config.rng.randbytes(len(self.local_cid))
         # the first INITIAL is void: rebuild message 1 for the new CIDs
         self._recovery.discard_all()
         self._crypto_pending.clear()

@@ -164,11 +164,20 @@ class Endpoint:
         if type(data) is bytes and data and not data[0] & HEADER_FORM_LONG:
             # the common case, a short header to a known CID (_route, inlined)
             conn = self._by_cid.get(data[1 : 1 + self._cid_length])
+        routed = conn is None
         if conn is None:
             conn = self._route(data, addr, now)
             if conn is None:
                 return
+        cid = conn.local_cid
         conn.receive_datagram(data, addr, now, ecn)
+        if routed and conn.local_cid is not cid:
+            # a RETRY made a client connection pick a new CID: route that one
+            # to it, not the old one (answers to the abandoned attempt are
+            # dropped as unknown)
+            if self._by_cid.get(cid) is conn:
+                del self._by_cid[cid]
+            self._by_cid[conn.local_cid] = conn
         if not conn.is_client and conn.state is _IDLE:
             # a new server connection that did not accept its first datagram
             self._forget(conn)
