@@ -275,14 +275,22 @@ class UdpSocket:
                 if exc.errno in _RETRY_PLAIN_ERRNOS and j - i > 1:
                     self.gso_supported = False  # kernel or device cannot segment
                     continue
-                if exc.errno in _UNREACHABLE_ERRNOS:
-                    self._drain_error_queue(exc, addr)
-                elif exc.errno in (errno.ENOBUFS, errno.ENOMEM):
+                if self._send_failed(exc, addr):
                     return i
-                else:
-                    raise NetworkError(f"sendto {addr}: {exc.strerror}") from exc
             i = j
         return i
+
+    def _send_failed(self, exc: OSError, addr: Address) -> bool:
+        """A send to ``addr`` failed for a reason other than GSO's refusal:
+        True when the caller stops here (the kernel's buffers are full); an
+        unreachable peer is reported through the error queue and its datagrams
+        are skipped (False); anything else raises NetworkError."""
+        if exc.errno in _UNREACHABLE_ERRNOS:
+            self._drain_error_queue(exc, addr)
+            return False
+        if exc.errno in (errno.ENOBUFS, errno.ENOMEM):
+            return True
+        raise NetworkError(f"sendto {addr}: {exc.strerror}") from exc
 
     def send_batch_ecn(self, datagrams: list[tuple[bytes, Address, int]]) -> int:
         """:meth:`send_batch` for ``(data, addr, ecn_codepoint)`` triples: each
@@ -337,12 +345,8 @@ class UdpSocket:
                 if exc.errno in _RETRY_PLAIN_ERRNOS and j - i > 1:
                     self.gso_supported = False  # kernel or device cannot segment
                     return i + self._send_general([(d, addr) for d in datas[i:]])
-                if exc.errno in _UNREACHABLE_ERRNOS:
-                    self._drain_error_queue(exc, addr)
-                elif exc.errno in (errno.ENOBUFS, errno.ENOMEM):
+                if self._send_failed(exc, addr):
                     return i
-                else:
-                    raise NetworkError(f"sendto {addr}: {exc.strerror}") from exc
             i = j
         return i
 
