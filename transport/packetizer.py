@@ -814,7 +814,7 @@ class Packetizer:
             if self.max_streams_due[bidi] and space >= CONTROL_FRAME_MAX:
                 self.max_streams_due[bidi] = False
                 ftype = FrameType.MAX_STREAMS_BIDI if bidi else FrameType.MAX_STREAMS_UNI
-                specs.append((ftype, conn._local_max_streams[bidi], 0, 0, 0, None))
+                specs.append((ftype, conn.local_max_streams(bidi), 0, 0, 0, None))
                 items.append((ITEM_MAX_STREAMS, bidi))
                 space -= CONTROL_FRAME_MAX
                 added = True
