@@ -84,6 +84,18 @@ class BlockTracker:
             block.outstanding.add(pn)
             self._block_of[pn] = block_id
 
+    def _settle(self, pn: int) -> _Tracked | None:
+        """Packet ``pn`` was acknowledged or declared lost: it is no longer
+        outstanding in its block (returned, if the block is still tracked)."""
+        block_id = self._block_of.pop(pn, None)
+        if block_id is None:
+            return None
+        block = self._blocks.get(block_id)
+        if block is not None:
+            block.outstanding.discard(pn)
+            block.sources.pop(pn, None)
+        return block
+
     def on_ack(
         self, acked_pns: list[int], lost_pns: list[int], largest_acked: int, threshold: int
     ) -> int:
@@ -91,20 +103,11 @@ class BlockTracker:
         blocks = self._blocks
         block_of = self._block_of
         for pn in acked_pns:
-            block_id = block_of.pop(pn, None)
-            if block_id is not None:
-                block = blocks.get(block_id)
-                if block is not None:
-                    block.outstanding.discard(pn)
-                    block.sources.pop(pn, None)
+            self._settle(pn)
         for pn in lost_pns:
-            block_id = block_of.pop(pn, None)
-            if block_id is not None:
-                block = blocks.get(block_id)
-                if block is not None:
-                    block.outstanding.discard(pn)
-                    block.sources.pop(pn, None)
-                    block.lost += 1
+            block = self._settle(pn)
+            if block is not None:
+                block.lost += 1
         limit = largest_acked - threshold
         released = 0
         done: list[int] = []
