@@ -361,7 +361,11 @@ class Packetizer:
                     # (retransmissions, or window or pacer nearly spent: not a
                     # packet-number skip, after which runs go on)
                     try_run = False
-            room = short_room
+            # short_room assumes a 4-byte packet number; the packet gets the
+            # bytes its shorter one leaves (bound: the number after a skip)
+            unacked = self.next_packet_number + 1 - recovery.largest_acked
+            room = short_room + (
+                3 if unacked < 128 else 2 if unacked < 32768 else 1 if unacked < 8388608 else 0)
             ack_ranges = None
             ack_delay = 0
             if acks._ack_pending:  # acks.ack_pending without the property call
@@ -382,12 +386,14 @@ class Packetizer:
             conn_available = conn_credit.available
             if conn_available < credit:
                 credit = conn_available
-            top = stream.highest_sent_offset + room
-            # 3 + varint(stream_id) + varint(top)
+            # 1 + varint(stream_id) + varint(top): the STREAM frame is the
+            # packet's last, it has no Length field (seal_stream_packet); no
+            # frame starts above the highest sent offset (lost ranges lie below)
+            top = stream.highest_sent_offset
             overhead = (
-                (4 if stream_id < 64 else 5 if stream_id < 16384 else 7)
+                (2 if stream_id < 64 else 3 if stream_id < 16384 else 5)
                 if stream_id < 1073741824
-                else 11
+                else 9
             ) + (1 if top < 64 else 2 if top < 16384 else 4 if top < 1073741824 else 8)
             chunk = stream.next_frame(room - overhead, credit)
             if chunk is None:
