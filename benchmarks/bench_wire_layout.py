@@ -28,13 +28,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from helpers import Pair  # noqa: E402
+from helpers import Pair
 
-from transport import Config  # noqa: E402
-from transport.crypto.keys import generate_keypair  # noqa: E402
-from transport.errors import StreamError, WireError  # noqa: E402
-from transport.wire import decode_frames  # noqa: E402
-from transport.wire._varint_pure import decode_varint  # noqa: E402
+from transport import Config
+from transport.crypto.keys import generate_keypair
+from transport.errors import StreamError, WireError
+from transport.wire import decode_frames
+from transport.wire._varint_pure import decode_varint
 
 TCP_PAYLOAD_PER_1500 = 1448
 UDP_IP_HEADERS = 28

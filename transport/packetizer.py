@@ -324,7 +324,8 @@ class Packetizer:
             keys.send_first_pn < 0 or conn._key_update_requested
         )
         key_update_after = conn.config.key_update_after_packets
-        short_room = self._short_room
+        # (_short_room counts our own CID length; the packets carry the peer's)
+        short_room = self._short_room + conn.config.connection_id_length - cid_len
         mds = self.max_datagram_size
         # the anti-amplification limit is checked by build() between packets
         limit = 1 if not conn.address_validated else 1 << 30
@@ -538,7 +539,9 @@ class Packetizer:
         peer_cid = conn.peer_cid
         n = seal_run(ctx, cbuf, cap, peer_cid, len(peer_cid), pn0,
                      recovery.largest_acked & 0xFFFFFFFFFFFFFFFF, stream_id, offset,
-                     from_buffer(data), len(data), self._short_room, 1 if fin else 0,
+                     from_buffer(data), len(data),
+                     self._short_room + conn.config.connection_id_length - len(peer_cid),
+                     1 if fin else 0,
                      1 if cut else 0, phase, count, sizes, lengths)
         if n <= 0:
             return 0, 0, 0  # (an error comes back from the per-packet path's own call)
