@@ -43,6 +43,7 @@ RATE_BPS = 50e6
 DELAY_S = 0.025
 LOSSES = (0.0, 0.005, 0.01, 0.02, 0.05, 0.10)
 KINDS = ("tcp-cubic", "tcp-bbr", "ours")
+CID_LENGTH = 8
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="flows to run (default tcp-cubic,tcp-bbr,ours)")
     ap.add_argument("--datagram-size", type=int, default=1472,
                     help="our UDP payload size (1472 = a full 1500-byte IP packet, as TCP uses)")
+    ap.add_argument("--cid-length", type=int, default=CID_LENGTH,
+                    help="our Config.connection_id_length, both sides (default %(default)s: "
+                         "zero-length CIDs, routed by address like TCP's 4-tuple; "
+                         "8 = the Config default)")
     ap.add_argument("--nice", type=int, default=-5,
                     help="niceness of every flow process (default -5: other jobs on a "
                          "shared machine delay them less; the relay runs at -10)")
@@ -84,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                 for kind in kinds:
                     port += 1
                     runs[kind] += run_flows(path, kind, seconds, port=port,
-                                            datagram_size=args.datagram_size, nice=args.nice)
+                                            datagram_size=args.datagram_size, nice=args.nice,
+                                            cid_length=args.cid_length)
         mbps = {k: statistics.median(r["goodput_bps"] for r in runs[k]) / 1e6 for k in kinds}
         ideal = (1 - loss) * RATE_BPS / 1e6
         case: dict[str, Any] = {"loss": loss}
@@ -131,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "flow_niceness": args.nice,
         "ours": {"api": "transport.threaded", "security": "noise", "cc": "default (bbr)",
                  "datagram_size": args.datagram_size,
+                 "connection_id_length": args.cid_length,
                  "stream_send_buffer_bytes": SEND_BUFFER_BYTES},
         "cases": cases,
         "targets": targets,
