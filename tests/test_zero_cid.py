@@ -297,3 +297,18 @@ def test_retry_with_zero_length_cids() -> None:
     link.conn.send_stream_data(sid, b"after retry")
     link.pump()
     assert bytes(link.received) == b"after retry"
+
+
+def test_a_known_original_dcid_from_another_address_is_dropped() -> None:
+    """The client's original DCID routes its INITIALs only from its own
+    address: a copy from elsewhere opens no second connection."""
+    server = Endpoint(make_config(42, connection_id_length=0), is_server=True)
+    client = Connection(make_config(3), is_client=True)
+    client.connect(SERVER_ADDR, 0.0)
+    (initial, _), = client.datagrams_to_send(0.0)
+    server.receive_datagram(initial, C_ADDR, 0.0)
+    server.receive_datagram(initial, MOVED_ADDR, 0.0)
+    assert server.connection_count == 1
+    assert server.counters.unknown_address_drops == 1
+    server.receive_datagram(initial, C_ADDR, 0.0)  # a copy from the client itself is its own
+    assert server.connection_count == 1 and server.counters.unknown_address_drops == 1

@@ -14,16 +14,14 @@ at C speed), which is the same as routing them one by one.
   length); long headers carry their DCID explicitly. A server creates a
   connection for an INITIAL to an unknown DCID (if the datagram has the
   mandatory 1200-byte padding and the connection limit allows).
-* **Zero-length connection IDs** (``Config.connection_id_length=0``, RFC 9000
-  §5.2): short headers carry no DCID, so they are routed by the sender's
-  address, as are long headers to the empty DCID; the client's first
-  INITIALs still go by their (random, 8-byte) original DCID, from the
-  address that sent them. One connection per peer address: a second
-  INITIAL from a taken address is refused, ``connect`` to a peer address in
-  use raises. A packet from an unknown address is dropped and counted
-  (``counters.unknown_address_drops``), never answered with a stateless
-  reset (there is no CID to derive a token from, so none is announced
-  either): a peer that migrates or is rebound by a NAT loses the connection.
+* **Zero-length CIDs** (``Config.connection_id_length=0``, RFC 9000 §5.2):
+  short headers, and long headers to the empty DCID, are routed by the
+  sender's address; a client's first INITIALs by their original DCID, from
+  the address that sent them. One connection per peer address (a second
+  INITIAL from it is refused, ``connect`` raises). A packet from an unknown
+  address is dropped and counted (``counters.unknown_address_drops``), with
+  no stateless reset (no CID, no token): a peer that migrates or is rebound
+  by a NAT loses the connection.
 * **Stateless replies.** A long header of an unknown version gets a version
   negotiation packet (servers only, full-size datagrams only, so it cannot
   amplify). With ``Config.require_retry`` an INITIAL without a valid token
@@ -467,8 +465,7 @@ class Endpoint:
                 # reset either: there is no CID to derive its token from)
                 conn = self._by_addr.get(addr)
                 if conn is None:
-                    self.counters.datagrams_dropped += 1
-                    self.counters.unknown_address_drops += 1
+                    self._unknown_address()
                 return conn
             dcid = bytes(data[1 : 1 + cid_len])
             conn = self._by_cid.get(dcid)
@@ -491,15 +488,10 @@ class Endpoint:
         else:
             # zero-length CIDs: our own (empty) CID routes by address; the
             # client's original DCID only from the address that chose it
-            conn = self._by_cid.get(bytes(header.dcid)) if header.dcid else None
-            if conn is not None and conn.peer_addr != addr:
-                conn = None
-            if conn is None and not header.dcid:
-                conn = self._by_addr.get(addr)
-                if conn is None:
-                    self.counters.datagrams_dropped += 1
-                    self.counters.unknown_address_drops += 1
-                    return None
+            conn = self._by_cid.get(bytes(header.dcid)) if header.dcid else self._by_addr.get(addr)
+            if (conn is None and not header.dcid) or (conn is not None and conn.peer_addr != addr):
+                self._unknown_address()
+                return None
             if conn is None and self.is_server and addr in self._by_addr:
                 # one connection per address: a second INITIAL from it is refused
                 self.counters.connections_refused += 1
@@ -557,6 +549,11 @@ class Endpoint:
         self._adopt(conn, addr)
         self._pending_handshakes[conn] = None
         return conn
+
+    def _unknown_address(self) -> None:
+        """Zero-length CIDs: a packet from no known peer address is dropped."""
+        self.counters.datagrams_dropped += 1
+        self.counters.unknown_address_drops += 1
 
     def _retry_required(self) -> bool:
         if self.config.require_retry:
