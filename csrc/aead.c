@@ -432,7 +432,7 @@ int64_t tp_seal_stream_run(tp_aead *a, uint8_t *out, size_t out_len, const uint8
     while (count < max_packets && done < data_len && out_len - pos >= per_packet) {
         pn = pn0 + count;
         unacked = pn - largest_acked;
-        pn_length = unacked < 128u ? 1u : unacked < 32768u ? 2u : unacked < 8388608u ? 3u : 4u;
+        pn_length = unacked <= 128u ? 1u : unacked <= 32768u ? 2u : unacked <= 8388608u ? 3u : 4u;
         room = frame_room + 4u - pn_length;
         /* type + varint(stream_id) + varint(this frame's offset); no Length */
         overhead = 1u + run_varint_len(stream_id) + run_varint_len(offset + done);

@@ -114,3 +114,22 @@ def test_dissector_shows_the_lenless_stream_frame(cid_length: int, ack: list[int
     assert stream.frame_type == 0x0D  # OFF | FIN, no LEN
     assert (stream.stream_id, stream.offset, stream.data) == (4, 70_000, body)
     assert stream.getfieldval("length") is None
+
+
+@pytest.mark.parametrize("unacked", [1, 127, 128, 129, 32768, 32769, 8388608, 8388609])
+def test_run_packet_number_length_is_the_shortest_allowed(unacked: int) -> None:
+    """Each packet of a run uses ``packet_number_length`` (RFC 9000 A.2: the
+    smallest b with 2 * unacked <= 2^(8b)), in C and in the twin."""
+    from transport.wire import packet_number_length
+
+    pn0 = 10_000_000
+    largest = pn0 - unacked
+    for seal in (seal_stream_run, seal_stream_run_pure):
+        out = bytearray(65536)
+        run = seal(None, out, b"\x07" * 8, pn0, largest, 0, 0, bytes(5000), 1300, False,
+                   False, 3)
+        pos = 0
+        for i, (wire, _length) in enumerate(run):
+            assert (out[pos] & 3) + 1 == packet_number_length(pn0 + i, largest)
+            pos += wire
+        assert len(run) == 3

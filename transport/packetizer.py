@@ -366,7 +366,7 @@ class Packetizer:
             # bytes its shorter one leaves (bound: the number after a skip)
             unacked = self.next_packet_number + 1 - recovery.largest_acked
             room = short_room + (
-                3 if unacked < 128 else 2 if unacked < 32768 else 1 if unacked < 8388608 else 0)
+                3 if unacked <= 128 else 2 if unacked <= 32768 else 1 if unacked <= 8388608 else 0)
             ack_ranges = None
             ack_delay = 0
             if acks._ack_pending:  # acks.ack_pending without the property call
@@ -422,7 +422,9 @@ class Packetizer:
             self._skip_countdown = countdown
             self.next_packet_number = pn + 1
             unacked = pn - recovery.largest_acked
-            pn_len = 1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
+            # the shortest RFC 9000 A.2 allows (packet_number_length, inlined)
+            pn_len = (
+                1 if unacked <= 128 else 2 if unacked <= 32768 else 3 if unacked <= 8388608 else 4)
             if crc:
                 if seal_direct is not None and ack_ranges is None and type(data) is bytes:
                     # the common packet: PacketSealer.seal_crc's C call, inlined

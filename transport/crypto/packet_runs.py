@@ -104,7 +104,7 @@ def seal_stream_run_pure(
             pn = pn0 + len(result)
             unacked = pn - largest_acked
             pn_length = (
-                1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
+                1 if unacked <= 128 else 2 if unacked <= 32768 else 3 if unacked <= 8388608 else 4
             )
             room = frame_room + 4 - pn_length
             overhead = _run_overhead(stream_id, offset + done)
