@@ -43,9 +43,12 @@
  *    to back at out[0:], each made by tp_seal_stream_packet (a == NULL: CRC32C
  *    trailer) or tp_seal_stream_packet_aead, with no ACK frame.  Packet i has
  *    number pn0 + i and the packet-number length the packetizer picks for
- *    pn0 + i - largest_acked; its STREAM frame takes min(rest, frame_room -
- *    overhead) bytes of data, overhead = 3 + varint_len(stream_id) +
- *    varint_len(its offset + frame_room) as in Packetizer._build_stream_packets;
+ *    pn0 + i - largest_acked; frame_room assumes a 4-byte packet number, so
+ *    packet i has room_i = frame_room + 4 - its pn length (the packet fills
+ *    the datagram); its STREAM frame (no Length field: the packet's last)
+ *    takes min(rest, room_i - overhead) bytes of data, overhead = 1 +
+ *    varint_len(stream_id) + varint_len(its offset), the exact frame header
+ *    (Packetizer._build_stream_packets sizes its packets the same way);
  *    FIN goes on the frame that ends data when fin.  With cut (data stops at
  *    the end of a ring buffer, more follows) a packet that would be short is
  *    left to the caller.  sizes[i] / lengths[i] get each packet's wire size and
@@ -416,7 +419,7 @@ int64_t tp_seal_stream_run(tp_aead *a, uint8_t *out, size_t out_len, const uint8
                            uint32_t key_phase, uint32_t max_packets, uint32_t *sizes,
                            uint32_t *lengths)
 {
-    size_t pos = 0, done = 0, overhead, want, take, per_packet;
+    size_t pos = 0, done = 0, overhead, want, take, per_packet, room;
     uint64_t pn, unacked;
     uint32_t count = 0, pn_length, last;
     int64_t size;
@@ -429,13 +432,13 @@ int64_t tp_seal_stream_run(tp_aead *a, uint8_t *out, size_t out_len, const uint8
     while (count < max_packets && done < data_len && out_len - pos >= per_packet) {
         pn = pn0 + count;
         unacked = pn - largest_acked;
-        pn_length = unacked < 128u ? 1u : unacked < 32768u ? 2u : unacked < 8388608u ? 3u : 4u;
-        overhead = (stream_id < 1073741824u ? (stream_id < 64u ? 4u : stream_id < 16384u ? 5u : 7u)
-                                            : 11u) +
-                   run_varint_len(offset + done + frame_room);
-        if (overhead >= frame_room)
+        pn_length = unacked <= 128u ? 1u : unacked <= 32768u ? 2u : unacked <= 8388608u ? 3u : 4u;
+        room = frame_room + 4u - pn_length;
+        /* type + varint(stream_id) + varint(this frame's offset); no Length */
+        overhead = 1u + run_varint_len(stream_id) + run_varint_len(offset + done);
+        if (overhead >= room)
             break;
-        want = frame_room - overhead;
+        want = room - overhead;
         take = data_len - done < want ? data_len - done : want;
         if (cut && take < want)
             break; /* the rest continues past the ring's end: the caller's slow path */

@@ -9,11 +9,15 @@
  * existing pieces, so they cannot drift from the generic encoders/decoders:
  *
  *  - tp_seal_stream_packet: tp_encode_short_header, then tp_encode_frames with
- *    an optional ACK spec and one STREAM (OFF|LEN [|FIN]) spec, written up to
+ *    an optional ACK spec and one STREAM (OFF [|FIN], no LEN) spec, written up to
  *    `out_len - 4` when a CRC32C trailer is wanted, then the big-endian
  *    CRC32C of everything before the trailer.  The bytes equal header +
  *    encode_frames(specs) + crc32c, and failures come in the reference's
  *    order (header checks, then per frame: value checks before room checks).
+ *    The STREAM frame is always the packet's last frame, so it carries no
+ *    Length field: its data runs to the end of the payload (LEN bit 0,
+ *    docs/wire-format.md 10.9), 2 bytes less per bulk packet.  The offset is
+ *    the shortest varint that holds it (tp_encode_frames writes them so).
  *
  *  - tp_open_short_packet: checks the header form and fixed bit, the DCID
  *    (TP_ERR_FOREIGN_PACKET on mismatch), then the CRC32C trailer
@@ -35,7 +39,7 @@
 #define MAX_DATAGRAM_SIZE 65527u
 #define F_ACK 0x02u
 #define F_ACK_ECN 0x03u
-#define F_STREAM_OFF_LEN 0x0Eu
+#define F_STREAM_OFF 0x0Cu /* STREAM with OFF, without LEN: runs to the end */
 
 int64_t tp_seal_stream_packet(uint8_t *out, size_t out_len, const uint8_t *dcid,
                               size_t dcid_len, uint64_t pn, uint32_t pn_length,
@@ -68,7 +72,7 @@ int64_t tp_seal_stream_packet(uint8_t *out, size_t out_len, const uint8_t *dcid,
         specs[n].n_ranges = n_ack_ints;
         n++;
     }
-    specs[n].type = F_STREAM_OFF_LEN | (fin ? 1u : 0u);
+    specs[n].type = F_STREAM_OFF | (fin ? 1u : 0u);
     specs[n].a = stream_id;
     specs[n].b = offset;
     specs[n].body = data;

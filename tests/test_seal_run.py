@@ -76,9 +76,13 @@ def test_run_equals_twin(kind: str, case: tuple) -> None:
             assert count == 1
             frame = decoder.frames[0]
             assert (frame.a, frame.b, frame.data_len) == (sid, offset + done, length)
+            assert frame.type & 0x06 == 0x04  # OFF, no LEN: the data runs to the end
             assert packet[frame.data_off : frame.data_off + length] == data[done : done + length]
             assert bool(frame.type & 1) == (fin and done + length == size)
             assert truncated == (pn0 + i) & ((1 << (8 * pn_len)) - 1)
+        if i < len(want) - 1:  # not the run's last: a full packet fills the datagram,
+            # whatever its packet-number length (frame_room assumes 4 bytes)
+            assert wire == 1 + len(DCID) + 4 + room + (4 if pure is None else 16)
         pos += wire
         done += length
     assert done <= size

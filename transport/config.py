@@ -80,6 +80,11 @@ class Config:
     #: Server endpoint secret for retry and stateless-reset tokens (32 random
     #: bytes per endpoint when None).
     endpoint_secret: bytes | None = None
+    #: Length of the connection IDs this endpoint issues: 0, or 4..20 bytes.
+    #: 0 (RFC 9000 §5.2) saves that many bytes in every 1-RTT packet the peer
+    #: sends us, but short headers are then routed by the peer's address alone:
+    #: one connection per peer address, no migration or NAT rebinding (a packet
+    #: from another address is dropped and counted), no stateless reset.
     connection_id_length: int = DEFAULT_CID_LENGTH
     #: Largest UDP payload we send (and advertise we accept).
     max_datagram_size: int = 1400
@@ -152,8 +157,8 @@ class Config:
             raise ConfigurationError(
                 f"security must be one of {SECURITY_MODES}, not {self.security!r}"
             )
-        if not 4 <= self.connection_id_length <= MAX_CID_LENGTH:
-            raise ConfigurationError("connection_id_length must be 4..20")
+        if self.connection_id_length != 0 and not 4 <= self.connection_id_length <= MAX_CID_LENGTH:
+            raise ConfigurationError("connection_id_length must be 0 or 4..20")
         if not MIN_INITIAL_DATAGRAM_SIZE <= self.max_datagram_size <= 65527:
             raise ConfigurationError("max_datagram_size must be 1200..65527")
         pending = self.retry_when_pending_handshakes

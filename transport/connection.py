@@ -842,6 +842,10 @@ class Connection:
         if count == 0:
             raise RemoteProtocolError(ErrorCode.PROTOCOL_VIOLATION, "packet without frames")
         rx_addr = self._rx_addr
+        if rx_addr is not None and rx_addr != self.peer_addr and not self.local_cid:
+            # zero-length CIDs route by address (RFC 9000 §5.2): no migration
+            self.counters.datagrams_dropped += 1
+            return
         if (
             rx_addr is not None
             and rx_addr != self.peer_addr

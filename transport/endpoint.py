@@ -14,6 +14,14 @@ at C speed), which is the same as routing them one by one.
   length); long headers carry their DCID explicitly. A server creates a
   connection for an INITIAL to an unknown DCID (if the datagram has the
   mandatory 1200-byte padding and the connection limit allows).
+* **Zero-length CIDs** (``Config.connection_id_length=0``, RFC 9000 §5.2):
+  short headers, and long headers to the empty DCID, are routed by the
+  sender's address; a client's first INITIALs by their original DCID, from
+  the address that sent them. One connection per peer address (a second
+  INITIAL from it is refused, ``connect`` raises). A packet from an unknown
+  address is dropped and counted (``counters.unknown_address_drops``), with
+  no stateless reset (no CID, no token): a peer that migrates or is rebound
+  by a NAT loses the connection.
 * **Stateless replies.** A long header of an unknown version gets a version
   negotiation packet (servers only, full-size datagrams only, so it cannot
   amplify). With ``Config.require_retry`` an INITIAL without a valid token
@@ -50,7 +58,7 @@ from transport.crypto.tokens import (
     retry_integrity_tag,
     stateless_reset_token,
 )
-from transport.errors import ConfigurationError, WireError
+from transport.errors import ConfigurationError, InvalidStateError, WireError
 from transport.events import Event
 from transport.wire import crc32c, decode_header, encode_long_header
 from transport.wire.constants import (
@@ -78,6 +86,7 @@ class EndpointCounters:
         "invalid_tokens",
         "retries_sent",
         "stateless_resets_sent",
+        "unknown_address_drops",
         "version_negotiations_sent",
     )
 
@@ -87,6 +96,9 @@ class EndpointCounters:
         self.invalid_tokens = 0
         self.retries_sent = 0
         self.stateless_resets_sent = 0
+        #: zero-length CIDs: packets routed by address from no known peer
+        #: (also counted in datagrams_dropped)
+        self.unknown_address_drops = 0
         self.version_negotiations_sent = 0
 
 
@@ -104,6 +116,8 @@ class Endpoint:
         self.counters = EndpointCounters()
         self._by_cid: dict[bytes, Connection] = {}
         self._cid_length = config.connection_id_length
+        #: zero-length CIDs: the connection of each peer address
+        self._by_addr: dict[Address, Connection] = {}
         #: the peers' stateless reset tokens, to recognise a reset (random DCID)
         self._by_reset_token: dict[bytes, Connection] = {}
         self._connections: dict[Connection, None] = {}
@@ -147,10 +161,15 @@ class Endpoint:
 
     # ------------------------------------------------------------------ inputs
     def connect(self, addr: Address, now: float) -> Connection:
-        """Open a client connection to ``addr``."""
+        """Open a client connection to ``addr``. With zero-length connection IDs
+        the peer address routes the replies: at most one connection per
+        address (``InvalidStateError`` otherwise)."""
         self._now = max(self._now, now)
+        if not self._cid_length and addr in self._by_addr:
+            raise InvalidStateError(
+                f"zero-length connection IDs: a connection to {addr} exists already")
         conn = Connection(self.config, is_client=True)
-        self._adopt(conn)
+        self._adopt(conn, addr)
         conn.connect(addr, now)
         self._touch(conn)
         return conn
@@ -163,7 +182,11 @@ class Endpoint:
         conn = None
         if type(data) is bytes and data and not data[0] & HEADER_FORM_LONG:
             # the common case, a short header to a known CID (_route, inlined)
-            conn = self._by_cid.get(data[1 : 1 + self._cid_length])
+            cid_length = self._cid_length
+            if cid_length:
+                conn = self._by_cid.get(data[1 : 1 + cid_length])
+            else:
+                conn = self._by_addr.get(addr)
         routed = conn is None
         if conn is None:
             conn = self._route(data, addr, now)
@@ -171,7 +194,7 @@ class Endpoint:
                 return
         cid = conn.local_cid
         conn.receive_datagram(data, addr, now, ecn)
-        if routed and conn.local_cid is not cid:
+        if routed and conn.local_cid is not cid and self._cid_length:
             # a RETRY made a client connection pick a new CID: route that one
             # to it, not the old one (answers to the abandoned attempt are
             # dropped as unknown)
@@ -212,6 +235,7 @@ class Endpoint:
         if now > self._now:
             self._now = now
         by_cid = self._by_cid
+        by_addr = self._by_addr
         cid_end = 1 + self._cid_length
         if len(datagrams) > 2:
             # the bulk case -- every datagram a short header to one connection
@@ -222,7 +246,7 @@ class Endpoint:
             conn = None
             try:
                 cid = datas[0][1:cid_end]
-                conn = by_cid.get(cid)
+                conn = by_cid.get(cid) if cid_end > 1 else by_addr.get(addr)
                 single = (
                     conn is not None
                     and list(map(_second, datagrams)).count(addr) == len(datas)
@@ -243,7 +267,7 @@ class Endpoint:
         for data, addr in datagrams:
             conn = None
             if type(data) is bytes and data and not data[0] & HEADER_FORM_LONG:
-                conn = by_cid.get(data[1:cid_end])
+                conn = by_cid.get(data[1:cid_end]) if cid_end > 1 else by_addr.get(addr)
             if conn is not None and conn is run_conn and addr == run_addr:
                 run.append(data)
                 continue
@@ -340,9 +364,12 @@ class Endpoint:
         return None
 
     # ---------------------------------------------------------------- internals
-    def _adopt(self, conn: Connection) -> None:
+    def _adopt(self, conn: Connection, addr: Address) -> None:
         self._connections[conn] = None
-        self._by_cid[conn.local_cid] = conn
+        if self._cid_length:
+            self._by_cid[conn.local_cid] = conn
+        else:
+            self._by_addr[addr] = conn
         if not conn.is_client:
             self._by_cid[conn.original_dcid] = conn
             self._by_cid[conn.initial_dcid] = conn
@@ -387,6 +414,11 @@ class Endpoint:
         for cid in (conn.local_cid, conn.original_dcid, conn.initial_dcid):
             if self._by_cid.get(cid) is conn:
                 del self._by_cid[cid]
+        # (zero-length CIDs: the address it was adopted for is its peer address,
+        # which such a connection never changes)
+        addr = conn.peer_addr
+        if addr is not None and self._by_addr.get(addr) is conn:
+            del self._by_addr[addr]
 
     def _touch(self, conn: Connection) -> None:
         self._dirty[conn] = None
@@ -428,6 +460,13 @@ class Endpoint:
             return None
         cid_len = self.config.connection_id_length
         if not data[0] & HEADER_FORM_LONG:
+            if not cid_len:
+                # zero-length CIDs: the address is the only route (no stateless
+                # reset either: there is no CID to derive its token from)
+                conn = self._by_addr.get(addr)
+                if conn is None:
+                    self._unknown_address()
+                return conn
             dcid = bytes(data[1 : 1 + cid_len])
             conn = self._by_cid.get(dcid)
             if conn is None:
@@ -444,7 +483,19 @@ class Endpoint:
         except WireError:
             self.counters.datagrams_dropped += 1
             return None
-        conn = self._by_cid.get(bytes(header.dcid))
+        if cid_len:
+            conn = self._by_cid.get(bytes(header.dcid))
+        else:
+            # zero-length CIDs: our own (empty) CID routes by address; the
+            # client's original DCID only from the address that chose it
+            conn = self._by_cid.get(bytes(header.dcid)) if header.dcid else self._by_addr.get(addr)
+            if (conn is None and not header.dcid) or (conn is not None and conn.peer_addr != addr):
+                self._unknown_address()
+                return None
+            if conn is None and self.is_server and addr in self._by_addr:
+                # one connection per address: a second INITIAL from it is refused
+                self.counters.connections_refused += 1
+                return None
         if conn is not None:
             return conn
         if header.version not in SUPPORTED_VERSIONS:
@@ -491,11 +542,18 @@ class Endpoint:
             original_dcid=original_dcid,
             initial_dcid=bytes(header.dcid),
             retry_source_cid=retry_scid,
-            stateless_reset_token=stateless_reset_token(self._secret, local_cid),
+            # zero-length CIDs: no token (one per CID; there is none to reset)
+            stateless_reset_token=stateless_reset_token(self._secret, local_cid)
+            if cid_len else None,
         )
-        self._adopt(conn)
+        self._adopt(conn, addr)
         self._pending_handshakes[conn] = None
         return conn
+
+    def _unknown_address(self) -> None:
+        """Zero-length CIDs: a packet from no known peer address is dropped."""
+        self.counters.datagrams_dropped += 1
+        self.counters.unknown_address_drops += 1
 
     def _retry_required(self) -> bool:
         if self.config.require_retry:
@@ -509,7 +567,9 @@ class Endpoint:
         if len(self._stateless) >= MAX_STATELESS_QUEUE:
             self.counters.datagrams_dropped += 1
             return
-        retry_scid = self.config.rng.randbytes(self.config.connection_id_length)
+        # (zero-length CIDs: 8 bytes all the same, so the client's next INITIALs
+        # have a DCID the new connection is found by, as with the first ones)
+        retry_scid = self.config.rng.randbytes(self.config.connection_id_length or 8)
         token = self._tokens.issue(addr, dcid, now, retry_scid=retry_scid)
         out = bytearray(64 + len(token) + len(scid) + len(retry_scid))
         end = encode_long_header(

@@ -324,7 +324,8 @@ class Packetizer:
             keys.send_first_pn < 0 or conn._key_update_requested
         )
         key_update_after = conn.config.key_update_after_packets
-        short_room = self._short_room
+        # (_short_room counts our own CID length; the packets carry the peer's)
+        short_room = self._short_room + conn.config.connection_id_length - cid_len
         mds = self.max_datagram_size
         # the anti-amplification limit is checked by build() between packets
         limit = 1 if not conn.address_validated else 1 << 30
@@ -361,7 +362,11 @@ class Packetizer:
                     # (retransmissions, or window or pacer nearly spent: not a
                     # packet-number skip, after which runs go on)
                     try_run = False
-            room = short_room
+            # short_room assumes a 4-byte packet number; the packet gets the
+            # bytes its shorter one leaves (bound: the number after a skip)
+            unacked = self.next_packet_number + 1 - recovery.largest_acked
+            room = short_room + (
+                3 if unacked <= 128 else 2 if unacked <= 32768 else 1 if unacked <= 8388608 else 0)
             ack_ranges = None
             ack_delay = 0
             if acks._ack_pending:  # acks.ack_pending without the property call
@@ -382,12 +387,14 @@ class Packetizer:
             conn_available = conn_credit.available
             if conn_available < credit:
                 credit = conn_available
-            top = stream.highest_sent_offset + room
-            # 3 + varint(stream_id) + varint(top)
+            # 1 + varint(stream_id) + varint(top): the STREAM frame is the
+            # packet's last, it has no Length field (seal_stream_packet); no
+            # frame starts above the highest sent offset (lost ranges lie below)
+            top = stream.highest_sent_offset
             overhead = (
-                (4 if stream_id < 64 else 5 if stream_id < 16384 else 7)
+                (2 if stream_id < 64 else 3 if stream_id < 16384 else 5)
                 if stream_id < 1073741824
-                else 11
+                else 9
             ) + (1 if top < 64 else 2 if top < 16384 else 4 if top < 1073741824 else 8)
             chunk = stream.next_frame(room - overhead, credit)
             if chunk is None:
@@ -415,7 +422,9 @@ class Packetizer:
             self._skip_countdown = countdown
             self.next_packet_number = pn + 1
             unacked = pn - recovery.largest_acked
-            pn_len = 1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
+            # the shortest RFC 9000 A.2 allows (packet_number_length, inlined)
+            pn_len = (
+                1 if unacked <= 128 else 2 if unacked <= 32768 else 3 if unacked <= 8388608 else 4)
             if crc:
                 if seal_direct is not None and ack_ranges is None and type(data) is bytes:
                     # the common packet: PacketSealer.seal_crc's C call, inlined
@@ -532,7 +541,9 @@ class Packetizer:
         peer_cid = conn.peer_cid
         n = seal_run(ctx, cbuf, cap, peer_cid, len(peer_cid), pn0,
                      recovery.largest_acked & 0xFFFFFFFFFFFFFFFF, stream_id, offset,
-                     from_buffer(data), len(data), self._short_room, 1 if fin else 0,
+                     from_buffer(data), len(data),
+                     self._short_room + conn.config.connection_id_length - len(peer_cid),
+                     1 if fin else 0,
                      1 if cut else 0, phase, count, sizes, lengths)
         if n <= 0:
             return 0, 0, 0  # (an error comes back from the per-packet path's own call)

@@ -59,11 +59,14 @@ _MASK64 = (1 << 64) - 1
 _MAX_DATAGRAM = 65527
 
 
-def _run_overhead(stream_id: int, top: int) -> int:
-    """STREAM frame overhead as the packetizer sizes it: type + 2-byte length +
-    varint(stream_id) + varint(top)."""
-    sid = (4 if stream_id < 64 else 5 if stream_id < 16384 else 7) if stream_id < 1 << 30 else 11
-    return sid + (1 if top < 64 else 2 if top < 16384 else 4 if top < 1 << 30 else 8)
+def _varint_len(value: int) -> int:
+    return 1 if value < 64 else 2 if value < 16384 else 4 if value < 1 << 30 else 8
+
+
+def _run_overhead(stream_id: int, offset: int) -> int:
+    """STREAM frame header as the packetizer sizes it: type + varint(stream_id)
+    + varint(offset) (no Length field: the frame is the packet's last)."""
+    return 1 + _varint_len(stream_id) + _varint_len(offset)
 
 
 def seal_stream_run_pure(
@@ -75,8 +78,10 @@ def seal_stream_run_pure(
     ``max_packets`` packets of ``stream_id`` carrying ``data`` (stream offsets
     from ``offset``), back to back from ``out[0]``; ``protection`` None means a
     CRC32C trailer (security="none"). Packet i has number ``pn0 + i`` and the
-    packet-number length for ``pn0 + i - largest_acked`` unacknowledged; its
-    frame takes ``min(rest, frame_room - overhead)`` bytes; FIN goes on the
+    packet-number length for ``pn0 + i - largest_acked`` unacknowledged;
+    ``frame_room`` assumes a 4-byte packet number, so packet i has ``room =
+    frame_room + 4 - pn_length``; its frame takes ``min(rest, room -
+    overhead)`` bytes; FIN goes on the
     frame that ends ``data`` when ``fin``; with ``cut`` a packet that would be
     short is left out. Returns ``[(wire_size, data_bytes), ...]``."""
     if (
@@ -99,12 +104,13 @@ def seal_stream_run_pure(
             pn = pn0 + len(result)
             unacked = pn - largest_acked
             pn_length = (
-                1 if unacked < 128 else 2 if unacked < 32768 else 3 if unacked < 8388608 else 4
+                1 if unacked <= 128 else 2 if unacked <= 32768 else 3 if unacked <= 8388608 else 4
             )
-            overhead = _run_overhead(stream_id, offset + done + frame_room)
-            if overhead >= frame_room:
+            room = frame_room + 4 - pn_length
+            overhead = _run_overhead(stream_id, offset + done)
+            if overhead >= room:
                 break
-            want = frame_room - overhead
+            want = room - overhead
             take = min(total - done, want)
             if cut and take < want:
                 break

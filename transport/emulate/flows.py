@@ -172,13 +172,14 @@ def _noise_config(**kwargs: Any) -> Any:
 
 
 def ours_recv(port: int, seconds: float, key: str, datagram_size: int,
-              fec: str = "off") -> dict[str, Any]:
+              fec: str = "off", cid_length: int = 8) -> dict[str, Any]:
     from transport.crypto.keys import KeyPair, load_private_key, public_key_from_private
     from transport.threaded import listen
 
     private = load_private_key(key)
     config = _noise_config(static_key=KeyPair(private, public_key_from_private(private)),
-                           max_datagram_size=datagram_size, fec=fec)
+                           max_datagram_size=datagram_size, fec=fec,
+                           connection_id_length=cid_length)
     listener = listen(("0.0.0.0", port), config=config)
     print("up", flush=True)
     stream, _ = listener.accept(timeout=30.0)
@@ -205,14 +206,16 @@ def ours_recv(port: int, seconds: float, key: str, datagram_size: int,
 
 def ours_send(host: str, port: int, seconds: float, server_key: str,
               cc: str | None, datagram_size: int, fec: str = "off",
-              send_buffer_bytes: int = SEND_BUFFER_BYTES) -> dict[str, Any]:
+              send_buffer_bytes: int = SEND_BUFFER_BYTES,
+              cid_length: int = 8) -> dict[str, Any]:
     from transport.congestion import controllers
     from transport.crypto.keys import load_public_key
     from transport.threaded import connect
 
     kwargs: dict[str, Any] = {"server_public_key": load_public_key(server_key),
                               "max_datagram_size": datagram_size, "fec": fec,
-                              "stream_send_buffer_bytes": send_buffer_bytes}
+                              "stream_send_buffer_bytes": send_buffer_bytes,
+                              "connection_id_length": cid_length}
     if cc:
         kwargs["congestion_control"] = controllers[cc]
     stream = connect((host, port), config=_noise_config(**kwargs), timeout=10.0)
@@ -254,12 +257,14 @@ def _delta(after: dict[str, dict[str, int]],
 def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001,
               count: int = 1, datagram_size: int = 1472, quickack: bool = False,
               cc: str | None = None, fec: str = "off", nice: int = 0,
-              send_buffer_bytes: int = SEND_BUFFER_BYTES) -> list[dict[str, Any]]:
+              send_buffer_bytes: int = SEND_BUFFER_BYTES,
+              cid_length: int = 8) -> list[dict[str, Any]]:
     """Run ``count`` concurrent flows A -> B over ``path`` and return their reports.
 
     ``kind``: ``"tcp-cubic"``, ``"tcp-bbr"`` (any ``tcp-<cc>``) or ``"ours"``
     (Noise keys generated here, one pair per flow; ``cc`` names our controller,
-    default the Config default; ``fec`` is ``Config.fec``). ``nice`` runs every
+    default the Config default; ``fec`` is ``Config.fec``; ``cid_length`` is
+    ``Config.connection_id_length`` on both sides). ``nice`` runs every
     flow process at that niceness (root may go below 0), so that other jobs on
     a shared machine delay them less. Each report is the
     receiver's (``goodput_bps`` from 2 s to the end) plus ``"sender"`` (the
@@ -283,7 +288,8 @@ def run_flows(path: EmulatedPath, kind: str, seconds: float, *, port: int = 5001
             )
 
             keys = generate_keypair()
-            size = ["--datagram-size", str(datagram_size), "--fec", fec]
+            size = ["--datagram-size", str(datagram_size), "--fec", fec,
+                    "--cid-length", str(cid_length)]
             recv_argv.append(["ours-recv", *where, "--key", private_key_to_raw(keys.private),
                               *size])
             send_argv.append(["ours-send", ADDR_B, *where, "--server-key",
@@ -370,18 +376,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quickack", action="store_true", help="tcp-recv: ACK every segment")
     ap.add_argument("--datagram-size", type=int, default=1400, help="our UDP payload size")
     ap.add_argument("--fec", default="off", help="our Config.fec")
+    ap.add_argument("--cid-length", type=int, default=8, help="our Config.connection_id_length")
     ap.add_argument("--send-buffer", type=int, default=SEND_BUFFER_BYTES,
                     help="our stream send buffer in bytes (ours-send)")
     ns = ap.parse_args(argv)
     if ns.role.endswith("recv"):
         port, seconds = int(ns.args[0]), float(ns.args[1])
         out = tcp_recv(port, seconds, ns.quickack) if ns.role == "tcp-recv" else ours_recv(
-            port, seconds, ns.key, ns.datagram_size, ns.fec)
+            port, seconds, ns.key, ns.datagram_size, ns.fec, ns.cid_length)
     else:
         host, port, seconds = ns.args[0], int(ns.args[1]), float(ns.args[2])
         out = (tcp_send(host, port, seconds, ns.cc or "cubic") if ns.role == "tcp-send"
                else ours_send(host, port, seconds, ns.server_key, ns.cc,
-                              ns.datagram_size, ns.fec, ns.send_buffer))
+                              ns.datagram_size, ns.fec, ns.send_buffer, ns.cid_length))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 3)
     print(json.dumps(out), flush=True)

@@ -476,7 +476,9 @@ def decode_packet_number(truncated: int, pn_length: int, largest_received: int) 
 # ------------------------------------------------- packet-level fast paths ---
 _ACK_TYPE = 0x02
 _ACK_ECN_TYPE = 0x03
-_STREAM_OFF_LEN = 0x0E  # STREAM with the OFF and LEN bits; | 0x01 for FIN
+#: STREAM with the OFF bit and no LEN bit (| 0x01 for FIN): the frame is the
+#: packet's last, its data runs to the end of the payload (2 bytes less)
+_STREAM_OFF = 0x0C
 
 
 def seal_stream_packet(
@@ -499,8 +501,9 @@ def seal_stream_packet(
     ``(ACK, ack_ranges[1], ack_delay, 0, 0, ack_ranges)`` (flat inclusive
     ``(low, high)`` pairs, highest first; an odd number of ints means the
     pairs plus the ECT(0), ECT(1) and CE counts, written as ACK_ECN), then a
-    STREAM frame with the OFF and
-    LEN bits (and FIN when ``fin``), then, when ``crc``, the big-endian CRC32C of
+    STREAM frame with the OFF bit and without the LEN bit -- it is the last
+    frame, its data runs to the end of the payload -- (and FIN when ``fin``),
+    then, when ``crc``, the big-endian CRC32C of
     everything before it. Failures come in that order, each frame's value checks
     (FieldValueError) before its room check (BufferTooSmallError); with ``crc``
     the frames must end 4 bytes before ``len(out)``.
@@ -518,7 +521,7 @@ def seal_stream_packet(
             raise BufferTooSmallError(f"ACK frame of {len(head)} bytes does not fit at {pos}")
         out[pos:stop] = head
         pos = stop
-    frame_type = (_STREAM_OFF_LEN | 1) if fin else _STREAM_OFF_LEN
+    frame_type = (_STREAM_OFF | 1) if fin else _STREAM_OFF
     head, body = write_stream_head(frame_type, stream_id, offset, data)
     head_stop = pos + len(head)
     stop = head_stop + len(body)
