@@ -299,11 +299,19 @@ def _receive_run_merged(conn: Connection, chunk: list[bytes], opened: int, now: 
     counters = conn.counters
     counters.bytes_received += sum(map(len, chunk[:opened]))
     acks = conn._acks
-    on_packet_received = acks.on_packet_received
     rx_ecn = conn._rx_ecn
-    for pn in unpack(runs.pns, opened):
-        if on_packet_received(pn, True, now) and rx_ecn:
-            acks.on_ecn(rx_ecn, True, now)
+    pns = runs.pns
+    first_pn = pns[0]
+    if pns[opened - 1] - first_pn == opened - 1:
+        # (the numbers only grow in a run) consecutive numbers: one step
+        new = acks.on_packets_received(first_pn, opened, now)
+        if new and rx_ecn:
+            acks.on_ecn(rx_ecn, True, now, new)
+    else:
+        on_packet_received = acks.on_packet_received
+        for pn in unpack(pns, opened):
+            if on_packet_received(pn, True, now) and rx_ecn:
+                acks.on_ecn(rx_ecn, True, now)
     counters.packets_received += opened
     conn._rx_pn_length = (chunk[opened - 1][0] & PN_LENGTH_MASK) + 1
     conn._fec_source = None
