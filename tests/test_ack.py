@@ -383,3 +383,24 @@ def test_a_run_of_packets_equals_them_one_by_one(
                 acks.on_ack_frame_acked(one.largest_received - count)
         assert _ack_state(run) == _ack_state(one)
         assert run.build_ack(now) == one.build_ack(now)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.integers(min_value=1, max_value=3), min_size=1, max_size=70),
+       st.sampled_from([0, 2, 3]))
+def test_receive_runs_record_stretches_of_numbers_as_one_by_one(
+    steps: list[int], ecn: int
+) -> None:
+    # rx_batch._record_packets: a run's growing numbers, with skipped ones
+    from transport.rx_batch import _record_packets
+
+    pns = [5 + sum(steps[: k + 1]) for k in range(len(steps))]
+    one, run = AckManager(max_ranges=8), AckManager(max_ranges=8)
+    for acks in (one, run):
+        acks.on_packet_received(5, True, 1.0)
+    for pn in pns:
+        assert one.on_packet_received(pn, True, 1.5)
+        if ecn:
+            one.on_ecn(ecn, True, 1.5)
+    _record_packets(run, pns, len(pns), 1.5, ecn)
+    assert _ack_state(run) == _ack_state(one)

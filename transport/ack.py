@@ -272,15 +272,23 @@ class AckManager:
         how many were new (the others are duplicates: drop them)."""
         if count <= 0:
             return 0
+        new = 0
         largest = self.largest_received
-        if first_pn != largest + 1 or first_pn < self._floor or count == 1:
-            # off the in-order path (or a single one): packet by packet
+        if first_pn != largest + 1 or first_pn < self._floor:
+            # the first is off the in-order path (after a gap, say): on its
+            # own; the others may continue it
             on_packet_received = self.on_packet_received
-            new = 0
-            for pn in range(first_pn, first_pn + count):
-                if on_packet_received(pn, True, now):
-                    new += 1
-            return new
+            new = 1 if on_packet_received(first_pn, True, now) else 0
+            first_pn += 1
+            count -= 1
+            largest = self.largest_received
+            if first_pn != largest + 1 or first_pn < self._floor:
+                for pn in range(first_pn, first_pn + count):
+                    if on_packet_received(pn, True, now):
+                        new += 1
+                return new
+            if not count:
+                return new
         last_pn = first_pn + count - 1
         # the in-order fast path of on_packet_received, for all of them: the
         # top range grows (or a new one starts where the floor emptied the set)
@@ -307,7 +315,7 @@ class AckManager:
                 self._deadline_s = now
         elif deadline_s is None:
             self._deadline_s = now + self._delay_s
-        return count
+        return new + count
 
     def on_ecn(self, codepoint: int, ack_eliciting: bool, now: float, packets: int = 1) -> None:
         """The packet just recorded (or the last ``packets``) arrived with this

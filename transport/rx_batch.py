@@ -24,6 +24,7 @@ tests/test_receive_batch.py compares batches with one-by-one delivery.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 from transport import events
@@ -33,6 +34,7 @@ from transport.scratch import scratch
 from transport.wire.constants import HEADER_FORM_LONG, PN_LENGTH_MASK, RESERVED_SHORT_MASK
 
 if TYPE_CHECKING:
+    from transport.ack import AckManager
     from transport.connection import Connection
 
 Address = tuple[str, int]
@@ -188,6 +190,27 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
         if conn.state is _CLOSING and conn._close_sends_left > 0:
             conn._packetizer.close_frame_due = True
 
+def _record_packets(acks: AckManager, pns: Any, count: int, now: float, rx_ecn: int) -> None:
+    """``acks.on_packet_received(pn, True, now)`` (and ``on_ecn`` when
+    ``rx_ecn``) for the first ``count`` of ``pns``, a run's packet numbers
+    (they only grow), one step per stretch of consecutive numbers (a sender
+    skips one now and then). A stretch is where ``pn - index`` keeps its value:
+    it never falls, so where it rises is found by bisection."""
+    start = 0
+    while start < count:
+        first_pn = pns[start]
+        if pns[count - 1] - first_pn == count - 1 - start:
+            end = count
+        else:
+            step = first_pn - start
+            end = bisect_right(range(count), step, start + 1, count,
+                               key=lambda k: pns[k] - k)
+        new = acks.on_packets_received(first_pn, end - start, now)
+        if new and rx_ecn:
+            acks.on_ecn(rx_ecn, True, now, new)
+        start = end
+
+
 def _receive_run(conn: Connection, datagrams: list[bytes], start: int, now: float,
                  runs: StreamRunBuffers, decoder: Any) -> int:
     """:meth:`receive_datagrams` for a run of bulk packets from ``start``:
@@ -300,18 +323,7 @@ def _receive_run_merged(conn: Connection, chunk: list[bytes], opened: int, now: 
     counters.bytes_received += sum(map(len, chunk[:opened]))
     acks = conn._acks
     rx_ecn = conn._rx_ecn
-    pns = runs.pns
-    first_pn = pns[0]
-    if pns[opened - 1] - first_pn == opened - 1:
-        # (the numbers only grow in a run) consecutive numbers: one step
-        new = acks.on_packets_received(first_pn, opened, now)
-        if new and rx_ecn:
-            acks.on_ecn(rx_ecn, True, now, new)
-    else:
-        on_packet_received = acks.on_packet_received
-        for pn in unpack(pns, opened):
-            if on_packet_received(pn, True, now) and rx_ecn:
-                acks.on_ecn(rx_ecn, True, now)
+    _record_packets(acks, runs.pns, opened, now, rx_ecn)
     counters.packets_received += opened
     conn._rx_pn_length = (chunk[opened - 1][0] & PN_LENGTH_MASK) + 1
     conn._fec_source = None
