@@ -23,12 +23,36 @@ from transport import Endpoint
 from transport.events import StreamReadable
 from transport.scratch import scratch
 
+Address = tuple[str, int]
 CLIENT = ("10.0.0.1", 5000)
 OTHER = ("10.0.0.9", 6000)
 SERVER = ("10.0.0.2", 4433)
 
 
-def _run(batched: bool, security: str, violate: str = "", ecn: bool = False) -> list[Any]:
+def _gro_groups(flight: list[tuple[bytes, Address]], codepoints: list[int]
+                ) -> tuple[list[tuple[bytes, int, Address]], list[int]]:
+    """The flight as a GRO receive would hand it over: consecutive datagrams
+    from one address with one codepoint and one size (the last of a group may
+    be shorter) joined into one buffer (at most 64 each)."""
+    groups: list[tuple[bytes, int, Address]] = []
+    codes: list[int] = []
+    i = 0
+    while i < len(flight):
+        data, addr = flight[i]
+        code = codepoints[i] if codepoints else 0
+        j = i + 1
+        while (j < len(flight) and j - i < 64 and flight[j][1] == addr
+               and (not codepoints or codepoints[j] == code)
+               and len(flight[j][0]) <= len(data) and len(flight[j - 1][0]) == len(data)):
+            j += 1
+        groups.append((b"".join(d for d, _ in flight[i:j]), len(data) if j - i > 1 else 0, addr))
+        codes.append(code)
+        i = j
+    return groups, codes if codepoints else []
+
+
+def _run(batched: bool, security: str, violate: str = "", ecn: bool = False,
+         gro: bool = False) -> list[Any]:
     if security == "noise":
         from transport.crypto.keys import generate_keypair
 
@@ -53,6 +77,7 @@ def _run(batched: bool, security: str, violate: str = "", ecn: bool = False) -> 
     sid = None
     sent = 0
     trace: list[Any] = []
+    taken: list[int] = []  # (GRO: the segment size of each group)
     for step in range(60):
         now += 0.001
         while (item := client.next_event()) is not None:
@@ -78,7 +103,11 @@ def _run(batched: bool, security: str, violate: str = "", ecn: bool = False) -> 
                           else [10**9, 0, 100])]
         # ECN: ECT(0) on every datagram, CE on some (runs of each in a batch)
         codepoints = [3 if (step + i) % 5 == 0 else 2 for i in range(len(flight))] if ecn else []
-        if batched:
+        if gro:
+            groups, codes = _gro_groups(flight, codepoints)
+            taken.extend(segment for _, segment, _ in groups)
+            server.receive_groups(groups, now, codes)
+        elif batched:
             server.receive_datagrams(flight, now, codepoints)
         else:
             for i, (data, addr) in enumerate(flight):
@@ -105,6 +134,8 @@ def _run(batched: bool, security: str, violate: str = "", ecn: bool = False) -> 
     if ecn:
         assert any(item[0] == "ecn" and item[1] and item[1][2] > 0 for item in trace)
     assert sent > 100_000 or violate  # the transfer really ran
+    if gro:
+        assert sum(1 for segment in taken if segment) > 10  # GRO buffers really came
     return trace
 
 
@@ -121,6 +152,28 @@ def test_batch_counts_ecn_codepoints_as_one_by_one(security: str) -> None:
     # a batch with mixed codepoints is split into runs of one codepoint each;
     # every packet's codepoint is counted for ACK_ECN exactly as one by one
     assert _run(True, security, ecn=True) == _run(False, security, ecn=True)
+
+
+@pytest.mark.parametrize("security", ["none", "noise"])
+@pytest.mark.parametrize("ecn", [False, True])
+def test_gro_buffers_equal_one_by_one(security: str, ecn: bool,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Endpoint.receive_groups: the flights as GRO buffers, bulk ones opened
+    # uncut, the rest (corrupt, duplicate, foreign) cut and routed one by one
+    from transport import rx_batch
+
+    one_by_one = _run(False, security, ecn=ecn)
+    uncut = []
+    real = rx_batch.receive_gro
+
+    def counting(*args: Any) -> int:
+        uncut.append(real(*args))
+        return uncut[-1]
+
+    monkeypatch.setattr(rx_batch, "receive_gro", counting)
+    assert _run(True, security, ecn=ecn, gro=True) == one_by_one
+    if scratch().stream_runs is not None:  # (native: most datagrams taken uncut)
+        assert sum(uncut) > 150 and 0 in uncut
 
 
 def test_batches_of_other_buffer_types_take_the_general_path() -> None:
@@ -159,10 +212,10 @@ def test_batches_of_other_packets_do_not_retry_runs(monkeypatch: pytest.MonkeyPa
     if scratch().stream_runs is None:
         pytest.skip("needs the native backend")
     calls = []
-    real_open = StreamRunBuffers.open
+    real_open = StreamRunBuffers.open_sizes
 
     def counting_open(self: StreamRunBuffers, *args: Any) -> int:
-        calls.append(len(args[2]))
+        calls.append(len(args[3]))  # (the sizes of the datagrams tried)
         return real_open(self, *args)
 
     client, server = Endpoint(make_config(1)), Endpoint(make_config(2), is_server=True)
@@ -175,7 +228,7 @@ def test_batches_of_other_packets_do_not_retry_runs(monkeypatch: pytest.MonkeyPa
     assert conn.handshake_completed
     sid = conn.open_stream()
     srv = server.connections[0]
-    monkeypatch.setattr(StreamRunBuffers, "open", counting_open)
+    monkeypatch.setattr(StreamRunBuffers, "open_sizes", counting_open)
     batch = [(forge_short_packet(srv.local_cid, 1000 + i,
                                  [(0x01, 0, 0, 0, 0, None),
                                   (0x0E, sid, 100 * i, 0, 0, b"p" * 100)]), CLIENT)
