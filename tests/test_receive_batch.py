@@ -236,3 +236,51 @@ def test_batches_of_other_packets_do_not_retry_runs(monkeypatch: pytest.MonkeyPa
     server.receive_datagrams(batch, now)
     assert len(calls) == 1
     assert srv.get_stats().packets_received >= 40
+
+
+def _established(seed: int) -> tuple[Endpoint, Any, int, float]:
+    client = Endpoint(make_config(seed))
+    server = Endpoint(make_config(seed + 1), is_server=True)
+    now = 1.0
+    conn = client.connect(SERVER, now)
+    for _ in range(6):  # handshake
+        server.receive_datagrams([(d, CLIENT) for d, _ in client.datagrams_to_send(now)], now)
+        client.receive_datagrams([(d, SERVER) for d, _ in server.datagrams_to_send(now)], now)
+        now += 0.01
+    assert conn.handshake_completed
+    return server, server.connections[0], conn.open_stream(), now
+
+
+@pytest.mark.parametrize("offsets", [
+    [0, 101, 251, 201, 301],  # a gap, then the frame that fills it
+    [0, 101, 151, 201, 301],  # an overlap
+    [0, 101, 201, 301, 401],  # contiguous: one merged delivery
+])
+@pytest.mark.parametrize("gro", [False, True])
+def test_runs_of_frames_that_do_not_continue_each_other(offsets: list[int], gro: bool) -> None:
+    """A run merges its frames into one delivery only when each continues the
+    last; otherwise frame by frame, with the same result as one by one."""
+    results = []
+    for batched in (False, True):
+        server, srv, sid, now = _established(1)
+        # (101 bytes at offset 0, whose varint is a byte shorter: one size, as GRO has)
+        flight = [forge_short_packet(srv.local_cid, 1000 + i,
+                                     [(0x0E, sid, offset, 0, 0,
+                                       bytes([i + 1]) * (100 if offset else 101))])
+                  for i, offset in enumerate(offsets)]
+        assert len({len(data) for data in flight}) == 1
+        if not batched:
+            for data in flight:
+                server.receive_datagram(data, CLIENT, now)
+        elif gro:
+            server.receive_groups([(b"".join(flight), len(flight[0]), CLIENT)], now)
+        else:
+            server.receive_datagrams([(data, CLIENT) for data in flight], now)
+        data, fin = srv.recv_stream_data(sid)
+        stats = srv.get_stats()
+        results.append((data, fin, stats.packets_received, stats.bytes_received,
+                        srv._acks.build_ack(now),
+                        [len(d) for d, _ in server.datagrams_to_send(now)]))
+    assert results[1] == results[0]
+    assert len(results[0][0]) == max(offsets) + 100  # every byte arrived, in order
+    assert results[0][2] >= len(offsets)  # (and every packet was processed)
