@@ -9,9 +9,11 @@ address with the result of calling ``Connection.receive_datagram`` for each,
 at a fraction of the cost:
 
 * the per-call set-up (scratch buffers, clock, address) is done once;
-* a run of two or more datagrams is opened and decoded in one C call
-  (``tp_open_stream_run``, :mod:`transport.crypto.packet_runs`) for as long as
-  its packets are the bulk kind; when the frames continue each other on one
+* after a bulk packet (the first datagram of a batch never starts a run: it
+  is often the one that carries an ACK too), a run of two or more datagrams
+  is opened and decoded in one C call (``tp_open_stream_run``,
+  :mod:`transport.crypto.packet_runs`) for as long as its packets are the
+  bulk kind; when the frames continue each other on one
   stream and no flow-control limit can refuse them, one ``on_data`` call takes
   them all, and each packet number is recorded for acknowledgement;
 * any other datagram goes through the connection's per-packet path: a direct
@@ -93,7 +95,10 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
         if opener is not None:
             open_aead, plain_c, plain_cap, plain_view, opened = opener.direct()
     runs = space.stream_runs if open_crc is not None else None
-    try_run = runs is not None
+    # (the first datagram goes the per-packet way: a sender's flight often
+    # starts with an ACK frame besides the data, which would end a run at once
+    # -- after copying the whole batch for it; a bulk one enables runs)
+    try_run = False
     count = len(datagrams)
     index = 0
     while index < count:
