@@ -293,7 +293,7 @@ class StreamRunBuffers:
             raise FieldValueError("too many datagrams for one run")
         if type(buf) is not bytes:
             raise TypeError("a run is opened from bytes")
-        if pos < 0 or min(sizes, default=0) < 0 or pos + sum(sizes) > len(buf):
+        if pos < 0 or pos + sum(sizes) > len(buf):  # (a negative size: OverflowError)
             raise FieldValueError("datagram sizes beyond the buffer")
         start: Any = ffi.from_buffer("uint8_t[]", buf) + pos if pos else buf
         lens = self._lens
