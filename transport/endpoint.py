@@ -268,6 +268,9 @@ class Endpoint:
         one for all. The same as :meth:`receive_datagrams` of the datagrams cut
         apart, but a GRO buffer of bulk packets to one connection is opened
         uncut (:meth:`Connection.receive_gro`); only what it leaves is cut."""
+        if not any(map(_second, groups)):  # no GRO buffer: one datagram each
+            self.receive_datagrams([(data, addr) for data, _, addr in groups], now, ecn)
+            return
         codes = ecn if type(ecn) is list and len(ecn) == len(groups) else None
         code = ecn if type(ecn) is int else 0
         by_cid = self._by_cid
