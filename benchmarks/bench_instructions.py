@@ -13,9 +13,13 @@ Two sizes (``--megabytes`` and three times that) are run and subtracted, so
 start-up and the handshake cancel out. Output: instructions per data packet,
 total, server (receive side) and client (send side, with the few the loop
 itself costs). ``--tree DIR`` runs another checkout (``PYTHONPATH=DIR``) for
-an A/B comparison with the same interpreter.
+an A/B comparison with the same interpreter. ``--gro`` hands each flight to
+the server as a socket with UDP GRO would (runs of equal-sized datagrams
+joined into one buffer, at most 64, through ``Endpoint.receive_groups`` as
+the drivers do; the buffers are joined outside the counted calls; a checkout
+without ``receive_groups`` gets the datagrams).
 
-    python benchmarks/bench_instructions.py [--security none|noise] [--megabytes 5]
+    python benchmarks/bench_instructions.py [--security none|noise] [--megabytes 5] [--gro]
 """
 
 from __future__ import annotations
@@ -40,7 +44,22 @@ def _feed(endpoint: object, batch: list, now: float) -> None:
             endpoint.receive_datagram(data, addr, now)  # type: ignore[attr-defined]
 
 
-def transfer(security: str, megabytes: int) -> int:
+def _gro_groups(flight: list) -> list:
+    """(buffer, segment, addr) entries as recvmsg with UDP_GRO returns them."""
+    groups = []
+    i = 0
+    while i < len(flight):
+        data, addr = flight[i]
+        j = i + 1
+        while (j < len(flight) and j - i < 64 and flight[j][1] == addr
+               and len(flight[j][0]) <= len(data) and len(flight[j - 1][0]) == len(data)):
+            j += 1
+        groups.append((b"".join(d for d, _ in flight[i:j]), len(data) if j - i > 1 else 0, addr))
+        i = j
+    return groups
+
+
+def transfer(security: str, megabytes: int, gro: bool = False) -> int:
     """The measured transfer; returns the number of data packets."""
     import dataclasses
     import random
@@ -81,9 +100,14 @@ def transfer(security: str, megabytes: int) -> int:
             client.handle_timer(now)
         flight = [(data, c_addr) for data, _ in client.datagrams_to_send(now)]
 
+        groups = _gro_groups(flight) if gro and hasattr(server, "receive_groups") else None
+
         def server_side(_acc: object, _item: object, flight: list = flight,
-                        now: float = now) -> list:
-            _feed(server, flight, now)
+                        now: float = now, groups: list | None = groups) -> list:
+            if groups is not None:
+                server.receive_groups(groups, now)
+            else:
+                _feed(server, flight, now)
             while (item := server.next_event()) is not None:
                 srv, event = item
                 if isinstance(event, StreamReadable):
@@ -104,13 +128,14 @@ def transfer(security: str, megabytes: int) -> int:
 
 
 def _callgrind(tree: str | None, security: str, megabytes: int,
-               server_only: bool) -> tuple[int, int]:
+               server_only: bool, gro: bool = False) -> tuple[int, int]:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
         if server_only:
             cmd.append("--toggle-collect=functools_reduce")
-        cmd += [sys.executable, __file__, "--child", security, str(megabytes)]
+        cmd += [sys.executable, __file__, "--child", security, str(megabytes),
+                "gro" if gro else "list"]
         env = dict(os.environ)
         if tree:
             env["PYTHONPATH"] = tree
@@ -129,22 +154,26 @@ def main() -> int:
     parser.add_argument("--security", default="none", choices=["none", "noise"])
     parser.add_argument("--megabytes", type=int, default=5)
     parser.add_argument("--tree", default=None, help="another checkout (PYTHONPATH)")
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--gro", action="store_true",
+                        help="flights reach the server as GRO buffers (receive_groups)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(f"packets={transfer(args.child[0], int(args.child[1]))}")
+        packets = transfer(args.child[0], int(args.child[1]), args.child[2] == "gro")
+        print(f"packets={packets}")
         return 0
     small, big = args.megabytes, 3 * args.megabytes
-    total_a, packets_a = _callgrind(args.tree, args.security, small, False)
-    total_b, packets_b = _callgrind(args.tree, args.security, big, False)
-    server_a, _ = _callgrind(args.tree, args.security, small, True)
-    server_b, _ = _callgrind(args.tree, args.security, big, True)
+    total_a, packets_a = _callgrind(args.tree, args.security, small, False, args.gro)
+    total_b, packets_b = _callgrind(args.tree, args.security, big, False, args.gro)
+    server_a, _ = _callgrind(args.tree, args.security, small, True, args.gro)
+    server_b, _ = _callgrind(args.tree, args.security, big, True, args.gro)
     packets = packets_b - packets_a
     total = (total_b - total_a) / packets
     server = (server_b - server_a) / packets
     print(json.dumps({
         "benchmark": "instructions_per_packet",
         "security": args.security,
+        "feed": "gro" if args.gro else "datagrams",
         "tree": args.tree or "this checkout",
         "data_packets": packets,
         "instructions_per_packet": round(total),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from transport.ack import REORDER_ACK_PACKETS, AckManager
@@ -318,3 +318,89 @@ def test_sub_millisecond_paths_keep_the_rfc_policy_at_moderate_rates() -> None:
     packets, sent = _acks_sent(acks, 20_000.0, 0.1)
     assert acks.threshold == 2 and acks.delay_s == 0.025
     assert sent == packets // 2
+
+
+def _ack_state(acks: AckManager) -> dict[str, object]:
+    state = {name: getattr(acks, name) for name in AckManager.__slots__ if name != "_received"}
+    state["_flat"] = None if acks._flat is None else list(acks._flat)
+    state["_ecn_counts"] = None if acks._ecn_counts is None else list(acks._ecn_counts)
+    state["ranges"] = acks._received.descending()
+    return state
+
+
+_run_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["run", "run", "run", "single", "ack_sent", "frame_acked"]),
+        st.integers(min_value=-6, max_value=6),  # where, from the largest received
+        st.one_of(st.integers(min_value=0, max_value=4),
+                  st.integers(min_value=0, max_value=40)),  # how many
+        st.sampled_from([0.0, 0.0, 0.0001, 0.002, 0.03]),  # time step (s)
+        st.sampled_from([0, 0, 1, 2, 3]),  # ECN codepoint
+    ),
+    max_size=60,
+)
+
+
+# (decimated: a run right after a gap is acknowledged at once although it is
+# below the threshold)
+@example([("run", 0, 30, 0.0, 0), ("run", 0, 30, 0.005, 0), ("run", 2, 1, 0.0001, 0),
+          ("ack_sent", 0, 0, 0.0, 0), ("run", 0, 3, 0.0, 0)], 64, True)
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_run_steps, st.sampled_from([2, 4, 64]), st.booleans())
+def test_a_run_of_packets_equals_them_one_by_one(
+    steps: list[tuple[str, int, int, float, int]], max_ranges: int, decimate: bool
+) -> None:
+    # decimation (an RTT sample and a cap) makes the threshold and windows move
+    rtt = _rtt(0.004) if decimate else None
+    cap = 10 if decimate else None
+    one = AckManager(max_ranges=max_ranges, max_ack_eliciting_threshold=cap, rtt=rtt)
+    run = AckManager(max_ranges=max_ranges, max_ack_eliciting_threshold=cap, rtt=rtt)
+    now = 1.0
+    for kind, where, count, step_s, ecn in steps:
+        now += step_s
+        pn = max(0, one.largest_received + 1 + where)
+        if kind == "run":
+            new_one = 0
+            for k in range(count):
+                if one.on_packet_received(pn + k, True, now):
+                    new_one += 1
+                    if ecn:
+                        one.on_ecn(ecn, True, now)
+            new_run = run.on_packets_received(pn, count, now)
+            if new_run and ecn:
+                run.on_ecn(ecn, True, now, new_run)
+            assert new_run == new_one
+        elif kind == "single":
+            eliciting = count % 2 == 0
+            assert one.on_packet_received(pn, eliciting, now) == run.on_packet_received(
+                pn, eliciting, now)
+        elif kind == "ack_sent":
+            for acks in (one, run):
+                acks.build_ack(now)
+                acks.on_ack_sent(count, acks.largest_received)
+        else:
+            for acks in (one, run):
+                acks.on_ack_frame_acked(one.largest_received - count)
+        assert _ack_state(run) == _ack_state(one)
+        assert run.build_ack(now) == one.build_ack(now)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.integers(min_value=1, max_value=3), min_size=1, max_size=70),
+       st.sampled_from([0, 2, 3]))
+def test_receive_runs_record_stretches_of_numbers_as_one_by_one(
+    steps: list[int], ecn: int
+) -> None:
+    # rx_batch._record_packets: a run's growing numbers, with skipped ones
+    from transport.rx_batch import _record_packets
+
+    pns = [5 + sum(steps[: k + 1]) for k in range(len(steps))]
+    one, run = AckManager(max_ranges=8), AckManager(max_ranges=8)
+    for acks in (one, run):
+        acks.on_packet_received(5, True, 1.0)
+    for pn in pns:
+        assert one.on_packet_received(pn, True, 1.5)
+        if ecn:
+            one.on_ecn(ecn, True, 1.5)
+    _record_packets(run, pns, len(pns), 1.5, ecn)
+    assert _ack_state(run) == _ack_state(one)

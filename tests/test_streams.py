@@ -530,7 +530,12 @@ def test_reassembly_any_order(case: tuple[bytes, list[tuple[int, int]], random.R
     fin_known = False
     for start, end in spans:
         fin = end == size
-        became = r.on_data(start, payload[start:end], fin)
+        # bytes are kept (immutable), other buffers copied: the caller reuses them
+        kind = rnd.choice([bytes, bytearray, memoryview])
+        piece = kind(payload[start:end])
+        became = r.on_data(start, piece, fin)
+        if kind is bytearray:
+            piece[:] = bytes(len(piece))
         arrived[start:end] = b"\x01" * (end - start)
         old_contiguous = contiguous
         contiguous = arrived.index(0)
@@ -541,7 +546,9 @@ def test_reassembly_any_order(case: tuple[bytes, list[tuple[int, int]], random.R
         assert len(out) + r.readable_bytes == contiguous
         assert r.bytes_buffered <= window  # reassembly memory within the window
         if rnd.random() < 0.3:
-            out += r.read(rnd.randrange(0, 500))
+            data = r.read(rnd.randrange(0, 1500))
+            assert type(data) is bytes
+            out += data
     out += r.read()
     assert bytes(out) == payload
     assert r.is_finished

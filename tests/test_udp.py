@@ -50,6 +50,33 @@ def test_batch_round_trip_keeps_order_and_boundaries(offload: bool, host: str) -
         assert a.family == (socket.AF_INET6 if ":" in host else socket.AF_INET)
 
 
+@pytest.mark.parametrize("offload", [True, False], ids=["gso-gro", "plain"])
+def test_recv_groups_cut_apart_are_the_datagrams(offload: bool) -> None:
+    # recv_groups hands GRO buffers over uncut, with their segment size
+    with UdpSocket(gso=offload, gro=offload, ecn=True) as a, \
+            UdpSocket(gso=offload, gro=offload, ecn=True) as b:
+        datagrams = _batch(b.local_address, 2 * MAX_GSO_SEGMENTS + 5)
+        assert a.send_batch(datagrams) == len(datagrams)
+        got: list[bytes] = []
+        groups = 0
+        deadline = time.monotonic() + 2.0
+        while len(got) < len(datagrams) and time.monotonic() < deadline:
+            batch = b.recv_groups()
+            assert len(b.recv_ecn) == len(batch)  # (one codepoint per entry)
+            for data, segment, addr in batch:
+                assert addr == a.local_address
+                if segment:
+                    assert len(data) > segment
+                    groups += 1
+                    got += [data[i : i + segment] for i in range(0, len(data), segment)]
+                else:
+                    got.append(data)
+            if not batch:
+                time.sleep(0.001)
+        assert got == [d for d, _ in datagrams]
+        assert groups > 0 if b.gro_supported else groups == 0
+
+
 def test_recv_batch_empty_when_nothing_waits() -> None:
     with UdpSocket() as sock:
         assert sock.recv_batch() == []

@@ -264,13 +264,67 @@ class AckManager:
             self._arm(now, True)  # off the fast path means a gap or reordering
         return True
 
-    def on_ecn(self, codepoint: int, ack_eliciting: bool, now: float) -> None:
-        """The packet just recorded arrived with this (non-zero) ECN codepoint;
-        a CE-marked ack-eliciting packet is acknowledged at once."""
+    def on_packets_received(self, first_pn: int, count: int, now: float) -> int:
+        """Record the ack-eliciting packets ``first_pn .. first_pn + count - 1``
+        (all arrived at ``now``), with the same end state as
+        :meth:`on_packet_received` ``(pn, True, now)`` for each in turn, in one
+        step when they continue the largest received (the bulk case). Returns
+        how many were new (the others are duplicates: drop them)."""
+        if count <= 0:
+            return 0
+        new = 0
+        largest = self.largest_received
+        if first_pn != largest + 1 or first_pn < self._floor:
+            # the first is off the in-order path (after a gap, say): on its
+            # own; the others may continue it
+            on_packet_received = self.on_packet_received
+            new = 1 if on_packet_received(first_pn, True, now) else 0
+            first_pn += 1
+            count -= 1
+            largest = self.largest_received
+            if first_pn != largest + 1 or first_pn < self._floor:
+                for pn in range(first_pn, first_pn + count):
+                    if on_packet_received(pn, True, now):
+                        new += 1
+                return new
+            if not count:
+                return new
+        last_pn = first_pn + count - 1
+        # the in-order fast path of on_packet_received, for all of them: the
+        # top range grows (or a new one starts where the floor emptied the set)
+        self._received.add(first_pn, last_pn + 1)
+        flat = self._flat
+        if flat is not None:
+            if flat and flat[1] == largest:
+                flat[1] = last_pn
+            else:
+                flat[0:0] = (first_pn, last_pn)
+        self.largest_received = last_pn
+        self.largest_received_time_s = now
+        self._ack_pending = True
+        unacked = self._unacked_eliciting + count
+        self._unacked_eliciting = unacked
+        if now >= self._window_end_s:
+            self._adapt(now)  # (at most once: the next window ends after now)
+        self._window_count += count
+        deadline_s = self._deadline_s
+        # one of them makes the ACK due at once when the last reaches the
+        # threshold (the count only grows) or the first is right after a gap
+        if unacked >= self._threshold or first_pn <= self._immediate_until:
+            if deadline_s is None or deadline_s > now:
+                self._deadline_s = now
+        elif deadline_s is None:
+            self._deadline_s = now + self._delay_s
+        return new + count
+
+    def on_ecn(self, codepoint: int, ack_eliciting: bool, now: float, packets: int = 1) -> None:
+        """The packet just recorded (or the last ``packets``) arrived with this
+        (non-zero) ECN codepoint; a CE-marked ack-eliciting packet is
+        acknowledged at once."""
         counts = self._ecn_counts
         if counts is None:
             counts = self._ecn_counts = [0, 0, 0, 0]
-        counts[codepoint & 3] += 1
+        counts[codepoint & 3] += packets
         deadline_s = self._deadline_s
         if codepoint & 3 == 3 and ack_eliciting and (deadline_s is None or deadline_s > now):
             self._deadline_s = now  # CE: tell the sender at once

@@ -421,6 +421,15 @@ class Connection:
         anything the peer sent."""
         rx_batch.receive_datagrams(self, datagrams, addr, now, ecn)
 
+    def receive_gro(self, data: bytes, segment: int, addr: Address, now: float,
+                    ecn: int = NOT_ECT) -> int:
+        """Take the leading bulk packets of a GRO buffer from ``addr``
+        (datagrams of ``segment`` bytes back to back, the last maybe shorter)
+        without cutting it: the same as :meth:`receive_datagram` for each of
+        them. Returns how many it took; the caller passes the others on
+        (transport/rx_batch.py). Never raises for anything the peer sent."""
+        return rx_batch.receive_gro(self, data, segment, addr, now, ecn)
+
     def handle_timer(self, now: float) -> None:
         """Run whatever deadline passed. Early or spurious calls do nothing."""
         if now > self._now:

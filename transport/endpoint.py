@@ -7,7 +7,9 @@ An :class:`Endpoint` has the same driver shape as a connection --
 ``next_event`` -- so a driver serves thousands of peers with one socket.
 Drivers hand a whole socket read to ``receive_datagrams``: runs of datagrams
 for one connection go to it in one call (a one-connection batch is recognised
-at C speed), which is the same as routing them one by one.
+at C speed), which is the same as routing them one by one. With GRO a driver
+hands ``UdpSocket.recv_groups`` buffers to ``receive_groups``: a buffer of bulk
+packets for one connection goes to it uncut (``Connection.receive_gro``).
 
 * **Demultiplexing.** Datagrams are routed by destination connection ID: the
   short-header DCID is the first bytes after byte 0 (our IDs have a fixed
@@ -280,6 +282,50 @@ class Endpoint:
                 run_conn, run_addr, run = conn, addr, [data]
         if run_conn is not None:
             self._deliver_run(run_conn, run, run_addr, now, ecn)  # type: ignore[arg-type]
+
+    def receive_groups(self, groups: list[tuple[bytes, int, Address]], now: float,
+                       ecn: int | list[int] = 0) -> None:
+        """Route what :meth:`UdpSocket.recv_groups <transport.udp.UdpSocket.recv_groups>`
+        read: each entry ``(data, segment, addr)`` is one datagram
+        (``segment`` 0) or a GRO buffer of ``segment``-byte datagrams back to
+        back (the last maybe shorter); ``ecn`` is one codepoint per entry, or
+        one for all. The same as :meth:`receive_datagrams` of the datagrams cut
+        apart, but a GRO buffer of bulk packets to one connection is opened
+        uncut (:meth:`Connection.receive_gro`); only what it leaves is cut."""
+        if not any(map(_second, groups)):  # no GRO buffer: one datagram each
+            self.receive_datagrams([(data, addr) for data, _, addr in groups], now, ecn)
+            return
+        codes = ecn if type(ecn) is list and len(ecn) == len(groups) else None
+        code = ecn if type(ecn) is int else 0
+        by_cid = self._by_cid
+        cid_end = 1 + self._cid_length
+        pending: list[tuple[bytes, Address]] = []
+        pending_ecn: list[int] = []
+        for index, (data, segment, addr) in enumerate(groups):
+            if codes is not None:
+                code = codes[index]
+            start = 0
+            if segment > 0 and len(data) > segment:
+                conn = None
+                if type(data) is bytes and not data[0] & HEADER_FORM_LONG:
+                    conn = by_cid.get(data[1:cid_end])
+                if conn is not None:
+                    if pending:  # (in order: what came before goes first)
+                        self.receive_datagrams(pending, now, pending_ecn if codes else code)
+                        pending, pending_ecn = [], []
+                    if now > self._now:
+                        self._now = now
+                    start = conn.receive_gro(data, segment, addr, now, code) * segment
+                    self._dirty[conn] = None
+                    self._stale[conn] = None
+                rest = [(data[i : i + segment], addr) for i in range(start, len(data), segment)]
+            else:
+                rest = [(data, addr)]
+            pending += rest
+            if codes is not None:
+                pending_ecn += [code] * len(rest)
+        if pending:
+            self.receive_datagrams(pending, now, pending_ecn if codes else code)
 
     def _deliver_run(self, conn: Connection, run: list[bytes], addr: Address,
                      now: float, ecn: int) -> None:

@@ -9,9 +9,11 @@ address with the result of calling ``Connection.receive_datagram`` for each,
 at a fraction of the cost:
 
 * the per-call set-up (scratch buffers, clock, address) is done once;
-* a run of two or more datagrams is opened and decoded in one C call
-  (``tp_open_stream_run``, :mod:`transport.crypto.packet_runs`) for as long as
-  its packets are the bulk kind; when the frames continue each other on one
+* after a bulk packet (the first datagram of a batch never starts a run: it
+  is often the one that carries an ACK too), a run of two or more datagrams
+  is opened and decoded in one C call (``tp_open_stream_run``,
+  :mod:`transport.crypto.packet_runs`) for as long as its packets are the
+  bulk kind; when the frames continue each other on one
   stream and no flow-control limit can refuse them, one ``on_data`` call takes
   them all, and each packet number is recorded for acknowledgement;
 * any other datagram goes through the connection's per-packet path: a direct
@@ -24,6 +26,8 @@ tests/test_receive_batch.py compares batches with one-by-one delivery.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from operator import add
 from typing import TYPE_CHECKING, Any
 
 from transport import events
@@ -33,6 +37,7 @@ from transport.scratch import scratch
 from transport.wire.constants import HEADER_FORM_LONG, PN_LENGTH_MASK, RESERVED_SHORT_MASK
 
 if TYPE_CHECKING:
+    from transport.ack import AckManager
     from transport.connection import Connection
 
 Address = tuple[str, int]
@@ -90,7 +95,10 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
         if opener is not None:
             open_aead, plain_c, plain_cap, plain_view, opened = opener.direct()
     runs = space.stream_runs if open_crc is not None else None
-    try_run = runs is not None
+    # (the first datagram goes the per-packet way: a sender's flight often
+    # starts with an ACK frame besides the data, which would end a run at once
+    # -- after copying the whole batch for it; a bulk one enables runs)
+    try_run = False
     count = len(datagrams)
     index = 0
     while index < count:
@@ -188,6 +196,92 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
         if conn.state is _CLOSING and conn._close_sends_left > 0:
             conn._packetizer.close_frame_due = True
 
+def _record_packets(acks: AckManager, pns: Any, count: int, now: float, rx_ecn: int) -> None:
+    """``acks.on_packet_received(pn, True, now)`` (and ``on_ecn`` when
+    ``rx_ecn``) for the first ``count`` of ``pns``, a run's packet numbers
+    (they only grow), one step per stretch of consecutive numbers (a sender
+    skips one now and then). A stretch is where ``pn - index`` keeps its value:
+    it never falls, so where it rises is found by bisection."""
+    start = 0
+    while start < count:
+        first_pn = pns[start]
+        if pns[count - 1] - first_pn == count - 1 - start:
+            end = count
+        else:
+            step = first_pn - start
+            end = bisect_right(range(count), step, start + 1, count,
+                               key=lambda k: pns[k] - k)
+        new = acks.on_packets_received(first_pn, end - start, now)
+        if new and rx_ecn:
+            acks.on_ecn(rx_ecn, True, now, new)
+        start = end
+
+
+def receive_gro(conn: Connection, data: bytes, segment: int, addr: Address, now: float,
+                ecn: int = 0) -> int:
+    """The leading bulk packets of a GRO buffer from ``addr`` -- datagrams of
+    ``segment`` bytes back to back in ``data``, the last maybe shorter --
+    opened where they lie (no cutting, no copy) and processed as
+    :func:`receive_datagrams` processes a run of them. Returns how many
+    datagrams it took; the caller hands the others, cut apart, to the
+    general path (0: none taken, nothing changed but the per-call fields
+    every receive sets). Never raises for anything the peer sent."""
+    _ESTABLISHED = (_STATES or _load_states())[0]
+    size = len(data)
+    if (
+        type(data) is not bytes
+        or segment <= 0
+        or size <= segment
+        or conn.state is not _ESTABLISHED
+        or data[0] & HEADER_FORM_LONG
+        or not conn.address_validated
+        or addr != conn.peer_addr
+        or conn._in_long_packet
+    ):
+        return 0
+    space = scratch()
+    decoder = space.decoder
+    runs = space.stream_runs
+    if runs is None or getattr(decoder, "open_direct", None) is None:
+        return 0  # (the pure backend: the general path)
+    # receive_datagrams' per-call set-up
+    conn._rx_ecn = ecn & 3 if ecn and conn.config.ecn else 0
+    if now > conn._now:
+        conn._now = now
+    conn._rx_addr = addr
+    conn._decoder = decoder
+    conn._fec_decoder = space.fec_decoder
+    conn._opener = space.opener
+    count = -(-size // segment)
+    local_cid = conn.local_cid
+    cid_end = 1 + len(local_cid)
+    taken = misses = 0
+    while taken < count and conn.state is _ESTABLISHED:
+        n = min(count - taken, OPEN_RUN_MAX_PACKETS)
+        pos = taken * segment
+        sizes = [segment] * n
+        if taken + n == count:
+            sizes[-1] = size - (count - 1) * segment
+        got = _receive_run_sizes(conn, data, pos, sizes, now, runs, decoder)
+        taken += got
+        if got == n:
+            continue
+        if got:
+            misses = 0
+        else:
+            misses += 1
+            if misses == 2:  # not a buffer of bulk packets: the general path
+                break
+        # the datagram that ended the run (an ACK with the data, say) takes
+        # the per-packet path when it is ours; then runs go on after it
+        datagram = data[taken * segment : (taken + 1) * segment]
+        if datagram[0] & HEADER_FORM_LONG or datagram[1:cid_end] != local_cid:
+            break  # (the endpoint routes it)
+        receive_datagrams(conn, [datagram], addr, now, ecn)
+        taken += 1
+    return taken
+
+
 def _receive_run(conn: Connection, datagrams: list[bytes], start: int, now: float,
                  runs: StreamRunBuffers, decoder: Any) -> int:
     """:meth:`receive_datagrams` for a run of bulk packets from ``start``:
@@ -195,6 +289,18 @@ def _receive_run(conn: Connection, datagrams: list[bytes], start: int, now: floa
     STREAM frame, in order), then each frame handed to its stream as the
     per-packet fast path does. Returns how many datagrams it took (0: none;
     the caller goes on packet by packet from the first it did not take)."""
+    chunk = datagrams[start : start + OPEN_RUN_MAX_PACKETS]
+    try:
+        joined = b"".join(chunk)
+    except TypeError:  # not bytes-like: the generic path says why
+        return 0
+    return _receive_run_sizes(conn, joined, 0, list(map(len, chunk)), now, runs, decoder)
+
+
+def _receive_run_sizes(conn: Connection, buf: bytes, start: int, sizes: list[int], now: float,
+                       runs: StreamRunBuffers, decoder: Any) -> int:
+    """:func:`_receive_run` for datagrams of ``sizes`` bytes back to back in
+    ``buf`` from ``start``."""
     _CLOSING = (_STATES or _load_states())[1]
 
     keys = conn._session.keys
@@ -203,12 +309,11 @@ def _receive_run(conn: Connection, datagrams: list[bytes], start: int, now: floa
         protection = keys.recv_current
         if protection.native is None or keys.send.generation < protection.generation:
             return 0
-    chunk = datagrams[start : start + OPEN_RUN_MAX_PACKETS]
     acks = conn._acks
     try:
-        opened = runs.open(protection, b"".join(chunk), chunk, conn.local_cid,
-                           acks.largest_received + 1, decoder)
-    except (TypeError, ValueError):  # not bytes-like: the generic path says why
+        opened = runs.open_sizes(protection, buf, start, sizes, conn.local_cid,
+                                 acks.largest_received + 1, decoder)
+    except (TypeError, ValueError):  # (as the generic path would fail)
         return 0
     if opened == 0:
         return 0
@@ -216,19 +321,19 @@ def _receive_run(conn: Connection, datagrams: list[bytes], start: int, now: floa
     recv_streams = conn._recv_streams
     counters = conn.counters
     view = runs.view
-    if opened > 1 and _receive_run_merged(conn, chunk, opened, now, runs):
+    if opened > 1 and _receive_run_merged(conn, buf, start, sizes, opened, now, runs):
         return opened
     pos = taken = done = 0
     try:
-        for pn, stream_id, offset, length, fin, data in zip(
+        for pn, stream_id, offset, length, fin, size in zip(
             unpack(runs.pns, opened), unpack(runs.stream_ids, opened),
             unpack(runs.offsets, opened), unpack(runs.data_lens, opened),
-            unpack(runs.fins, opened), chunk, strict=False,
+            unpack(runs.fins, opened), sizes, strict=False,
         ):
             stream = recv_streams.get(stream_id)
             if stream is None:  # a new stream: the generic path opens it
                 break
-            counters.bytes_received += len(data)
+            counters.bytes_received += size
             taken += 1
             before = stream.highest_offset
             readable = stream.on_data(offset, view[pos : pos + length], fin == 1)
@@ -248,8 +353,8 @@ def _receive_run(conn: Connection, datagrams: list[bytes], start: int, now: floa
         if conn.state is _CLOSING and conn._close_sends_left > 0:
             conn._packetizer.close_frame_due = True
     if taken:
-        last = chunk[taken - 1]
-        conn._rx_pn_length = (last[0] & PN_LENGTH_MASK) + 1
+        last_first = buf[start + sum(sizes[: taken - 1])]
+        conn._rx_pn_length = (last_first & PN_LENGTH_MASK) + 1
         conn._fec_source = None
         if keys is not None:
             pn = runs.pns[taken - 1]
@@ -259,8 +364,8 @@ def _receive_run(conn: Connection, datagrams: list[bytes], start: int, now: floa
         conn._idle_since_s = now
     return taken
 
-def _receive_run_merged(conn: Connection, chunk: list[bytes], opened: int, now: float,
-                        runs: StreamRunBuffers) -> bool:
+def _receive_run_merged(conn: Connection, buf: bytes, buf_pos: int, sizes: list[int],
+                        opened: int, now: float, runs: StreamRunBuffers) -> bool:
     """The bulk case of :meth:`_receive_run`: all ``opened`` frames continue
     each other on one open stream (FIN at most on the last) and neither the
     stream nor the connection window can refuse them -- then one on_data
@@ -278,7 +383,7 @@ def _receive_run_merged(conn: Connection, chunk: list[bytes], opened: int, now: 
     if fins.count(0) < opened - 1 or fins[-1] > 1:
         return False
     # every frame starts where the previous one ended
-    if offsets[1:] != [o + n for o, n in zip(offsets[:-1], lengths[:-1], strict=True)]:
+    if offsets[1:] != list(map(add, offsets[:-1], lengths[:-1])):  # (at C speed)
         return False
     total = sum(lengths)
     start = offsets[0]
@@ -297,15 +402,13 @@ def _receive_run_merged(conn: Connection, chunk: list[bytes], opened: int, now: 
         conn._readable_reported[stream_id] = None
         conn._push_event(events.StreamReadable(stream_id=stream_id))
     counters = conn.counters
-    counters.bytes_received += sum(map(len, chunk[:opened]))
+    received = sum(sizes[: opened - 1])
+    counters.bytes_received += received + sizes[opened - 1]
     acks = conn._acks
-    on_packet_received = acks.on_packet_received
     rx_ecn = conn._rx_ecn
-    for pn in unpack(runs.pns, opened):
-        if on_packet_received(pn, True, now) and rx_ecn:
-            acks.on_ecn(rx_ecn, True, now)
+    _record_packets(acks, runs.pns, opened, now, rx_ecn)
     counters.packets_received += opened
-    conn._rx_pn_length = (chunk[opened - 1][0] & PN_LENGTH_MASK) + 1
+    conn._rx_pn_length = (buf[buf_pos + received] & PN_LENGTH_MASK) + 1
     conn._fec_source = None
     keys = conn._session.keys
     if keys is not None:

@@ -26,15 +26,18 @@ for resend, so spurious losses cost little. ``reset`` discards everything and
 leaves a RESET_STREAM pending with final size = the highest offset ever sent
 (§4.5); the stream is done once that is acknowledged.
 
-**ReceiveStream.** In-order bytes go straight into a ``bytearray`` of readable
-data. Early bytes are written at their place in a second, dense ``bytearray``
-that starts at the first missing offset, with a :class:`RangeSet` saying which
-offsets really arrived; duplicates and overlaps simply land on the same
-positions. When the gap fills, the now-contiguous prefix moves to the readable
-buffer. Every byte held lies at or above the read offset and below the
-advertised limit, so reassembly memory never exceeds the receive window; the
-number of out-of-order ranges is capped too (a peer that scatters tiny
-fragments gets PROTOCOL_VIOLATION).
+**ReceiveStream.** In-order bytes go straight to the readable data, a list of
+pieces as they arrived (a ``bytes`` piece is kept without a copy, small pieces
+share a ``bytearray``); a read that takes everything returns the one piece as
+it is, or joins them: one copy at most from the frames to the application,
+however many frames arrive between reads. Early bytes are written
+at their place in a second, dense ``bytearray`` that starts at the first
+missing offset, with a :class:`RangeSet` saying which offsets really arrived;
+duplicates and overlaps simply land on the same positions. When the gap fills,
+the now-contiguous prefix moves to the readable data. Every byte held lies at
+or above the read offset and below the advertised limit, so reassembly memory
+never exceeds the receive window; the number of out-of-order ranges is capped
+too (a peer that scatters tiny fragments gets PROTOCOL_VIOLATION).
 Final-size rules (§4.5) raise FINAL_SIZE_ERROR; data beyond the advertised
 limit raises FLOW_CONTROL_ERROR (§4.1). The stream-level window is a
 :class:`transport.flow.ReceiveWindow`: after reads the connection calls
@@ -74,6 +77,10 @@ _PROTOCOL_VIOLATION = int(ErrorCode.PROTOCOL_VIOLATION)
 # fragments across the window would make that bookkeeping outweigh the data.
 # Allow one range per this many bytes of maximum window (plus a floor).
 _MIN_AVG_FRAGMENT_BYTES = 64
+
+# Readable pieces smaller than this share one bytearray: a peer's tiny frames
+# cost about their size in memory, not a Python object each.
+_SMALL_PIECE_BYTES = 512
 
 # A send ring starts this small and doubles on demand up to the buffer limit,
 # so idle or lightly used streams stay cheap.
@@ -479,7 +486,7 @@ class ReceiveStream:
     """
 
     __slots__ = (
-        "_buf",
+        "_chunks",
         "_contig_end",
         "_fin_read",
         "_final_size",
@@ -489,6 +496,7 @@ class ReceiveStream:
         "_max_held_ranges",
         "_ooo",
         "_read_offset",
+        "_readable",
         "_reported_read",
         "_reset_code",
         "_window",
@@ -503,7 +511,10 @@ class ReceiveStream:
             window_bytes, window_bytes if max_window_bytes is None else max_window_bytes
         )
         self._limit = self._window.limit  # cached copy for the per-packet check
-        self._buf = bytearray()  # readable bytes: offsets [_read_offset, _contig_end)
+        # readable bytes, offsets [_read_offset, _contig_end): in pieces as
+        # they arrived (no copy until read; small ones coalesced, _keep)
+        self._chunks: list[bytes | bytearray] = []
+        self._readable = 0
         self._read_offset = 0
         self._contig_end = 0
         # Out-of-order bytes: _ooo[i] is offset _contig_end + i; _held says which
@@ -559,10 +570,10 @@ class ReceiveStream:
         if not held and offset <= contig:
             # Fast path: in order (possibly overlapping what we have), nothing held.
             if offset == contig:
-                self._buf += data
+                self._keep(data)
             else:
                 with memoryview(data) as view:
-                    self._buf += view[contig - offset :]
+                    self._keep(view[contig - offset :])
             self._contig_end = end
             return True
         ooo = self._ooo
@@ -573,12 +584,12 @@ class ReceiveStream:
             first_start = held.first_start()
             if end <= first_start:
                 with memoryview(data) as view:
-                    self._buf += view[contig - offset :]
+                    self._keep(view[contig - offset :])
                 skip = end - contig  # filler bytes in ooo now behind us
                 if end == first_start:
                     new_end = held.shift()[1]
                     with memoryview(ooo) as view:
-                        self._buf += view[skip : new_end - contig]
+                        self._keep(view[skip : new_end - contig])
                     end = new_end
                 del ooo[: end - contig]
                 self._contig_end = end
@@ -599,7 +610,7 @@ class ReceiveStream:
             new_end = held.shift()[1]
             n = new_end - contig
             with memoryview(ooo) as view:
-                self._buf += view[:n]
+                self._keep(view[:n])
             del ooo[:n]
             self._contig_end = new_end
             return True
@@ -641,25 +652,52 @@ class ReceiveStream:
         if self._reset_code is not None:
             return False
         self._reset_code = error_code
-        self._buf = bytearray()
+        self._chunks = []
+        self._readable = 0
         self._ooo = bytearray()
         self._held.clear()
         return True
+
+    def _keep(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data`` to the readable bytes: a ``bytes`` object is kept
+        as it is (immutable: no copy), anything else copied. A small piece goes
+        into a trailing bytearray of small pieces, so a peer's tiny frames cost
+        about their size in memory, not an object each."""
+        size = len(data)
+        chunks = self._chunks
+        if size < _SMALL_PIECE_BYTES:
+            if chunks and type(last := chunks[-1]) is bytearray:
+                last += data
+            else:
+                chunks.append(bytearray(data))
+        else:
+            chunks.append(data if type(data) is bytes else bytes(data))
+        self._readable += size
 
     # ------------------------------------------------------------ application
     def read(self, max_bytes: int = -1) -> bytes:
         """Up to ``max_bytes`` (all if negative) readable bytes, in order.
         Returns b"" when nothing is readable or after a reset."""
-        buf = self._buf
-        size = len(buf)
+        chunks = self._chunks
+        size = self._readable
         if max_bytes < 0 or max_bytes >= size:
-            data = bytes(buf)
-            buf.clear()
+            data = b"".join(chunks)  # (one bytes piece: that piece, no copy)
+            chunks.clear()
         else:
             size = max_bytes
-            with memoryview(buf) as view:
-                data = bytes(view[:size])
-            del buf[:size]
+            taken = 0
+            need = size
+            while need and len(chunks[taken]) <= need:
+                need -= len(chunks[taken])
+                taken += 1
+            parts = chunks[:taken]
+            if need:  # the first `need` bytes of the next piece
+                piece = chunks[taken]
+                parts.append(piece[:need])
+                chunks[taken] = piece[need:]
+            del chunks[:taken]
+            data = b"".join(parts)
+        self._readable -= size
         self._read_offset += size
         if self._read_offset == self._final_size and self._reset_code is None:
             self._fin_read = True
@@ -693,12 +731,12 @@ class ReceiveStream:
     # ------------------------------------------------------------------ state
     @property
     def readable_bytes(self) -> int:
-        return len(self._buf)
+        return self._readable
 
     @property
     def bytes_buffered(self) -> int:
         """Bytes of memory held: readable plus the out-of-order span."""
-        return len(self._buf) + len(self._ooo)
+        return self._readable + len(self._ooo)
 
     @property
     def bytes_read(self) -> int:

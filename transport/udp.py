@@ -15,7 +15,9 @@ calls as the kernel allows:
   else goes out with plain ``sendto``.
 * **Receive (UDP GRO).** With ``UDP_GRO`` enabled the kernel may deliver
   several datagrams of one flow as one "super-buffer" plus a control message
-  giving the segment size; :meth:`UdpSocket.recv_batch` splits it again.
+  giving the segment size; :meth:`UdpSocket.recv_batch` splits it again,
+  :meth:`UdpSocket.recv_groups` hands it over uncut (with the segment size)
+  for ``Endpoint.receive_groups``, which opens bulk packets where they lie.
 * **Run-time detection.** Both options are probed with ``setsockopt`` when the
   socket is created; if the kernel refuses (or a GSO send later fails with
   ``EIO``/``EINVAL``) the socket silently falls back to plain calls.
@@ -357,24 +359,50 @@ class UdpSocket:
         Raises :class:`PortUnreachableError` (a :class:`NetworkError`) when the
         kernel reported an ICMP error and no datagram was read in this call.
         """
+        groups = self.recv_groups(max_datagrams)
+        if not any(map(_second, groups)):  # (no GRO buffer: recv_ecn is per datagram)
+            return [(data, addr) for data, _, addr in groups]
+        out: list[tuple[bytes, Address]] = []
+        codes = self.recv_ecn
+        per_datagram: list[int] = []
+        for index, (data, segment, addr) in enumerate(groups):
+            first = len(out)
+            if segment:
+                out += [(data[start : start + segment], addr)
+                        for start in range(0, len(data), segment)]
+            else:
+                out.append((data, addr))
+            if codes:
+                per_datagram += [codes[index]] * (len(out) - first)
+        if codes:
+            self.recv_ecn = per_datagram
+        return out
+
+    def recv_groups(self, max_datagrams: int = 256) -> list[tuple[bytes, int, Address]]:
+        """:meth:`recv_batch` without cutting GRO buffers apart: each entry is
+        ``(data, segment, addr)``, one datagram (``segment`` 0) or a buffer of
+        ``segment``-byte datagrams back to back (the last maybe shorter), for
+        :meth:`Endpoint.receive_groups <transport.endpoint.Endpoint.receive_groups>`.
+        :attr:`recv_ecn` then holds one codepoint per entry. Reads until about
+        ``max_datagrams`` datagrams are in; raises as :meth:`recv_batch`."""
         if self._errors:
             raise self._errors.popleft()
-        out: list[tuple[bytes, Address]] = []
+        out: list[tuple[bytes, int, Address]] = []
         sock = self._sock
         v6 = self._v6
         bufsize = self.recv_buffer_bytes
-        recv_ecn = self.recv_ecn
-        recv_ecn.clear()
+        recv_ecn = self.recv_ecn = []
         try:
             if not self.gro_supported and not self.ecn:
                 recvfrom = sock.recvfrom
                 while len(out) < max_datagrams:
                     data, addr = recvfrom(bufsize)
-                    out.append((data, (addr[0], addr[1]) if v6 else addr))
+                    out.append((data, 0, (addr[0], addr[1]) if v6 else addr))
                 return out
             recvmsg = sock.recvmsg
             ancsize = socket.CMSG_SPACE(4) * 2
-            while len(out) < max_datagrams:
+            count = 0
+            while count < max_datagrams:
                 data, ancdata, _flags, addr = recvmsg(bufsize, ancsize)
                 if v6:
                     addr = (addr[0], addr[1])
@@ -385,14 +413,14 @@ class UdpSocket:
                         segment = _INT.unpack_from(cdata.ljust(4, b"\0"))[0]
                     elif self.ecn:
                         codepoint = self._count_ecn(level, kind, cdata, data, segment)
-                first = len(out)
                 if segment and len(data) > segment:
-                    out += [(data[start : start + segment], addr)
-                            for start in range(0, len(data), segment)]
+                    out.append((data, segment, addr))
+                    count += -(-len(data) // segment)
                 else:
-                    out.append((data, addr))
+                    out.append((data, 0, addr))
+                    count += 1
                 if self.ecn:
-                    recv_ecn.extend([codepoint] * (len(out) - first))
+                    recv_ecn.append(codepoint)
         except BlockingIOError:
             return out
         except InterruptedError:  # pragma: no cover - PEP 475 retries for us

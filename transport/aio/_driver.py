@@ -7,8 +7,8 @@ sans-IO :class:`~transport.endpoint.Endpoint`, and runs them on an asyncio
 loop without a task of its own:
 
 * **Receive.** The socket fd is registered with ``loop.add_reader``. When it is
-  readable, batches from ``recv_batch`` (GRO-split) go to
-  ``endpoint.receive_datagrams`` (the whole batch), then the driver flushes.
+  readable, batches from ``recv_groups`` (GRO buffers uncut) go to
+  ``endpoint.receive_groups`` (the whole batch), then the driver flushes.
 * **Flush.** ``endpoint.datagrams_to_send(now)`` goes to ``send_batch``; when
   the kernel buffer fills, the unsent tail is kept (one batch at most, as no
   new batch is asked for meanwhile) and ``loop.add_writer`` waits for room.
@@ -94,7 +94,7 @@ class EndpointDriver:
         sock = self.sock
         for _ in range(RECV_BATCHES_PER_WAKEUP):
             try:
-                batch = sock.recv_batch(RECV_BATCH)
+                batch = sock.recv_groups(RECV_BATCH)  # (GRO buffers uncut)
                 now = self.loop.time()  # stamp each batch when it was read (RTT samples)
             except NetworkError as exc:
                 self._network_error(exc)
@@ -102,8 +102,8 @@ class EndpointDriver:
             except OSError as exc:  # pragma: no cover - socket failure
                 log.warning("transport.aio: receive failed: %s", exc)
                 break
-            endpoint.receive_datagrams(batch, now, sock.recv_ecn)  # (codepoints, when read)
-            if len(batch) < RECV_BATCH:
+            endpoint.receive_groups(batch, now, sock.recv_ecn)  # (codepoints, when read)
+            if sum(-(-len(data) // size) if size else 1 for data, size, _ in batch) < RECV_BATCH:
                 break
         self.flush()
 

@@ -132,10 +132,10 @@ class Pump:
             else:
                 self._poller.poll(math.ceil(wait_s * 1000))
         now = time.monotonic()
-        receive = endpoint.receive_datagrams
+        receive = endpoint.receive_groups  # (GRO buffers uncut)
         for _ in range(4):
             try:
-                batch = self.sock.recv_batch(256)
+                batch = self.sock.recv_groups(256)
             except NetworkError as exc:
                 self.error = exc
                 continue

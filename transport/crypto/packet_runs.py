@@ -286,18 +286,30 @@ class StreamRunBuffers:
         """``tp_open_stream_run`` over ``joined`` (the datagrams concatenated;
         at most :data:`OPEN_RUN_MAX_PACKETS`): how many qualified. Their records
         are in the arrays, their data back to back in ``view``."""
+        return self.open_sizes(protection, joined, 0, list(map(len, datagrams)), dcid,
+                               expected_pn, decoder)
+
+    def open_sizes(self, protection: PacketProtection | None, buf: bytes, pos: int,
+                   sizes: list[int], dcid: bytes, expected_pn: int, decoder: Any) -> int:
+        """:meth:`open` for datagrams of ``sizes`` bytes back to back in ``buf``
+        from ``pos`` (a GRO buffer is opened where it lies, uncut)."""
         ffi = self._ffi
-        n = len(datagrams)
+        n = len(sizes)
         if n > OPEN_RUN_MAX_PACKETS:
             raise FieldValueError("too many datagrams for one run")
+        if type(buf) is not bytes:
+            raise TypeError("a run is opened from bytes")
+        if pos < 0 or pos + sum(sizes) > len(buf):  # (a negative size: OverflowError)
+            raise FieldValueError("datagram sizes beyond the buffer")
+        start: Any = ffi.from_buffer("uint8_t[]", buf) + pos if pos else buf
         lens = self._lens
-        lens[0:n] = list(map(len, datagrams))
+        lens[0:n] = sizes
         if protection is None:
             ctx, phase = ffi.NULL, 0
         else:
             ctx = protection.native._ctx  # type: ignore[union-attr]
             phase = protection.generation & 1
-        return int(self._call(decoder._dec, ctx, joined, lens, n, dcid, len(dcid), expected_pn,
+        return int(self._call(decoder._dec, ctx, start, lens, n, dcid, len(dcid), expected_pn,
                               phase, self.plain_c, len(self.plain), self._c_out,
                               len(self.view), self.pns, self.stream_ids, self.offsets,
                               self.data_lens, self.fins))

@@ -209,10 +209,10 @@ class _Driver:
 
     def _receive(self, now: float) -> float:
         """Read up to a few batches; returns the time of the last read."""
-        receive = self.endpoint.receive_datagrams
+        receive = self.endpoint.receive_groups  # (GRO buffers uncut)
         for _ in range(_RECV_BATCHES_PER_TURN):
             try:
-                batch = self.sock.recv_batch(256)
+                batch = self.sock.recv_groups(256)
             except NetworkError as exc:
                 self._on_network_error(exc)
                 continue
