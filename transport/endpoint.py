@@ -297,7 +297,7 @@ class Endpoint:
             return
         codes = ecn if type(ecn) is list and len(ecn) == len(groups) else None
         code = ecn if type(ecn) is int else 0
-        by_cid = self._by_cid
+        by_cid, by_addr = self._by_cid, self._by_addr
         cid_end = 1 + self._cid_length
         pending: list[tuple[bytes, Address]] = []
         pending_ecn: list[int] = []
@@ -308,7 +308,7 @@ class Endpoint:
             if segment > 0 and len(data) > segment:
                 conn = None
                 if type(data) is bytes and not data[0] & HEADER_FORM_LONG:
-                    conn = by_cid.get(data[1:cid_end])
+                    conn = by_cid.get(data[1:cid_end]) if cid_end > 1 else by_addr.get(addr)
                 if conn is not None:
                     if pending:  # (in order: what came before goes first)
                         self.receive_datagrams(pending, now, pending_ecn if codes else code)
