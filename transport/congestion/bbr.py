@@ -176,6 +176,7 @@ class BBR(CongestionController):
         "_round_lost",
         "_round_lost_count",
         "_round_max_inflight",
+        "_round_min_rtt_s",
         "_rounds_since_probe",
         "_startup_lossy",
         "bw_latest",
@@ -243,6 +244,7 @@ class BBR(CongestionController):
         self._round_lost = 0
         self._round_lost_count = 0
         self._round_max_inflight = 0
+        self._round_min_rtt_s = _INF
         self.random_loss = 0.0
         # the last LOSS_HISTORY_ROUNDS rates (a list: an empty deque is ~0.7 KiB)
         self._loss_history: list[float] = []
@@ -315,6 +317,8 @@ class BBR(CongestionController):
 
         if round_start:
             self._on_round_end(newest.is_app_limited)
+        if 0.0 <= rtt_sample_s < self._round_min_rtt_s:
+            self._round_min_rtt_s = rtt_sample_s
         self._update_min_rtt(rtt_sample_s, now)
         self._update_state(round_start, bytes_in_flight, now, acked)
         self._set_pacing_rate()
@@ -374,7 +378,13 @@ class BBR(CongestionController):
         rate = lost / total if total else 0.0
         excessive = self._too_many_lost(self._round_lost_count, total)
         state = self.state
-        if total >= MIN_ROUND_PACKETS * self.max_datagram_size:
+        # Only a round whose queue drained (an RTT sample within
+        # SIMILAR_RTT_FACTOR of min_rtt) samples random loss: a drop-tail queue
+        # drops only when full, so loss in a round that kept a queue is (at
+        # least partly) congestive -- learnt as "random", it raised the pacing
+        # rate and the loss threshold of every flow sharing a full queue.
+        queue_drained = self._round_min_rtt_s <= self.min_rtt_s * SIMILAR_RTT_FACTOR
+        if queue_drained and total >= MIN_ROUND_PACKETS * self.max_datagram_size:
             # the mean of the recent rounds, each clipped at loss_thresh + twice
             # their median: a burst of congestive loss barely moves it, and
             # unlike the median it is not biased low when a round holds only a
@@ -422,6 +432,7 @@ class BBR(CongestionController):
         self._round_lost_count = 0
         self._round_delivered = 0
         self._round_max_inflight = 0
+        self._round_min_rtt_s = _INF
         self.bw_latest = 0.0
         self.inflight_latest = 0.0
 
