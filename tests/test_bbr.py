@@ -404,3 +404,19 @@ def test_probe_wait_is_seeded_and_within_the_draft_bounds() -> None:
     assert all(2.0 <= w <= 3.0 and r in (0, 1) for w, r in first)
     assert max(w for w, _ in first) - min(w for w, _ in first) > 0.5
     assert {r for _, r in first} == {0, 1}
+
+
+def test_ce_marks_are_not_learnt_as_random_loss() -> None:
+    """A CE mark is a congestion signal (it counts in the round's loss share)
+    but never random loss: rounds whose only "losses" are CE marks leave the
+    random-loss estimate at zero."""
+    cc = make_bbr()
+    drive(cc, rate_bps=10e6, rtt_s=0.04, duration_s=3.0)
+    cc._start_cruise()
+    for _ in range(16):
+        for _ in range(5):
+            cc.on_ecn_ce(0.0)
+        cc._round_delivered = 100 * MDS
+        cc._round_min_rtt_s = cc.min_rtt_s
+        cc._on_round_end(app_limited=False)
+    assert cc.random_loss == 0.0
