@@ -44,7 +44,8 @@ PNG plots in ``benchmarks/results/`` when matplotlib imports. ``--quick``
 shortens everything (about a minute).
 
 Run: python benchmarks/bench_cc.py [--quick] [--only a,b] [--controllers bbr,cubic]
-(``--only d --controllers cubic --no-save`` reruns just CUBIC's fairness cases.)
+(``--only d --controllers cubic --no-save`` reruns just CUBIC's fairness cases;
+``--seeds 1,2,3,4,5,6`` repeats the (b) BBR and (d) runs over more seeds.)
 """
 
 from __future__ import annotations
