@@ -44,7 +44,8 @@ PNG plots in ``benchmarks/results/`` when matplotlib imports. ``--quick``
 shortens everything (about a minute).
 
 Run: python benchmarks/bench_cc.py [--quick] [--only a,b] [--controllers bbr,cubic]
-(``--only d --controllers cubic --no-save`` reruns just CUBIC's fairness cases.)
+(``--only d --controllers cubic --no-save`` reruns just CUBIC's fairness cases;
+``--seeds 1,2,3,4,5,6`` repeats the (b) BBR and (d) runs over more seeds.)
 """
 
 from __future__ import annotations
@@ -352,12 +353,16 @@ def run_all(tasks: list[tuple[str, list[str], dict[str, Any]]], jobs: int) -> di
 
 # ---------------------------------------------------------------- scenarios
 def plan(
-    only: set[str], names: list[str], quick: bool, send_buffer_bytes: int
+    only: set[str],
+    names: list[str],
+    quick: bool,
+    send_buffer_bytes: int,
+    seeds_override: tuple[int, ...] | None = None,
 ) -> tuple[list[tuple[str, list[str], dict[str, Any]]], dict[str, Any]]:
     tasks: list[tuple[str, list[str], dict[str, Any]]] = []
     params: dict[str, Any] = {}
     common = {"send_buffer_bytes": send_buffer_bytes}
-    seeds = SEEDS[:1] if quick else SEEDS
+    seeds = seeds_override or (SEEDS[:1] if quick else SEEDS)
     params["seeds"] = list(seeds)
     if "a" in only:
         params["a"] = 5.0 if quick else 15.0
@@ -433,7 +438,7 @@ def summarise(
         rows = {}
         for prefix, label in (("b", None), ("b1m", "bbr_send_buffer_1MiB")):
             for n in names if prefix == "b" else ["bbr"]:
-                if f"{prefix}/{n}/{losses[0]}/s1" not in runs:
+                if not any(k.startswith(f"{prefix}/{n}/{losses[0]}/s") for k in runs):
                     continue
                 row = {}
                 for p in losses:
@@ -691,6 +696,11 @@ def main(argv: list[str] | None = None) -> int:
         default=SEND_BUFFER_BYTES / MIB,
         help="sender's stream send buffer (the core default is 1 MiB)",
     )
+    parser.add_argument(
+        "--seeds",
+        default="",
+        help="simulator seeds of the (b) BBR and (d) runs, e.g. 1,2,3,4,5,6 (default 1,2,3)",
+    )
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
     args = parser.parse_args(argv)
@@ -701,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     send_buffer_bytes = int(args.send_buffer_mib * MIB)
     started = time.perf_counter()
-    tasks, params = plan(only, names, args.quick, send_buffer_bytes)
+    seeds = tuple(int(x) for x in args.seeds.split(",") if x) or None
+    tasks, params = plan(only, names, args.quick, send_buffer_bytes, seeds)
     runs = run_all(tasks, args.jobs)
     results: dict[str, Any] = {
         "path": {"rate_mbps": RATE_BPS / 1e6, "rtt_ms": RTT_S * 1e3, "queue_bdp": 1.0},

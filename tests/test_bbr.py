@@ -352,3 +352,71 @@ def test_an_app_limited_flow_in_startup_skips_probe_rtt_while_rtt_stays_at_min()
     trace = drive(cc, rate_bps=20e6, rtt_s=0.08, duration_s=20.0, app_rate_bps=8e6)
     assert Mode.PROBE_RTT not in {s for _, s in trace.states}
     assert trace.delivered_bytes >= 0.9 * 8e6 / 8 * 20.0
+
+
+def _round_with_loss(cc: BBR, lost: int, sent: int, round_min_rtt_s: float) -> None:
+    cc._round_lost_count = lost
+    cc._round_lost = lost * MDS
+    cc._round_delivered = (sent - lost) * MDS
+    cc._round_min_rtt_s = round_min_rtt_s
+    cc._on_round_end(app_limited=False)
+
+
+def test_loss_in_a_round_that_kept_a_queue_is_not_learnt_as_random() -> None:
+    """A drop-tail queue drops only when full: loss in rounds whose RTT samples
+    all stayed well above min_rtt is congestive, and must not raise the random-loss
+    estimate (which raises the pacing rate and the loss threshold); the same loss
+    in rounds where the queue drained is learnt."""
+    queued, drained = make_bbr(), make_bbr()
+    for cc in (queued, drained):
+        drive(cc, rate_bps=10e6, rtt_s=0.04, duration_s=3.0)
+        cc._start_cruise()
+        assert cc.random_loss == 0.0
+    for _ in range(16):
+        _round_with_loss(queued, 5, 100, queued.min_rtt_s * 1.5)
+        _round_with_loss(drained, 5, 100, drained.min_rtt_s * 1.05)
+    assert queued.random_loss == 0.0
+    assert drained.random_loss == pytest.approx(0.05)
+
+
+def test_random_loss_is_learnt_when_the_flow_keeps_no_queue() -> None:
+    cc = make_bbr()
+    drive(cc, rate_bps=10e6, rtt_s=0.04, duration_s=8.0, loss=0.05, queue_bytes=200_000)
+    assert 0.03 < cc.random_loss < 0.08
+
+
+def test_probe_wait_is_seeded_and_within_the_draft_bounds() -> None:
+    """ProbeBW_DOWN picks its wait as the draft's BBRPickProbeWait: 2-3 s and a
+    round offset of 0 or 1, from the controller's seeded RNG (same seed, same
+    draws; different seeds desynchronise flows)."""
+
+    def waits(seed: int) -> list[tuple[float, int]]:
+        cc = make_bbr(seed)
+        out = []
+        for i in range(50):
+            cc._start_down(float(i))
+            out.append((cc._bw_probe_wait_s, cc._rounds_since_probe))
+        return out
+
+    first = waits(5)
+    assert first == waits(5)
+    assert first != waits(6)
+    assert all(2.0 <= w <= 3.0 and r in (0, 1) for w, r in first)
+    assert max(w for w, _ in first) - min(w for w, _ in first) > 0.5
+    assert {r for _, r in first} == {0, 1}
+
+
+def test_ce_marks_are_not_learnt_as_random_loss() -> None:
+    """A CE mark is a congestion signal (it counts in the round's loss share)
+    but never random loss: rounds whose only "losses" are CE marks leave the
+    random-loss estimate at zero."""
+    cc = make_bbr()
+    drive(cc, rate_bps=10e6, rtt_s=0.04, duration_s=3.0)
+    cc._start_cruise()
+    for _ in range(16):
+        for _ in range(5):
+            cc.on_ecn_ce(0.0)
+        cc._round_delivered = 100 * MDS
+        cc._round_min_rtt_s = cc.min_rtt_s
+        cc._on_round_end(app_limited=False)
+    assert cc.random_loss == 0.0

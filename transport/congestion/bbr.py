@@ -39,12 +39,13 @@ Deviations from the draft, for paths with random (non-congestive) loss:
   **plus** 1.25 x the random-loss estimate, by more than 2.5 standard
   deviations of the lost-packet count (binomial at that limit), so that the
   chance loss of small rounds is not taken for congestion. The estimate is
-  the mean loss rate of the last
-  16 rounds, each clipped at 2 % + twice their median (capped at
-  ``max_random_loss`` = 15 %). Random loss is spread
-  over every round, so it sets the median; congestive loss comes in bursts
-  in a few rounds (an overshoot while probing, a competitor filling the
-  queue) and barely moves it. Below the threshold, loss changes nothing. A
+  the mean loss rate of the last 16 rounds *whose queue drained* (an RTT
+  sample within 12.5 % of ``min_rtt``: a drop-tail queue drops only when
+  full), each clipped at 2 % + twice their median (capped at
+  ``max_random_loss`` = 15 %). Random loss is spread over every round, so it
+  sets the median; congestive loss comes in bursts (an overshoot while
+  probing) or, when flows share a full queue, in rounds that kept a queue,
+  and moves it little. Below the threshold, loss changes nothing. A
   round the application limited does not lower ``bw_lo`` / ``inflight_lo``
   (its delivery rate measured the sender, not the path). In
   Startup a lossy round only ends the ramp if the bandwidth also stopped
@@ -172,10 +173,12 @@ class BBR(CongestionController):
         "_refill_round",
         "_rng",
         "_rng_seeded",
+        "_round_ce_bytes",
         "_round_delivered",
         "_round_lost",
         "_round_lost_count",
         "_round_max_inflight",
+        "_round_min_rtt_s",
         "_rounds_since_probe",
         "_startup_lossy",
         "bw_latest",
@@ -243,6 +246,8 @@ class BBR(CongestionController):
         self._round_lost = 0
         self._round_lost_count = 0
         self._round_max_inflight = 0
+        self._round_min_rtt_s = _INF
+        self._round_ce_bytes = 0
         self.random_loss = 0.0
         # the last LOSS_HISTORY_ROUNDS rates (a list: an empty deque is ~0.7 KiB)
         self._loss_history: list[float] = []
@@ -315,6 +320,8 @@ class BBR(CongestionController):
 
         if round_start:
             self._on_round_end(newest.is_app_limited)
+        if 0.0 <= rtt_sample_s < self._round_min_rtt_s:
+            self._round_min_rtt_s = rtt_sample_s
         self._update_min_rtt(rtt_sample_s, now)
         self._update_state(round_start, bytes_in_flight, now, acked)
         self._set_pacing_rate()
@@ -350,6 +357,7 @@ class BBR(CongestionController):
         # Treated like a lost packet's worth of congestion in this round.
         self._round_lost += self.max_datagram_size
         self._round_lost_count += 1
+        self._round_ce_bytes += self.max_datagram_size
 
     # ---------------------------------------------------- congestion signals
     def _loss_limit(self) -> float:
@@ -374,13 +382,21 @@ class BBR(CongestionController):
         rate = lost / total if total else 0.0
         excessive = self._too_many_lost(self._round_lost_count, total)
         state = self.state
-        if total >= MIN_ROUND_PACKETS * self.max_datagram_size:
+        # Only a round whose queue drained (an RTT sample within
+        # SIMILAR_RTT_FACTOR of min_rtt) samples random loss: a drop-tail queue
+        # drops only when full, so loss in a round that kept a queue is (at
+        # least partly) congestive -- learnt as "random", it raised the pacing
+        # rate and the loss threshold of every flow sharing a full queue.
+        queue_drained = self._round_min_rtt_s <= self.min_rtt_s * SIMILAR_RTT_FACTOR
+        if queue_drained and total >= MIN_ROUND_PACKETS * self.max_datagram_size:
             # the mean of the recent rounds, each clipped at loss_thresh + twice
             # their median: a burst of congestive loss barely moves it, and
             # unlike the median it is not biased low when a round holds only a
             # few losses
+            # a CE mark is never random loss (and its packet was delivered)
+            ce = self._round_ce_bytes
             history = self._loss_history
-            history.append(rate)
+            history.append((lost - ce) / (total - ce) if 0 < ce < total else rate)
             if len(history) > LOSS_HISTORY_ROUNDS:
                 del history[0]
             ordered = sorted(history)
@@ -422,6 +438,8 @@ class BBR(CongestionController):
         self._round_lost_count = 0
         self._round_delivered = 0
         self._round_max_inflight = 0
+        self._round_min_rtt_s = _INF
+        self._round_ce_bytes = 0
         self.bw_latest = 0.0
         self.inflight_latest = 0.0
 
