@@ -31,7 +31,7 @@ everything else waits for window space, except probes after a PTO.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from transport.crypto.packet_aead import RUN_MAX_PACKETS
 from transport.crypto.packet_aead import seal_stream_packet as seal_stream_packet_aead
@@ -310,12 +310,13 @@ class Packetizer:
         # the C seal calls of PacketSealer made here directly for the common
         # packet (no ACK frame): one Python call less per packet
         seal_direct = seal_aead_direct = sealer_cbuf = null = None
-        sealer_view = buf_view
+        sealer_bytes: Any = None
         sealer_cap = 0
         cid_len = len(peer_cid)
         if sealer is not None:
             seal_direct, seal_aead_direct, sealer_cbuf, sealer_view, null = sealer.direct()
             sealer_cap = len(sealer_view)
+            sealer_bytes = sealer.byte_slicer()  # [a:b] -> bytes in one step
             if not crc:
                 seal_direct = None
         conn_credit = conn._send_credit
@@ -427,7 +428,7 @@ class Packetizer:
                                                  ack_delay, stream_id, offset, data, fin)
                         wire_size = len(packet)
                     else:
-                        packet = bytes(sealer_view[:wire_size])
+                        packet = sealer_bytes[:wire_size]
                 elif sealer is not None:
                     packet = sealer.seal_crc(peer_cid, pn, pn_len, ack_ranges, ack_delay,
                                              stream_id, offset, data, fin)
@@ -458,7 +459,7 @@ class Packetizer:
                                              ack_delay, stream_id, offset, data, fin)
                     else:
                         send.sealed_count += 1
-                        packet = bytes(sealer_view[:size])
+                        packet = sealer_bytes[:size]
                 elif sealer is not None and native is not None:
                     packet = sealer.seal(send, peer_cid, pn, pn_len, ack_ranges, ack_delay,
                                          stream_id, offset, data, fin)
@@ -504,7 +505,7 @@ class Packetizer:
         if self._skip_countdown > 0:
             count = min(count, self._skip_countdown - 1)
         keys = conn._session.keys
-        seal_run, cbuf, cap, view, sizes, lengths, from_buffer, null, unpack = (
+        seal_run, cbuf, cap, _view, sizes, lengths, from_buffer, null, unpack = (
             sealer.run_direct())
         if keys is None:
             ctx = null
@@ -541,23 +542,27 @@ class Packetizer:
         self.next_packet_number = pn0 + n
         if self._skip_countdown > 0:
             self._skip_countdown -= n
-        records = []
+        # the packets as bytes (sliced from the buffer in one step each) and
+        # their items; recovery builds the sent records from sizes and items
+        packet_sizes = unpack(sizes, n)
+        items: list[list[tuple]] = []
+        append_items = items.append
+        append_out = out.append
+        packet_bytes = sealer.byte_slicer()
         pos = 0
         frame_offset = offset
-        for pn, size, length in zip(range(pn0, pn0 + n), unpack(sizes, n), unpack(lengths, n),
-                                    strict=True):
-            records.append(SentPacket(pn, now, size, True, True,
-                                      [(ITEM_STREAM, stream_id, frame_offset, length, False)]))
+        for size, length in zip(packet_sizes, unpack(lengths, n), strict=True):
+            append_items([(ITEM_STREAM, stream_id, frame_offset, length, False)])
             end = pos + size
-            out.append(bytes(view[pos:end]))
+            append_out(packet_bytes[pos:end])
             pos = end
             frame_offset += length
         stream_bytes = frame_offset - offset
         fin = fin and stream_bytes == len(data)
         if fin:  # the last frame carries the FIN
-            last = records[-1].items[0]
-            records[-1].items = [(ITEM_STREAM, stream_id, last[2], last[3], True)]
-        recovery.on_packets_sent(records, now)
+            last = items[-1][0]
+            items[-1] = [(ITEM_STREAM, stream_id, last[2], last[3], True)]
+        recovery.on_run_sent(pn0, packet_sizes, items, now)
         stream.mark_run_sent(stream_bytes, fin)
         stream_credit.consume(stream_bytes)
         conn_credit.consume(stream_bytes)
