@@ -351,16 +351,16 @@ class Packetizer:
                 and not send_update_check
                 and limit > 1
             ):
-                run, run_wire, run_stream = self._seal_run(
+                run, run_wire, run_stream, resume = self._seal_run(
                     now, out, stream, stream_id, sealer, pace_budget - sent_bytes)
                 if run:
                     built += run
                     sent_bytes += run_wire
                     stream_bytes += run_stream
                     continue
-                if not 0 < self._skip_countdown <= 2:
+                if not resume:
                     # (retransmissions, or window or pacer nearly spent: not a
-                    # packet-number skip, after which runs go on)
+                    # packet-number skip or the ring's end, after which runs go on)
                     try_run = False
             room = short_room
             ack_ranges = None
@@ -487,14 +487,16 @@ class Packetizer:
         return built
 
     def _seal_run(self, now: float, out: list[bytes], stream: SendStream, stream_id: int,
-                  sealer: PacketSealer, pace_left: float) -> tuple[int, int, int]:
+                  sealer: PacketSealer, pace_left: float) -> tuple[int, int, int, bool]:
         """Up to a GSO batch of STREAM packets of ``stream`` in one C call
         (``tp_seal_stream_run``): the packets the per-packet loop of
         :meth:`_build_stream_packets` would build next, as many as window,
         pacer, packet-number skip and key limits allow for sure (counting each
         packet as a full datagram). Returns ``(packets appended to out, their
-        wire bytes, their stream bytes)``; 0 packets: the caller builds the next
-        one itself."""
+        wire bytes, their stream bytes, resume)``; 0 packets: the caller builds
+        the next one itself, and with ``resume`` runs go on after it (it is a
+        packet-number skip, or the packet that crosses the end of the stream's
+        ring buffer)."""
         conn = self.conn
         recovery = conn._recovery
         mds = self.max_datagram_size
@@ -515,19 +517,19 @@ class Packetizer:
             send = keys.send
             native = send.native
             if native is None:
-                return 0, 0, 0
+                return 0, 0, 0, 0 < self._skip_countdown <= 2
             count = min(count, conn.config.key_update_after_packets - send.sealed_count,
                         send.confidentiality_limit - send.sealed_count)
             ctx = native._ctx
             phase = send.generation & 1
         if count < 2:
-            return 0, 0, 0
+            return 0, 0, 0, 0 < self._skip_countdown <= 2
         stream_credit = conn._stream_send_credit[stream_id]
         conn_credit = conn._send_credit
         credit = min(stream_credit.available, conn_credit.available)
         found = stream.unsent_run(credit)
         if found is None:
-            return 0, 0, 0
+            return 0, 0, 0, 0 < self._skip_countdown <= 2
         offset, data, fin, cut = found
         pn0 = self.next_packet_number
         peer_cid = conn.peer_cid
@@ -536,7 +538,9 @@ class Packetizer:
                      from_buffer(data), len(data), self._short_room, 1 if fin else 0,
                      1 if cut else 0, phase, count, sizes, lengths)
         if n <= 0:
-            return 0, 0, 0  # (an error comes back from the per-packet path's own call)
+            # (an error comes back from the per-packet path's own call; a packet
+            # short of the ring's end is the per-packet path's, runs go on after)
+            return 0, 0, 0, (n == 0 and cut) or 0 < self._skip_countdown <= 2
         if send is not None:
             send.sealed_count += n
         self.next_packet_number = pn0 + n
@@ -566,7 +570,7 @@ class Packetizer:
         stream.mark_run_sent(stream_bytes, fin)
         stream_credit.consume(stream_bytes)
         conn_credit.consume(stream_bytes)
-        return n, pos, stream_bytes
+        return n, pos, stream_bytes, True
 
     def _take_chunk(
         self, stream_id: int, stream: SendStream, stream_credit: SendCredit, room: int

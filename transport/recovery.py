@@ -8,10 +8,11 @@ kept as two parallel lists sorted by packet number -- ``_pns`` (ints) and
 live entry (entries before it are dead and compacted away in bulk). Sending
 appends; a run of data packets sealed in one go is appended by
 :meth:`LossRecovery.on_run_sent`, which builds the records itself (every field
-set in one loop, no constructor call per packet). An ACK frame is processed **per range**, not per packet number: two
-``bisect`` calls find the outstanding packets inside ``[low, high]`` and one
-slice takes them out (advancing ``_head`` when the range starts at the oldest
-packet, the common in-order case). Ranges already acknowledged cost two
+set in one loop, no constructor call per packet). An ACK frame is processed
+**per range**, not per packet number: two ``bisect`` calls find the
+outstanding packets inside ``[low, high]`` and one slice takes them out
+(advancing ``_head`` when the range starts at the oldest packet, the common
+in-order case). Ranges already acknowledged cost two
 bisects and nothing else, so re-reported ACK ranges are free.
 
 **Loss detection (§6.1).** A packet below the largest acknowledged is lost
