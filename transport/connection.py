@@ -51,8 +51,7 @@ from __future__ import annotations
 
 from collections import deque
 from enum import IntEnum
-from itertools import chain, repeat
-from operator import attrgetter
+from itertools import repeat
 from typing import Any
 
 from transport import events, rx_batch
@@ -167,7 +166,6 @@ _LOCAL_MAX = 8  # how many streams we let the peer open
 _PEER_CLOSED = 10  # peer streams created so far (each one raises _LOCAL_MAX)
 _DRAINING = State.DRAINING
 _CLOSED = State.CLOSED
-_items_of = attrgetter("items")  # SentPacket.items
 
 
 def is_client_initiated(stream_id: int) -> bool:
@@ -1469,31 +1467,31 @@ class Connection:
         run_id = -1
         run_start = run_end = 0
         run_fin = False
-        # every packet's items in one sequence, flattened at C speed
-        for item in chain.from_iterable(map(_items_of, packets)):
-            kind = item[0]
-            if kind == ITEM_STREAM:
-                stream_id, offset = item[1], item[2]
-                if stream_id == run_id and offset == run_end and not run_fin:
-                    run_end = offset + item[3]
-                    run_fin = item[4]
-                    continue
-                if run_id >= 0:
-                    self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
-                run_id, run_start, run_fin = stream_id, offset, item[4]
-                run_end = offset + item[3]
-            elif kind == ITEM_ACK:
-                self._acks.on_ack_frame_acked(item[1])
-            elif kind == ITEM_PMTU_PROBE:
-                pmtu = self._pmtu
-                if pmtu is not None and pmtu.on_probe_acked(item[1]):
-                    self._packetizer.set_max_datagram_size(pmtu.current)
-            elif kind == ITEM_RESET:
-                stream = self._send_streams.get(item[1])
-                if stream is not None:
-                    stream.on_reset_acked()
-                    if stream.is_all_acked:
-                        self._retire_send_stream(item[1])
+        for packet in packets:
+            for item in packet.items:
+                kind = item[0]
+                if kind == ITEM_STREAM:
+                    _, stream_id, offset, length, fin = item
+                    if offset == run_end and stream_id == run_id and not run_fin:
+                        run_end = offset + length
+                        run_fin = fin
+                        continue
+                    if run_id >= 0:
+                        self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
+                    run_id, run_start, run_fin = stream_id, offset, fin
+                    run_end = offset + length
+                elif kind == ITEM_ACK:
+                    self._acks.on_ack_frame_acked(item[1])
+                elif kind == ITEM_PMTU_PROBE:
+                    pmtu = self._pmtu
+                    if pmtu is not None and pmtu.on_probe_acked(item[1]):
+                        self._packetizer.set_max_datagram_size(pmtu.current)
+                elif kind == ITEM_RESET:
+                    stream = self._send_streams.get(item[1])
+                    if stream is not None:
+                        stream.on_reset_acked()
+                        if stream.is_all_acked:
+                            self._retire_send_stream(item[1])
         if run_id >= 0:
             self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
 
