@@ -88,6 +88,25 @@ def test_decreasing_counts_fail_and_stale_acks_are_not_validated() -> None:
     assert ecn.state == "failed" and ecn.failure == "ECN counts decreased"
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 60), unique=True), st.integers(0, 70), st.integers(0, 70))
+def test_marked_packets_of_an_ack_are_counted_exactly(
+    pns: list[int], first: int, stop: int
+) -> None:
+    """on_ack counts the acknowledged packets in [first_marked_pn, stop_pn) (a
+    slice found by bisection): one ECT(0) count less than that is a failure,
+    exactly that many is not."""
+    acked = _packets(*sorted(pns))
+    marked = sum(1 for pn in pns if first <= pn < stop)
+    for reported, fails in ((marked, False), (marked - 1, marked > 0)):
+        ecn = EcnSender()
+        ecn.first_marked_pn, ecn.stop_pn = first, stop
+        ecn.marked_before = 1000  # (no "more counted than sent" failure)
+        ecn.on_ack(acked, [max(reported, 0), 0, 0], True, next_pn=100)
+        assert (ecn.failure == "ECT(0) marks lost on the path") is fails
+        assert ecn.state == ("failed" if fails else "capable" if marked else "testing")
+
+
 def test_unmarked_packets_need_no_counts() -> None:
     ecn = EcnSender()
     ecn.fail("test", next_pn=3)  # packets from 3 on are not marked

@@ -473,3 +473,28 @@ def test_each_thread_has_its_own_scratch() -> None:
     worker.start()
     worker.join()
     assert theirs and theirs[0] is not mine
+
+
+def test_datagrams_to_send_ecn_is_datagrams_to_send_with_codepoints() -> None:
+    """Two endpoints in the same state: the ECN variant returns the same
+    datagrams, in order, each with its connection's codepoint."""
+    worlds = []
+    for _ in range(2):
+        client = Endpoint(make_config(1))
+        server = Endpoint(make_config(2), is_server=True)
+        conn = client.connect(("10.0.0.2", 4433), 1.0)
+        now = 1.0
+        for _ in range(6):  # handshake, then a stream with data in flight
+            now += 0.01
+            server.receive_datagrams(
+                [(d, ("10.0.0.1", 5000)) for d, _ in client.datagrams_to_send(now)], now)
+            client.receive_datagrams(
+                [(d, ("10.0.0.2", 4433)) for d, _ in server.datagrams_to_send(now)], now)
+        sid = conn.open_stream()
+        conn.send_stream_data(sid, bytes(50_000))
+        worlds.append((client, conn, now))
+    (plain_ep, _, now), (ecn_ep, ecn_conn, _) = worlds
+    plain = plain_ep.datagrams_to_send(now)
+    marked = ecn_ep.datagrams_to_send_ecn(now)
+    assert len(plain) > 10
+    assert marked == [(d, a, ecn_conn.ecn_codepoint) for d, a in plain]

@@ -518,11 +518,11 @@ _PACKET_FIELDS = ("packet_number", "sent_time_s", "size_bytes", "delivered_bytes
 
 @pytest.mark.parametrize("notify", [False, True])
 def test_run_of_packets_equals_one_by_one(notify: bool) -> None:
-    """on_packets_sent (a run) leaves recovery and its packets exactly as
-    on_packet_sent for each packet would, across acks, app-limited periods and
-    an empty flight in between."""
+    """on_packets_sent and on_run_sent (a run) leave recovery and its packets
+    exactly as on_packet_sent for each packet would, across acks, app-limited
+    periods and an empty flight in between."""
     states = []
-    for batched in (False, True):
+    for mode in ("one_by_one", "packets", "run"):
         cc = _SentRecorder() if notify else Recorder()
         rec = LossRecovery(congestion=cc, rtt=RttEstimator())  # type: ignore[arg-type]
         records: list[SentPacket] = []
@@ -530,12 +530,17 @@ def test_run_of_packets_equals_one_by_one(notify: bool) -> None:
         for step, (count, now) in enumerate([(5, 1.0), (3, 1.1), (4, 1.3), (6, 1.5)]):
             run = [SentPacket(pn + i, 0.0, MDS - i, True, True, [("run", step, i)])
                    for i in range(count)]
-            pn += count + 1  # a skipped number between runs
-            if batched:
+            if mode == "run":
+                run = rec.on_run_sent(pn, [p.size_bytes for p in run],
+                                      [p.items for p in run], now)
+                assert all(type(p) is SentPacket and p.fec_hold_pn == 0 and p.fec_extra_s == 0.0
+                           and p.in_flight and p.ack_eliciting for p in run)
+            elif mode == "packets":
                 rec.on_packets_sent(run, now)
             else:
                 for packet in run:
                     rec.on_packet_sent(packet, now)
+            pn += count + 1  # a skipped number between runs
             records += run
             if step == 0:
                 rec.on_ack_received([0, run[-1].packet_number], 0.0, now + 0.05)  # all acked
@@ -547,7 +552,7 @@ def test_run_of_packets_equals_one_by_one(notify: bool) -> None:
             rec.bytes_in_flight, rec.ack_eliciting_in_flight, rec.largest_sent,
             rec.outstanding_count, rec.get_timer(), cc.calls,
         ))
-    assert states[0] == states[1]
+    assert states[0] == states[1] == states[2]
     assert states[0][1] > 0
 
 
@@ -559,3 +564,9 @@ def test_run_of_packets_rejects_old_numbers() -> None:
     with pytest.raises(InvalidStateError):
         rec.on_packets_sent([SentPacket(7, 1.0, MDS, True, True, []),
                              SentPacket(6, 1.0, MDS, True, True, [])], 1.0)
+    with pytest.raises(InvalidStateError):
+        rec.on_run_sent(5, [MDS], [[]], 1.0)
+    with pytest.raises(InvalidStateError):
+        rec.on_run_sent(7, [MDS, MDS], [[]], 1.0)
+    assert rec.on_run_sent(7, [], [], 1.0) == []
+    assert rec.largest_sent == 5

@@ -230,3 +230,45 @@ def test_real_round_trip_of_blocks() -> None:
         assert a.send_batch(datagrams) == len(datagrams)
         got = _receive(b, len(datagrams))
         assert [d for d, _ in got] == [d for d, _ in datagrams]
+
+
+class _RecordingTosSocket(_RecordingSocket):
+    """Also records each TOS change as a call ``([], codepoint)``."""
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.calls.append(([], value))
+
+
+@pytest.mark.parametrize("codepoints", [
+    [2] * 80,  # one connection's datagrams: one run
+    [2] * 30 + [0] * 20 + [2] * 30,
+    [2, 0, 3, 3, 2],
+    [],
+])
+def test_send_batch_ecn_sends_each_run_as_send_batch_does(codepoints: list[int]) -> None:
+    """Each run of equal codepoints goes out with one TOS change and exactly
+    the GSO groups send_batch cuts for the same datagrams."""
+    with UdpSocket(("127.0.0.1", 0)) as sock:
+        dest = ("127.0.0.1", 9)
+        triples = [(bytes(1400 if i % 7 else 1399), dest, cp) for i, cp in enumerate(codepoints)]
+        real = sock._sock
+        try:
+            ecn, plain = _RecordingTosSocket(), _RecordingTosSocket()
+            sock._sock = ecn  # type: ignore[assignment]
+            assert sock.send_batch_ecn(triples) == len(triples)
+            sock._sock = plain  # type: ignore[assignment]
+            sock._send_tos = 0
+            start = 0
+            while start < len(triples):  # the runs, one send_batch each
+                end = start
+                while end < len(triples) and triples[end][2] == triples[start][2]:
+                    end += 1
+                if triples[start][2] != sock._send_tos:
+                    plain.setsockopt(0, 0, triples[start][2] & 3)
+                    sock._send_tos = triples[start][2]
+                assert sock.send_batch([(d, a) for d, a, _ in triples[start:end]]) == end - start
+                start = end
+        finally:
+            sock._sock = real
+        assert ecn.calls == plain.calls
+        assert sum(len(c[0]) for c in ecn.calls) == len(codepoints)

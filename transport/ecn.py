@@ -45,7 +45,9 @@ falls back to unmarked packets. A move to a new peer address restarts testing.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ TESTING_PTO_LIMIT = 3
 MAX_CE_SIGNALS_PER_ACK = 64
 
 _NO_STOP = 1 << 62
+_packet_number_of = attrgetter("packet_number")
 
 
 class EcnSender:
@@ -126,15 +129,20 @@ class EcnSender:
         largest_advanced: bool,
         next_pn: int,
     ) -> int:
-        """Validate one ACK frame; returns how many packets it newly reports CE."""
+        """Validate one ACK frame (``acked``: its newly acknowledged packets,
+        ascending by number, as recovery returns them); returns how many packets
+        it newly reports CE."""
         if self.state == "failed":
             return 0
         first, stop = self.first_marked_pn, self.stop_pn
-        newly_marked = 0
-        for packet in acked:
-            pn = packet.packet_number
-            if first <= pn < stop:
-                newly_marked += 1
+        # acked ascends by packet number: the marked ones are one slice of it
+        newly_marked = len(acked)
+        if newly_marked and (acked[0].packet_number < first
+                             or acked[-1].packet_number >= stop):
+            newly_marked = bisect_left(acked, stop, key=_packet_number_of) - bisect_left(
+                acked, first, key=_packet_number_of)
+            if newly_marked < 0:
+                newly_marked = 0
         if counts is None:
             if newly_marked:
                 self.fail("ACK without ECN counts", next_pn)

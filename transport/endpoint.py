@@ -384,8 +384,8 @@ class Endpoint:
         for conn in dirty:
             batch = conn.datagrams_to_send(now)
             if batch:
-                codepoint = conn.ecn_codepoint
-                out.extend([(data, addr, codepoint) for data, addr in batch])
+                datas, addrs = zip(*batch, strict=True)  # (triples made at C speed)
+                out += zip(datas, addrs, repeat(conn.ecn_codepoint))
             stale[conn] = None
         self._collect_stale()
         return out

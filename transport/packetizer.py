@@ -31,7 +31,7 @@ everything else waits for window space, except probes after a PTO.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from transport.crypto.packet_aead import RUN_MAX_PACKETS
 from transport.crypto.packet_aead import seal_stream_packet as seal_stream_packet_aead
@@ -310,12 +310,13 @@ class Packetizer:
         # the C seal calls of PacketSealer made here directly for the common
         # packet (no ACK frame): one Python call less per packet
         seal_direct = seal_aead_direct = sealer_cbuf = null = None
-        sealer_view = buf_view
+        sealer_bytes: Any = None
         sealer_cap = 0
         cid_len = len(peer_cid)
         if sealer is not None:
             seal_direct, seal_aead_direct, sealer_cbuf, sealer_view, null = sealer.direct()
             sealer_cap = len(sealer_view)
+            sealer_bytes = sealer.byte_slicer()  # [a:b] -> bytes in one step
             if not crc:
                 seal_direct = None
         conn_credit = conn._send_credit
@@ -351,16 +352,16 @@ class Packetizer:
                 and not send_update_check
                 and limit > 1
             ):
-                run, run_wire, run_stream = self._seal_run(
+                run, run_wire, run_stream, resume = self._seal_run(
                     now, out, stream, stream_id, sealer, pace_budget - sent_bytes)
                 if run:
                     built += run
                     sent_bytes += run_wire
                     stream_bytes += run_stream
                     continue
-                if not 0 < self._skip_countdown <= 2:
+                if not resume:
                     # (retransmissions, or window or pacer nearly spent: not a
-                    # packet-number skip, after which runs go on)
+                    # packet-number skip or the ring's end, after which runs go on)
                     try_run = False
             # short_room assumes a 4-byte packet number; the packet gets the
             # bytes its shorter one leaves (bound: the number after a skip)
@@ -436,7 +437,7 @@ class Packetizer:
                                                  ack_delay, stream_id, offset, data, fin)
                         wire_size = len(packet)
                     else:
-                        packet = bytes(sealer_view[:wire_size])
+                        packet = sealer_bytes[:wire_size]
                 elif sealer is not None:
                     packet = sealer.seal_crc(peer_cid, pn, pn_len, ack_ranges, ack_delay,
                                              stream_id, offset, data, fin)
@@ -467,7 +468,7 @@ class Packetizer:
                                              ack_delay, stream_id, offset, data, fin)
                     else:
                         send.sealed_count += 1
-                        packet = bytes(sealer_view[:size])
+                        packet = sealer_bytes[:size]
                 elif sealer is not None and native is not None:
                     packet = sealer.seal(send, peer_cid, pn, pn_len, ack_ranges, ack_delay,
                                          stream_id, offset, data, fin)
@@ -495,14 +496,16 @@ class Packetizer:
         return built
 
     def _seal_run(self, now: float, out: list[bytes], stream: SendStream, stream_id: int,
-                  sealer: PacketSealer, pace_left: float) -> tuple[int, int, int]:
+                  sealer: PacketSealer, pace_left: float) -> tuple[int, int, int, bool]:
         """Up to a GSO batch of STREAM packets of ``stream`` in one C call
         (``tp_seal_stream_run``): the packets the per-packet loop of
         :meth:`_build_stream_packets` would build next, as many as window,
         pacer, packet-number skip and key limits allow for sure (counting each
         packet as a full datagram). Returns ``(packets appended to out, their
-        wire bytes, their stream bytes)``; 0 packets: the caller builds the next
-        one itself."""
+        wire bytes, their stream bytes, resume)``; 0 packets: the caller builds
+        the next one itself, and with ``resume`` runs go on after it (it is a
+        packet-number skip, or the packet that crosses the end of the stream's
+        ring buffer)."""
         conn = self.conn
         recovery = conn._recovery
         mds = self.max_datagram_size
@@ -513,7 +516,7 @@ class Packetizer:
         if self._skip_countdown > 0:
             count = min(count, self._skip_countdown - 1)
         keys = conn._session.keys
-        seal_run, cbuf, cap, view, sizes, lengths, from_buffer, null, unpack = (
+        seal_run, cbuf, cap, _view, sizes, lengths, from_buffer, null, unpack = (
             sealer.run_direct())
         if keys is None:
             ctx = null
@@ -523,19 +526,19 @@ class Packetizer:
             send = keys.send
             native = send.native
             if native is None:
-                return 0, 0, 0
+                return 0, 0, 0, 0 < self._skip_countdown <= 2
             count = min(count, conn.config.key_update_after_packets - send.sealed_count,
                         send.confidentiality_limit - send.sealed_count)
             ctx = native._ctx
             phase = send.generation & 1
         if count < 2:
-            return 0, 0, 0
+            return 0, 0, 0, 0 < self._skip_countdown <= 2
         stream_credit = conn._stream_send_credit[stream_id]
         conn_credit = conn._send_credit
         credit = min(stream_credit.available, conn_credit.available)
         found = stream.unsent_run(credit)
         if found is None:
-            return 0, 0, 0
+            return 0, 0, 0, 0 < self._skip_countdown <= 2
         offset, data, fin, cut = found
         pn0 = self.next_packet_number
         peer_cid = conn.peer_cid
@@ -546,33 +549,39 @@ class Packetizer:
                      1 if fin else 0,
                      1 if cut else 0, phase, count, sizes, lengths)
         if n <= 0:
-            return 0, 0, 0  # (an error comes back from the per-packet path's own call)
+            # (an error comes back from the per-packet path's own call; a packet
+            # short of the ring's end is the per-packet path's, runs go on after)
+            return 0, 0, 0, (n == 0 and cut) or 0 < self._skip_countdown <= 2
         if send is not None:
             send.sealed_count += n
         self.next_packet_number = pn0 + n
         if self._skip_countdown > 0:
             self._skip_countdown -= n
-        records = []
+        # the packets as bytes (sliced from the buffer in one step each) and
+        # their items; recovery builds the sent records from sizes and items
+        packet_sizes = unpack(sizes, n)
+        items: list[list[tuple]] = []
+        append_items = items.append
+        append_out = out.append
+        packet_bytes = sealer.byte_slicer()
         pos = 0
         frame_offset = offset
-        for pn, size, length in zip(range(pn0, pn0 + n), unpack(sizes, n), unpack(lengths, n),
-                                    strict=True):
-            records.append(SentPacket(pn, now, size, True, True,
-                                      [(ITEM_STREAM, stream_id, frame_offset, length, False)]))
+        for size, length in zip(packet_sizes, unpack(lengths, n), strict=True):
+            append_items([(ITEM_STREAM, stream_id, frame_offset, length, False)])
             end = pos + size
-            out.append(bytes(view[pos:end]))
+            append_out(packet_bytes[pos:end])
             pos = end
             frame_offset += length
         stream_bytes = frame_offset - offset
         fin = fin and stream_bytes == len(data)
         if fin:  # the last frame carries the FIN
-            last = records[-1].items[0]
-            records[-1].items = [(ITEM_STREAM, stream_id, last[2], last[3], True)]
-        recovery.on_packets_sent(records, now)
+            last = items[-1][0]
+            items[-1] = [(ITEM_STREAM, stream_id, last[2], last[3], True)]
+        recovery.on_run_sent(pn0, packet_sizes, items, now)
         stream.mark_run_sent(stream_bytes, fin)
         stream_credit.consume(stream_bytes)
         conn_credit.consume(stream_bytes)
-        return n, pos, stream_bytes
+        return n, pos, stream_bytes, True
 
     def _take_chunk(
         self, stream_id: int, stream: SendStream, stream_credit: SendCredit, room: int

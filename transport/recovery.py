@@ -6,10 +6,13 @@ How this works
 kept as two parallel lists sorted by packet number -- ``_pns`` (ints) and
 ``_packets`` (:class:`SentPacket`) -- with a ``_head`` index marking the first
 live entry (entries before it are dead and compacted away in bulk). Sending
-appends. An ACK frame is processed **per range**, not per packet number: two
-``bisect`` calls find the outstanding packets inside ``[low, high]`` and one
-slice takes them out (advancing ``_head`` when the range starts at the oldest
-packet, the common in-order case). Ranges already acknowledged cost two
+appends; a run of data packets sealed in one go is appended by
+:meth:`LossRecovery.on_run_sent`, which builds the records itself (every field
+set in one loop, no constructor call per packet). An ACK frame is processed
+**per range**, not per packet number: two ``bisect`` calls find the
+outstanding packets inside ``[low, high]`` and one slice takes them out
+(advancing ``_head`` when the range starts at the oldest packet, the common
+in-order case). Ranges already acknowledged cost two
 bisects and nothing else, so re-reported ACK ranges are free.
 
 **Loss detection (§6.1).** A packet below the largest acknowledged is lost
@@ -166,6 +169,8 @@ class RttEstimator:
 
 
 _packet_number_of = attrgetter("packet_number")
+#: builds a SentPacket without running __init__ (LossRecovery.on_run_sent sets every field)
+_new_record = object.__new__
 
 
 class SentPacket:
@@ -437,6 +442,64 @@ class LossRecovery:
         self.bytes_in_flight += sent_bytes
         self.ack_eliciting_in_flight += len(packets)
         self._last_ack_eliciting_sent_s = now
+
+    def on_run_sent(
+        self, first_pn: int, sizes: Sequence[int], items: Sequence[Any], now: float
+    ) -> list[SentPacket]:
+        """A run of in-flight, ack-eliciting packets numbered ``first_pn``,
+        ``first_pn + 1``, ...: packet ``i`` is ``sizes[i]`` bytes and carries
+        ``items[i]``. Exactly :meth:`on_packets_sent` of
+        ``SentPacket(first_pn + i, now, sizes[i], True, True, items[i])``, with
+        each record built complete in one step (no constructor call, no second
+        pass over the run). Returns the records."""
+        count = len(sizes)
+        if count != len(items):
+            raise InvalidStateError("a run needs one items entry per packet size")
+        if not count:
+            return []
+        if first_pn <= self.largest_sent:
+            raise InvalidStateError(f"packet number {first_pn} not above largest sent")
+        records: list[SentPacket] = []
+        if self._notify_sent:  # the controller wants each packet: the general path
+            for i in range(count):
+                records.append(SentPacket(first_pn + i, now, sizes[i], True, True, items[i]))
+                self.on_packet_sent(records[-1], now)
+            return records
+        if not self.bytes_in_flight:
+            self._first_sent_time_s = now
+            self.delivered_time_s = now
+        delivered_bytes = self.delivered_bytes
+        delivered_time_s = self.delivered_time_s
+        first_sent_time_s = self._first_sent_time_s
+        app_limited = self._app_limited_until_bytes != 0
+        new = _new_record
+        cls = SentPacket
+        append = records.append
+        pn = first_pn
+        # every field SentPacket.__init__ sets, then what on_packet_sent adds
+        for size_bytes, packet_items in zip(sizes, items, strict=True):
+            packet = new(cls)
+            packet.packet_number = pn
+            packet.sent_time_s = now
+            packet.size_bytes = size_bytes
+            packet.ack_eliciting = True
+            packet.in_flight = True
+            packet.items = packet_items
+            packet.fec_hold_pn = 0
+            packet.fec_extra_s = 0.0
+            packet.delivered_bytes = delivered_bytes
+            packet.delivered_time_s = delivered_time_s
+            packet.first_sent_time_s = first_sent_time_s
+            packet.is_app_limited = app_limited
+            append(packet)
+            pn += 1
+        self._pns += range(first_pn, pn)
+        self._packets += records
+        self.largest_sent = pn - 1
+        self.bytes_in_flight += sum(sizes)
+        self.ack_eliciting_in_flight += count
+        self._last_ack_eliciting_sent_s = now
+        return records
 
     def on_ack_received(
         self, ranges: Sequence[int], ack_delay_s: float, now: float

@@ -49,7 +49,9 @@ import operator
 import socket
 import struct
 from collections import deque
+from collections.abc import Sequence
 from itertools import groupby
+from typing import Any
 
 from transport.errors import ConfigurationError, NetworkError, PortUnreachableError
 
@@ -90,6 +92,7 @@ _UNREACHABLE_ERRNOS = frozenset(
 _RETRY_PLAIN_ERRNOS = frozenset({errno.EIO, errno.EINVAL, errno.EOPNOTSUPP})
 _first = operator.itemgetter(0)
 _second = operator.itemgetter(1)
+_third = operator.itemgetter(2)
 
 
 def _family_of(host: str) -> socket.AddressFamily:
@@ -209,6 +212,11 @@ class UdpSocket:
         refused) are counted as sent (UDP gives no delivery promise) and the
         error is queued for :meth:`recv_batch`.
         """
+        return self._send(datagrams)
+
+    def _send(self, datagrams: Sequence[tuple[Any, ...]]) -> int:
+        """:meth:`send_batch` of items whose first two fields are data and
+        address (the ECN triples of :meth:`send_batch_ecn` too, unconverted)."""
         count = len(datagrams)
         if self.gso_supported and count > 2:
             # the bulk case -- one address, equal sizes but maybe a shorter last
@@ -242,13 +250,14 @@ class UdpSocket:
                 return start
         return start
 
-    def _send_general(self, datagrams: list[tuple[bytes, Address]]) -> int:
+    def _send_general(self, datagrams: Sequence[tuple[Any, ...]]) -> int:
         """:meth:`send_batch` for any mix of sizes and addresses."""
         count = len(datagrams)
         i = 0
         sock = self._sock
         while i < count:
-            data, addr = datagrams[i]
+            item = datagrams[i]
+            data, addr = item[0], item[1]
             j = i + 1
             if self.gso_supported:
                 size = len(data)
@@ -256,7 +265,8 @@ class UdpSocket:
                 # extend the group while the next datagram goes to the same
                 # address and is no larger (a shorter one ends the group)
                 while j < count and j - i < MAX_GSO_SEGMENTS:
-                    nxt, nxt_addr = datagrams[j]
+                    item = datagrams[j]
+                    nxt, nxt_addr = item[0], item[1]
                     n = len(nxt)
                     if nxt_addr != addr or n > size or total + n > MAX_GSO_BYTES:
                         break
@@ -267,7 +277,7 @@ class UdpSocket:
             try:
                 if j - i > 1:
                     # one iovec per datagram: the kernel gathers them (no join copy)
-                    sock.sendmsg([d for d, _ in datagrams[i:j]],
+                    sock.sendmsg(list(map(_first, datagrams[i:j])),
                                  [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(len(data)))], 0, addr)
                 else:
                     sock.sendto(data, addr)
@@ -300,10 +310,14 @@ class UdpSocket:
         (the socket's TOS / traffic class is changed only between runs)."""
         sent = 0
         count = len(datagrams)
+        codepoints = list(map(_third, datagrams))
+        # the common batch (one connection's datagrams) has one codepoint: one
+        # run, found and sent without a per-datagram loop or conversion
+        uniform = count > 0 and codepoints.count(codepoints[0]) == count
         while sent < count:
-            codepoint = datagrams[sent][2]
-            end = sent + 1
-            while end < count and datagrams[end][2] == codepoint:
+            codepoint = codepoints[sent]
+            end = count if uniform else sent + 1
+            while end < count and codepoints[end] == codepoint:
                 end += 1
             if codepoint != self._send_tos:
                 level, option = (
@@ -312,7 +326,7 @@ class UdpSocket:
                 with contextlib.suppress(OSError):  # unmarked if the kernel refuses
                     self._sock.setsockopt(level, option, codepoint & 3)
                     self._send_tos = codepoint
-            n = self.send_batch([(data, addr) for data, addr, _ in datagrams[sent:end]])
+            n = self._send(datagrams if uniform else datagrams[sent:end])
             if n < end - sent:  # the socket buffer is full
                 return sent + n
             sent = end
