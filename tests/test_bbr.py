@@ -420,3 +420,48 @@ def test_ce_marks_are_not_learnt_as_random_loss() -> None:
         cc._round_min_rtt_s = cc.min_rtt_s
         cc._on_round_end(app_limited=False)
     assert cc.random_loss == 0.0
+
+
+def _cruise_round(cc: BBR, lost: int, sent: int, bw_latest_share: float) -> None:
+    cc._round_lost_count = lost
+    cc._round_lost = lost * MDS
+    cc._round_delivered = (sent - lost) * MDS
+    cc._round_min_rtt_s = cc.min_rtt_s * 1.5  # a queue stood: nothing learnt as random
+    cc.bw_latest = bw_latest_share * cc.max_bw
+    cc._on_round_end(app_limited=False)
+
+
+def test_loss_beyond_the_random_estimate_paces_at_the_delivered_share() -> None:
+    """Draft §4.5.10.3: a round of ProbeBW_CRUISE/DOWN with loss sets ``bw_lo`` to
+    ``max(bw_latest, 0.7 * bw_lo)`` -- here loss significantly above the random-loss
+    estimate, not only above the excessive-loss limit. ``inflight_lo`` still waits
+    for excessive loss. Loss at the learnt random rate changes nothing."""
+    cc = make_bbr()
+    drive(cc, rate_bps=10e6, rtt_s=0.04, duration_s=3.0)
+    cc._start_cruise()
+    cc.bw_lo = cc.inflight_lo = math.inf
+    assert cc.random_loss == 0.0
+    _cruise_round(cc, lost=1, sent=100, bw_latest_share=0.8)  # one loss is no evidence
+    assert cc.bw_lo == math.inf
+    _cruise_round(cc, lost=3, sent=100, bw_latest_share=0.8)  # 3 %: not excessive
+    assert not cc._too_many_lost(3, 100 * MDS)
+    assert cc.bw_lo == pytest.approx(0.8 * cc.max_bw)
+    assert cc.inflight_lo == math.inf
+    _cruise_round(cc, lost=3, sent=100, bw_latest_share=0.2)  # at most a 0.7 cut per round
+    assert cc.bw_lo == pytest.approx(0.56 * cc.max_bw)
+    pacing_bps = cc.pacing_rate_bps
+    cc._set_pacing_rate()
+    assert cc.pacing_rate_bps is not None and pacing_bps is not None
+    assert cc.pacing_rate_bps < 0.6 * cc.max_bw * 8
+    cc._start_refill()  # REFILL forgets the lower bounds, as in the draft
+    assert cc.bw_lo == math.inf
+
+    lossy = make_bbr()
+    drive(lossy, rate_bps=10e6, rtt_s=0.04, duration_s=3.0)
+    lossy._start_cruise()
+    lossy.bw_lo = lossy.inflight_lo = math.inf
+    lossy.random_loss = 0.05
+    _cruise_round(lossy, lost=8, sent=100, bw_latest_share=0.8)  # chance at 5 % random loss
+    assert lossy.bw_lo == math.inf
+    _cruise_round(lossy, lost=14, sent=100, bw_latest_share=0.8)  # beyond it
+    assert lossy.bw_lo == pytest.approx(0.8 * lossy.max_bw)
