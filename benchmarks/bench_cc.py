@@ -358,6 +358,7 @@ def plan(
     quick: bool,
     send_buffer_bytes: int,
     seeds_override: tuple[int, ...] | None = None,
+    fairness_s: float | None = None,
 ) -> tuple[list[tuple[str, list[str], dict[str, Any]]], dict[str, Any]]:
     tasks: list[tuple[str, list[str], dict[str, Any]]] = []
     params: dict[str, Any] = {}
@@ -385,7 +386,7 @@ def plan(
         for n in names:
             tasks.append((f"c/{n}", [n], {"duration_s": params["c"], "queue_bdp": 10.0, **common}))
     if "d" in only:
-        params["d"] = 12.0 if quick else 30.0
+        params["d"] = fairness_s or (12.0 if quick else 30.0)
         counts = (2,) if quick else (2, 4)
         for seed in seeds:
             kwargs = {"duration_s": params["d"], "start_gap_s": 0.5, "seed": seed, **common}
@@ -701,6 +702,13 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="simulator seeds of the (b) BBR and (d) runs, e.g. 1,2,3,4,5,6 (default 1,2,3)",
     )
+    parser.add_argument(
+        "--fairness-seconds",
+        type=float,
+        default=None,
+        help="length of the (d) runs; Jain's index is taken from 20 s to the end "
+        "(default 30 s: seconds 20-30)",
+    )
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
     args = parser.parse_args(argv)
@@ -712,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     send_buffer_bytes = int(args.send_buffer_mib * MIB)
     started = time.perf_counter()
     seeds = tuple(int(x) for x in args.seeds.split(",") if x) or None
-    tasks, params = plan(only, names, args.quick, send_buffer_bytes, seeds)
+    tasks, params = plan(only, names, args.quick, send_buffer_bytes, seeds, args.fairness_seconds)
     runs = run_all(tasks, args.jobs)
     results: dict[str, Any] = {
         "path": {"rate_mbps": RATE_BPS / 1e6, "rtt_ms": RTT_S * 1e3, "queue_bdp": 1.0},
