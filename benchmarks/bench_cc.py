@@ -20,8 +20,9 @@ Scenarios (path 50 Mbit/s, 50 ms RTT, queue 1 BDP unless stated):
 (b) random loss {0.5, 1, 2, 5, 10} % both ways: goodput / ((1 - p) x capacity)
     (the issue's definition) and goodput / header ceiling;
 (c) bufferbloat, queue 10 BDP: median RTT / base RTT;
-(d) fairness: 2 and 4 flows of one controller (started 0.5 s apart), Jain's
-    index of per-flow goodput over seconds 20-30 ("after 20 s"; 10-20 s too);
+(d) fairness: 2 and 4 flows of one controller (started 0.5 s apart) for
+    60 s, Jain's index of per-flow goodput from 20 s to the end ("after 20 s";
+    also seconds 20-30 alone, and the middle third);
     BBR vs CUBIC split; every (d) run and the BBR (b) runs are repeated with
     the simulator seeds ``SEEDS`` and the median is the figure (each seed's
     value is in the JSON too);
@@ -386,7 +387,7 @@ def plan(
         for n in names:
             tasks.append((f"c/{n}", [n], {"duration_s": params["c"], "queue_bdp": 10.0, **common}))
     if "d" in only:
-        params["d"] = fairness_s or (12.0 if quick else 30.0)
+        params["d"] = fairness_s or (12.0 if quick else 60.0)
         counts = (2,) if quick else (2, 4)
         for seed in seeds:
             kwargs = {"duration_s": params["d"], "start_gap_s": 0.5, "seed": seed, **common}
@@ -488,6 +489,10 @@ def summarise(
                 early_jains = [
                     jain([f.goodput_bps(*early) for f in run.flows]) for run in fair_runs
                 ]
+                short = (late[0], min(late[0] + 10.0, d))
+                short_jains = [
+                    jain([f.goodput_bps(*short) for f in run.flows]) for run in fair_runs
+                ]
                 rows[n][f"{count}_flows"] = {
                     "jain": round(statistics.median(jains), 3),
                     "jain_seeds": [round(j, 3) for j in jains],
@@ -495,6 +500,9 @@ def summarise(
                         [round(r / 1e6, 2) for r in rates] for rates in per_seed
                     ],
                     "jain_earlier": round(statistics.median(early_jains), 3),
+                    # the first 10 s after 20 s alone (the whole run before session 4)
+                    "jain_20_30": round(statistics.median(short_jains), 3),
+                    "jain_20_30_seeds": [round(j, 3) for j in short_jains],
                     "window_s": list(late),
                     "seeds": list(seeds),
                 }
@@ -707,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=None,
         help="length of the (d) runs; Jain's index is taken from 20 s to the end "
-        "(default 30 s: seconds 20-30)",
+        "(default 60 s: seconds 20-60)",
     )
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
