@@ -207,6 +207,18 @@ def _as_gro_buffers(flight: list[tuple[bytes, Any]], addr: Any
     return groups
 
 
+def _transfer_400_kb(link: _Link, seed: int) -> None:
+    """400 kB client -> server over ``link``: every byte arrives, nothing dropped."""
+    sid = link.conn.open_stream()
+    payload = random.Random(seed).randbytes(400_000)
+    link.conn.send_stream_data(sid, payload)
+    while len(link.received) < len(payload):
+        link.pump()
+        link.now += 0.05
+    assert bytes(link.received) == payload
+    assert link.server.counters.datagrams_dropped == 0
+
+
 def test_gro_buffers_are_routed_by_address_and_opened_uncut(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from transport import rx_batch
@@ -223,14 +235,7 @@ def test_gro_buffers_are_routed_by_address_and_opened_uncut(
     link = _Link()
     link.gro = True
     link.pump()
-    sid = link.conn.open_stream()
-    payload = random.Random(2).randbytes(400_000)
-    link.conn.send_stream_data(sid, payload)
-    while len(link.received) < len(payload):
-        link.pump()
-        link.now += 0.05
-    assert bytes(link.received) == payload
-    assert link.server.counters.datagrams_dropped == 0
+    _transfer_400_kb(link, seed=2)
     if scratch().stream_runs is not None:  # (native: bulk buffers taken uncut)
         assert sum(uncut) > 50
 
@@ -241,14 +246,7 @@ def test_batches_are_routed_by_address() -> None:
     assert link.conn.is_established and link.server_conn.is_established
     assert link.conn.peer_cid == b"" and link.server_conn.peer_cid == b""
     assert link.server_conn.peer_reset_token is None  # nothing to reset with
-    sid = link.conn.open_stream()
-    payload = random.Random(1).randbytes(400_000)
-    link.conn.send_stream_data(sid, payload)
-    while len(link.received) < len(payload):
-        link.pump()
-        link.now += 0.05
-    assert bytes(link.received) == payload
-    assert link.server.counters.datagrams_dropped == 0
+    _transfer_400_kb(link, seed=1)
 
 
 def test_unknown_address_is_dropped_and_counted_without_a_reset() -> None:

@@ -416,13 +416,8 @@ class LossRecovery:
             for packet in packets:
                 self.on_packet_sent(packet, now)
             return
-        if not self.bytes_in_flight:
-            self._first_sent_time_s = now
-            self.delivered_time_s = now
-        delivered_bytes = self.delivered_bytes
-        delivered_time_s = self.delivered_time_s
-        first_sent_time_s = self._first_sent_time_s
-        app_limited = self._app_limited_until_bytes != 0
+        delivered_bytes, delivered_time_s, first_sent_time_s, app_limited = (
+            self._run_stamps(now))
         sent_bytes = 0
         largest = self.largest_sent
         for packet in packets:
@@ -437,11 +432,7 @@ class LossRecovery:
             packet.is_app_limited = app_limited
             sent_bytes += packet.size_bytes
         self._pns += map(_packet_number_of, packets)
-        self._packets += packets
-        self.largest_sent = largest
-        self.bytes_in_flight += sent_bytes
-        self.ack_eliciting_in_flight += len(packets)
-        self._last_ack_eliciting_sent_s = now
+        self._run_sent(packets, largest, sent_bytes, now)
 
     def on_run_sent(
         self, first_pn: int, sizes: Sequence[int], items: Sequence[Any], now: float
@@ -465,13 +456,8 @@ class LossRecovery:
                 records.append(SentPacket(first_pn + i, now, sizes[i], True, True, items[i]))
                 self.on_packet_sent(records[-1], now)
             return records
-        if not self.bytes_in_flight:
-            self._first_sent_time_s = now
-            self.delivered_time_s = now
-        delivered_bytes = self.delivered_bytes
-        delivered_time_s = self.delivered_time_s
-        first_sent_time_s = self._first_sent_time_s
-        app_limited = self._app_limited_until_bytes != 0
+        delivered_bytes, delivered_time_s, first_sent_time_s, app_limited = (
+            self._run_stamps(now))
         new = _new_record
         cls = SentPacket
         append = records.append
@@ -494,12 +480,28 @@ class LossRecovery:
             append(packet)
             pn += 1
         self._pns += range(first_pn, pn)
-        self._packets += records
-        self.largest_sent = pn - 1
-        self.bytes_in_flight += sum(sizes)
-        self.ack_eliciting_in_flight += count
-        self._last_ack_eliciting_sent_s = now
+        self._run_sent(records, pn - 1, sum(sizes), now)
         return records
+
+    def _run_stamps(self, now: float) -> tuple[int, float, float, bool]:
+        """The delivery state every packet of a run sent at ``now`` records:
+        delivered bytes and time, the first-sent time and the app-limited flag
+        (a run into an empty pipe restarts the delivery clock, as
+        :meth:`on_packet_sent` does)."""
+        if not self.bytes_in_flight:
+            self._first_sent_time_s = now
+            self.delivered_time_s = now
+        return (self.delivered_bytes, self.delivered_time_s, self._first_sent_time_s,
+                self._app_limited_until_bytes != 0)
+
+    def _run_sent(self, records: list[SentPacket], largest_pn: int, sent_bytes: int,
+                  now: float) -> None:
+        """The run's records are in flight: the counters the runs share."""
+        self._packets += records
+        self.largest_sent = largest_pn
+        self.bytes_in_flight += sent_bytes
+        self.ack_eliciting_in_flight += len(records)
+        self._last_ack_eliciting_sent_s = now
 
     def on_ack_received(
         self, ranges: Sequence[int], ack_delay_s: float, now: float
