@@ -218,16 +218,7 @@ def test_batches_of_other_packets_do_not_retry_runs(monkeypatch: pytest.MonkeyPa
         calls.append(len(args[3]))  # (the sizes of the datagrams tried)
         return real_open(self, *args)
 
-    client, server = Endpoint(make_config(1)), Endpoint(make_config(2), is_server=True)
-    now = 1.0
-    conn = client.connect(SERVER, now)
-    for _ in range(6):  # handshake
-        server.receive_datagrams([(d, CLIENT) for d, _ in client.datagrams_to_send(now)], now)
-        client.receive_datagrams([(d, SERVER) for d, _ in server.datagrams_to_send(now)], now)
-        now += 0.01
-    assert conn.handshake_completed
-    sid = conn.open_stream()
-    srv = server.connections[0]
+    server, srv, sid, now = _established(1)
     monkeypatch.setattr(StreamRunBuffers, "open_sizes", counting_open)
     batch = [(forge_short_packet(srv.local_cid, 1000 + i,
                                  [(0x01, 0, 0, 0, 0, None),
