@@ -13,7 +13,8 @@ at a fraction of the cost:
   is often the one that carries an ACK too), a run of two or more datagrams
   is opened and decoded in one C call (``tp_open_stream_run``,
   :mod:`transport.crypto.packet_runs`) for as long as its packets are the
-  bulk kind; when the frames continue each other on one
+  bulk kind (compact STREAM frames too: their offsets are rebuilt in C
+  against the streams' highest offsets, passed in); when the frames continue each other on one
   stream and no flow-control limit can refuse them, one ``on_data`` call takes
   them all, and each packet number is recorded for acknowledgement;
 * any other datagram goes through the connection's per-packet path: a direct
@@ -34,6 +35,7 @@ from transport import events
 from transport.crypto.packet_runs import OPEN_RUN_MAX_PACKETS, StreamRunBuffers
 from transport.errors import RemoteProtocolError, WireError
 from transport.scratch import scratch
+from transport.streams import compact_stream_offset
 from transport.wire.constants import HEADER_FORM_LONG, PN_LENGTH_MASK, RESERVED_SHORT_MASK
 
 if TYPE_CHECKING:
@@ -162,7 +164,8 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
                 receive_1rtt(data, now)  # (opens it again, with its error handling)
             elif (
                 status == 1
-                and 0x08 <= (ftype := frame0.type) <= 0x0F
+                and (0x08 <= (ftype := frame0.type) <= 0x0F
+                     or (ftype >= 0x38 and conn._compact_rx))  # (0x38..0x3f: compact)
                 and not first & RESERVED_SHORT_MASK
                 and pn > acks.largest_received
                 and addr == conn.peer_addr
@@ -174,7 +177,10 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
                 if type(payload) is not memoryview:
                     payload = memoryview(payload)
                 before = stream.highest_offset
-                readable = stream.on_data(frame0.b, payload[start : start + frame0.data_len],
+                offset = frame0.b
+                if ftype >= 0x38:  # compact STREAM: the offset rebuilt (raises if it cannot be)
+                    offset = compact_stream_offset(offset, frame0.data_len, before)
+                readable = stream.on_data(offset, payload[start : start + frame0.data_len],
                                           ftype & 1 == 1)
                 grown = stream.highest_offset - before
                 if grown > 0:
@@ -310,15 +316,21 @@ def _receive_run_sizes(conn: Connection, buf: bytes, start: int, sizes: list[int
         if protection.native is None or keys.send.generation < protection.generation:
             return 0
     acks = conn._acks
+    recv_streams = conn._recv_streams
+    compact = conn._compact_rx
+    if compact:  # compact STREAM references: each stream's highest offset (0..3)
+        refs = runs.refs
+        for sid in (0, 1, 2, 3):
+            rstream = recv_streams.get(sid)
+            refs[sid] = 0 if rstream is None else rstream.highest_offset
     try:
         opened = runs.open_sizes(protection, buf, start, sizes, conn.local_cid,
-                                 acks.largest_received + 1, decoder)
+                                 acks.largest_received + 1, decoder, compact)
     except (TypeError, ValueError):  # (as the generic path would fail)
         return 0
     if opened == 0:
         return 0
     unpack = runs.unpack
-    recv_streams = conn._recv_streams
     counters = conn.counters
     view = runs.view
     if opened > 1 and _receive_run_merged(conn, buf, start, sizes, opened, now, runs):
