@@ -513,3 +513,56 @@ def test_compact_run_round_trip(kind: str, dcid: bytes, stream_id: int, offset: 
         assert (sid, off, body) == (stream_id, offset + done, data[done : done + length])
         done += length
         assert last == (fin and done == size)
+
+
+def _late_pair(seed: int) -> Pair:
+    big = {"initial_max_stream_data": 1 << 25, "initial_max_data": 1 << 25,
+           "max_stream_window": 1 << 25, "max_connection_window": 1 << 25}
+    pair = Pair(make_config(seed), make_config(seed + 1, **big))
+    pair.handshake()
+    pair.drop_to_client = lambda data, now: True
+    return pair
+
+
+def test_a_late_packet_rebuilds_against_the_data_before_it() -> None:
+    """Reordered: pn 1001 raises the stream's highest offset first; pn 1000,
+    one packet behind, still rebuilds exactly (the slack is one datagram)."""
+    pair = _late_pair(21)
+    cid = pair.server.local_cid
+    data = random.Random(2).randbytes(1400)
+    ordinary = (0x0E, 0, 700, 0, 0, data[700:])  # STREAM OFF|LEN
+    compact = (0x38, 0, 0, 0, 0, data[:700])
+    pair.inject(forge_short_packet(cid, 1_001, [ordinary]), to_server=True)
+    pair.inject(forge_short_packet(cid, 1_000, [compact]), to_server=True)
+    got = bytearray()
+    while True:
+        chunk, _fin = pair.server.recv_stream_data(0)
+        if not chunk:
+            break
+        got += chunk
+    assert bytes(got) == data
+    assert pair.server.counters.datagrams_dropped_malformed == 0
+    assert not pair.events_of("server", ConnectionTerminated)
+
+
+def test_an_ambiguous_late_packet_is_dropped_unacknowledged() -> None:
+    """A compact frame in a packet far behind the largest received one, whose
+    offset rebuilds differently across the references the later packets'
+    data allow: dropped (not acknowledged, so resent), not misplaced."""
+    pair = _late_pair(23)
+    cid = pair.server.local_cid
+    # pn 2000 brings the stream's highest offset to 2^23 + 100
+    pair.inject(forge_short_packet(cid, 2_000, [(0x0E, 0, HALF + 99, 0, 0, b"x")]),
+                to_server=True)
+    # pn 1000 (1000 packets behind: up to ~1.4 MB of that data may be newer than
+    # it) with truncated offset 0: 0 or 2^24 depending on the reference
+    before = pair.server.counters.datagrams_dropped_malformed
+    pair.inject(forge_short_packet(cid, 1_000, [(0x38, 0, 0, 0, 0, b"y")]), to_server=True)
+    assert pair.server.counters.datagrams_dropped_malformed == before + 1
+    assert not pair.server._acks.is_duplicate(1_000)  # not recorded: it will come again
+    assert not pair.events_of("server", ConnectionTerminated)
+    # one packet behind instead: unambiguous (the reference is within 1,472 bytes)
+    pair.inject(forge_short_packet(cid, 1_999, [(0x38, 0, HALF + 50, 0, 0, b"z")]),
+                to_server=True)
+    assert pair.server.counters.datagrams_dropped_malformed == before + 1
+    assert pair.server._acks.is_duplicate(1_999)

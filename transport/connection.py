@@ -193,7 +193,8 @@ class Connection:
         "_loss_estimator", "_now", "_opener", "_pacer", "_packetizer", "_path_challenge",
         "_peer_ack_delay_exponent", "_peer_max_datagram_frame_size", "_pmtu", "_readable_reported",
         "_recovery", "_recv_streams", "_recv_window", "_retry_source_cid", "_retry_token", "_rtt",
-        "_rx_addr", "_rx_ecn", "_rx_pn_length", "_send_credit", "_send_streams", "_session",
+        "_rx_addr", "_rx_ecn", "_rx_pn_behind", "_rx_pn_length", "_send_credit", "_send_streams",
+        "_session",
         "_stateless_reset_token", "_stream_counts", "_stream_send_credit",
         "_unvalidated_received_bytes", "_unvalidated_sent_bytes", "_writable_wanted",
         "address_validated", "config", "counters", "handshake_completed", "initial_dcid",
@@ -295,6 +296,9 @@ class Connection:
         #: (block, index, start, end of the protected frames) of the packet being read
         self._fec_source: tuple[int, int, int, int] | None = None
         self._rx_pn_length = 1
+        #: how far the packet being read is behind the largest number received
+        #: before it (> 0: it arrived late; compact STREAM offsets, 10.25)
+        self._rx_pn_behind = 0
         self._in_recovered = False
         # loss rate estimate for the adaptive FEC policy (packets, windowed)
         self.loss_rate = 0.0
@@ -872,6 +876,7 @@ class Connection:
             self.address_validated = True  # it could open our 1-RTT keys: it is the peer
         self._rx_pn_length = (first & PN_LENGTH_MASK) + 1
         self._fec_source = None
+        self._rx_pn_behind = acks.largest_received - pn
         ack_eliciting = self._handle_frames(payload, count, now)
         if self._fec_source is not None:
             block, index, start, end = self._fec_source
@@ -1037,10 +1042,15 @@ class Connection:
             return  # a symbol we cannot trust: the sender will retransmit
         main = self._decoder
         self._decoder, self._in_recovered = decoder, True
+        behind = self._rx_pn_behind
+        self._rx_pn_behind = acks.largest_received - pn
         try:
             ack_eliciting = self._handle_frames(frames, count, now)
+        except WireError:
+            return  # (an ambiguous compact STREAM offset) the sender will retransmit
         finally:
             self._decoder, self._in_recovered = main, False
+            self._rx_pn_behind = behind
         if acks.on_packet_received(pn, ack_eliciting, now) and self._rx_ecn:
             # a rebuilt packet has no IP header of its own: it counts with the
             # codepoint of the repair packet that completed it (same path), so
@@ -1206,7 +1216,14 @@ class Connection:
                         stream = self._stream_for_peer_data(stream_id)
                         if stream is None:
                             continue  # an old, finished stream: a late retransmission
-                    offset = compact_stream_offset(offset, frame.data_len, stream.highest_offset)
+                    if stream.is_reset:
+                        continue  # (its data is discarded; the final size is known)
+                    # a late packet: packets numbered above it may have raised the
+                    # stream's highest offset by up to a datagram each
+                    behind = self._rx_pn_behind
+                    offset = compact_stream_offset(
+                        offset, frame.data_len, stream.highest_offset,
+                        behind * self.config.max_datagram_size if behind > 0 else 0)
                 elif stream is None:
                     self._on_stream_frame(stream_id, offset, data, ftype & 1)
                     continue

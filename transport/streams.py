@@ -47,9 +47,11 @@ connection-level window.
 
 **Compact STREAM frames** (docs/wire-format.md 10.25) carry the low 24 bits
 of their offset. The receiver rebuilds it against the receive stream's
-``highest_offset`` (:func:`compact_stream_offset`); the sender writes one only
-when every reference between its ``acked_prefix`` (those bytes arrived) and
-its ``highest_sent_offset`` rebuilds the offset exactly
+``highest_offset`` (:func:`compact_stream_offset`; for a packet that arrives
+after higher-numbered ones, only when every reference that their data could
+explain rebuilds the same offset); the sender writes one only when every
+reference between its ``acked_prefix`` (those bytes arrived) and its
+``highest_sent_offset`` rebuilds the offset exactly
 (``transport.wire.compact.compact_offset_ok``).
 
 Typical use by the connection (sketch)::
@@ -69,7 +71,12 @@ Typical use by the connection (sketch)::
 
 from __future__ import annotations
 
-from transport.errors import ConfigurationError, RemoteProtocolError, StreamError
+from transport.errors import (
+    ConfigurationError,
+    FieldValueError,
+    RemoteProtocolError,
+    StreamError,
+)
 from transport.flow import ReceiveWindow
 from transport.rangeset import RangeSet
 from transport.wire.compact import decode_compact_offset
@@ -801,13 +808,29 @@ class ReceiveStream:
         )
 
 
-def compact_stream_offset(truncated: int, length: int, reference: int) -> int:
+def compact_stream_offset(truncated: int, length: int, reference: int,
+                          slack_bytes: int = 0) -> int:
     """The offset of a received compact STREAM frame carrying ``truncated``
     (its low 24 bits) and ``length`` bytes, rebuilt against ``reference``
     (the receive stream's ``highest_offset``). A negative offset or one whose
     data would end beyond 2^62-1 is a malformed frame: RemoteProtocolError
-    FRAME_ENCODING_ERROR, as for every frame that does not decode."""
+    FRAME_ENCODING_ERROR, as for every frame that does not decode.
+
+    ``slack_bytes`` > 0: the packet arrived after packets numbered above it,
+    whose data may have raised ``reference`` by up to that much past the
+    exact reference (the highest end among packets numbered below it, which
+    the sender's rule is about). The offset is kept only when every
+    reference in ``[reference - slack_bytes, reference]`` rebuilds the same
+    value; otherwise FieldValueError (a WireError: the packet is dropped
+    unacknowledged, and the sender sends the data again)."""
     offset = decode_compact_offset(truncated, reference)
+    if slack_bytes > 0 and offset != decode_compact_offset(
+        truncated, max(0, reference - slack_bytes)
+    ):
+        raise FieldValueError(
+            f"compact STREAM offset {truncated:#x} is ambiguous {slack_bytes} bytes behind "
+            f"{reference}: the packet is dropped"
+        )
     if offset < 0 or offset + length > MAX_VARINT:
         raise RemoteProtocolError(
             _FRAME_ENCODING_ERROR,

@@ -5,7 +5,9 @@ How this works
 A compact STREAM frame (types 0x38..0x3f, docs/wire-format.md 10.25) carries
 only the low 24 bits of its offset. The receiver rebuilds the offset like a
 packet number (RFC 9000 appendix A.3, window 2^24): its reference ``r`` is
-the receive stream's highest end offset received so far (0 when nothing),
+the receive stream's highest end offset received from packets numbered below
+the frame's (0 when nothing; see ``transport.streams.compact_stream_offset``
+for packets that arrive late),
 and the offset is the value with those low bits in ``(r - 2^23, r + 2^23]``
 (:func:`decode_compact_offset`; -1 when that value is negative, a malformed
 frame).
