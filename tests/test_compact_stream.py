@@ -561,7 +561,7 @@ def test_an_ambiguous_late_packet_is_dropped_unacknowledged() -> None:
     assert pair.server.counters.datagrams_dropped_malformed == before + 1
     assert not pair.server._acks.is_duplicate(1_000)  # not recorded: it will come again
     assert not pair.events_of("server", ConnectionTerminated)
-    # one packet behind instead: unambiguous (the reference is within 1,472 bytes)
+    # one packet behind instead: unambiguous (the reference is within two datagrams)
     pair.inject(forge_short_packet(cid, 1_999, [(0x38, 0, HALF + 50, 0, 0, b"z")]),
                 to_server=True)
     assert pair.server.counters.datagrams_dropped_malformed == before + 1

@@ -1218,12 +1218,12 @@ class Connection:
                             continue  # an old, finished stream: a late retransmission
                     if stream.is_reset:
                         continue  # (its data is discarded; the final size is known)
-                    # a late packet: packets numbered above it may have raised the
-                    # stream's highest offset by up to a datagram each
+                    # a late packet: it and the packets numbered above it may have
+                    # sent the stream's highest offset up by a datagram each
                     behind = self._rx_pn_behind
                     offset = compact_stream_offset(
                         offset, frame.data_len, stream.highest_offset,
-                        behind * self.config.max_datagram_size if behind > 0 else 0)
+                        (behind + 1) * self.config.max_datagram_size if behind > 0 else 0)
                 elif stream is None:
                     self._on_stream_frame(stream_id, offset, data, ftype & 1)
                     continue
