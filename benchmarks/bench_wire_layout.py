@@ -160,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_bytes_per_bulk_packet": own,
         "unused_datagram_bytes": args.datagram_size - sealed["size"],
         "data_bytes_per_1500_byte_ip_packet": 1500 - UDP_IP_HEADERS - own,
+        # the same layout with a 2-byte packet number (up to 32,767 packets
+        # unacknowledged: a long transfer; this short one may use 1 byte)
+        "data_bytes_per_1500_byte_ip_packet_pn2": (
+            1500 - UDP_IP_HEADERS - (own - fields["packet_number"] + 2)),
         "tcp_data_bytes_per_1500_byte_packet": TCP_PAYLOAD_PER_1500,
         "ip_bytes_per_data_byte_bulk": round((sealed["size"] + UDP_IP_HEADERS) / data, 4),
         "tcp_ip_bytes_per_data_byte": round(1500 / TCP_PAYLOAD_PER_1500, 4),

@@ -1216,11 +1216,11 @@ class Connection:
                         stream = self._stream_for_peer_data(stream_id)
                         if stream is None:
                             continue  # an old, finished stream: a late retransmission
-                    if stream.is_reset:
-                        continue  # (its data is discarded; the final size is known)
                     # a late packet: it and the packets numbered above it may have
                     # sent the stream's highest offset up by a datagram each
                     behind = self._rx_pn_behind
+                    if behind > 0 and stream.is_reset:
+                        continue  # (a reset's final size is no datagram: data is discarded)
                     offset = compact_stream_offset(
                         offset, frame.data_len, stream.highest_offset,
                         (behind + 1) * self.config.max_datagram_size if behind > 0 else 0)

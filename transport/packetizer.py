@@ -393,7 +393,7 @@ class Packetizer:
             # packet's last, it has no Length field (seal_stream_packet); no
             # frame starts above the highest sent offset (lost ranges lie below)
             top = stream.highest_sent_offset
-            if compact_peer and stream_id < 4 and top - stream.acked_prefix < 8388608:
+            if compact_peer and stream_id < 4 and top - stream._buf_start < 8388608:
                 # compact STREAM (type + 3-byte offset): every frame starts in
                 # [acked prefix, top], so every receiver reference rebuilds it
                 overhead = 4
@@ -558,7 +558,8 @@ class Packetizer:
                      self._short_room + conn.config.connection_id_length - len(peer_cid),
                      (1 if fin else 0) | (2 if conn._compact_tx else 0),  # 2: SEAL_COMPACT
                      1 if cut else 0, phase, count, sizes, lengths,
-                     stream.acked_prefix, stream.highest_sent_offset)
+                     # compact window: acked prefix .. highest sent (= offset: new data)
+                     stream._buf_start, offset)
         if n <= 0:
             # (an error comes back from the per-packet path's own call; a packet
             # short of the ring's end is the per-packet path's, runs go on after)

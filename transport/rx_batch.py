@@ -36,7 +36,12 @@ from transport.crypto.packet_runs import OPEN_RUN_MAX_PACKETS, StreamRunBuffers
 from transport.errors import RemoteProtocolError, WireError
 from transport.scratch import scratch
 from transport.streams import compact_stream_offset
-from transport.wire.constants import HEADER_FORM_LONG, PN_LENGTH_MASK, RESERVED_SHORT_MASK
+from transport.wire.constants import (
+    HEADER_FORM_LONG,
+    MAX_VARINT,
+    PN_LENGTH_MASK,
+    RESERVED_SHORT_MASK,
+)
 
 if TYPE_CHECKING:
     from transport.ack import AckManager
@@ -178,8 +183,13 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
                     payload = memoryview(payload)
                 before = stream.highest_offset
                 offset = frame0.b
-                if ftype >= 0x38:  # compact STREAM: the offset rebuilt (raises if it cannot be)
-                    offset = compact_stream_offset(offset, frame0.data_len, before)
+                if ftype >= 0x38:  # compact STREAM: the offset rebuilt (in order: exact)
+                    # decode_compact_offset inlined: the value with these low 24
+                    # bits in (before - 2^23, before + 2^23]
+                    offset = before - 0x7FFFFF + ((offset - before + 0x7FFFFF) & 0xFFFFFF)
+                    if offset < 0 or offset + frame0.data_len > MAX_VARINT:
+                        # (below 0, or beyond 2^62 - 1: raises FRAME_ENCODING_ERROR)
+                        offset = compact_stream_offset(frame0.b, frame0.data_len, before)
                 readable = stream.on_data(offset, payload[start : start + frame0.data_len],
                                           ftype & 1 == 1)
                 grown = stream.highest_offset - before
@@ -318,11 +328,19 @@ def _receive_run_sizes(conn: Connection, buf: bytes, start: int, sizes: list[int
     acks = conn._acks
     recv_streams = conn._recv_streams
     compact = conn._compact_rx
-    if compact:  # compact STREAM references: each stream's highest offset (0..3)
+    if compact:  # compact STREAM references: the highest offsets of streams 0..3
+        # (a stream that does not exist keeps a stale value: its frames end the
+        # run before their offset is used, the per-packet path takes them)
         refs = runs.refs
-        for sid in (0, 1, 2, 3):
-            rstream = recv_streams.get(sid)
-            refs[sid] = 0 if rstream is None else rstream.highest_offset
+        if len(recv_streams) <= 4:
+            for sid, rstream in recv_streams.items():
+                if sid < 4:
+                    refs[sid] = rstream._highest
+        else:
+            for sid in (0, 1, 2, 3):
+                found = recv_streams.get(sid)
+                if found is not None:
+                    refs[sid] = found._highest
     try:
         opened = runs.open_sizes(protection, buf, start, sizes, conn.local_cid,
                                  acks.largest_received + 1, decoder, compact)
