@@ -14,9 +14,10 @@ at a fraction of the cost:
   is opened and decoded in one C call (``tp_open_stream_run``,
   :mod:`transport.crypto.packet_runs`) for as long as its packets are the
   bulk kind (compact STREAM frames too: their offsets are rebuilt in C
-  against the streams' highest offsets, passed in); when the frames continue each other on one
-  stream and no flow-control limit can refuse them, one ``on_data`` call takes
-  them all, and each packet number is recorded for acknowledgement;
+  against the streams' highest offsets, passed in); when the frames continue
+  each other on one stream and no flow-control limit can refuse them, one
+  ``on_data`` call takes them all, and each packet number is recorded for
+  acknowledgement;
 * any other datagram goes through the connection's per-packet path: a direct
   C open and inline STREAM handling when it is one STREAM frame, else the
   generic ``_receive_1rtt`` / ``receive_datagram``.
