@@ -35,6 +35,7 @@ from transport.crypto.keys import generate_keypair
 from transport.errors import StreamError, WireError
 from transport.wire import decode_frames
 from transport.wire._varint_pure import decode_varint
+from transport.wire.constants import COMPACT_OFFSET_BYTES, STREAM_COMPACT_MAX, STREAM_COMPACT_MIN
 
 TCP_PAYLOAD_PER_1500 = 1448
 UDP_IP_HEADERS = 28
@@ -94,7 +95,12 @@ def _is_bulk(packet: bytes, security: str, dcid_length: int) -> bool:
         frames = decode_frames(packet, start, len(packet) - 4)
     except WireError:
         return False
-    return len(frames) == 1 and 0x08 <= frames[0][0] <= 0x0F
+    return len(frames) == 1 and _is_stream_type(frames[0][0])
+
+
+def _is_stream_type(frame_type: int) -> bool:
+    """STREAM (0x08..0x0f) or compact STREAM (0x38..0x3f, wire format 10.25)."""
+    return 0x08 <= frame_type <= 0x0F or STREAM_COMPACT_MIN <= frame_type <= STREAM_COMPACT_MAX
 
 
 def layout(packet: bytes, dcid_length: int, trailer: int) -> dict[str, int]:
@@ -103,12 +109,17 @@ def layout(packet: bytes, dcid_length: int, trailer: int) -> dict[str, int]:
     pn_length = (first & 3) + 1
     pos = 1 + dcid_length + pn_length
     frames = decode_frames(packet, pos, len(packet) - trailer)
-    if len(frames) != 1 or not 0x08 <= frames[0][0] <= 0x0F:
+    if len(frames) != 1 or not _is_stream_type(frames[0][0]):
         raise SystemExit(f"not a bulk packet: {frames!r}")
     frame_type = frames[0][0]
     fields = {"first_byte": 1, "dcid": dcid_length, "packet_number": pn_length,
               "frame_type": 1}
     p = pos + 1
+    if frame_type >= STREAM_COMPACT_MIN:
+        # compact: the type names the stream; 3-byte truncated offset; no Length
+        fields.update(stream_id=0, offset=COMPACT_OFFSET_BYTES, length=0)
+        fields["data"] = len(packet) - trailer - p - COMPACT_OFFSET_BYTES
+        return fields
     _sid, q = decode_varint(packet, p)
     fields["stream_id"] = q - p
     p = q
@@ -149,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_bytes_per_bulk_packet": own,
         "unused_datagram_bytes": args.datagram_size - sealed["size"],
         "data_bytes_per_1500_byte_ip_packet": 1500 - UDP_IP_HEADERS - own,
+        # the same layout with a 2-byte packet number (up to 32,767 packets
+        # unacknowledged: a long transfer; this short one may use 1 byte)
+        "data_bytes_per_1500_byte_ip_packet_pn2": (
+            1500 - UDP_IP_HEADERS - (own - fields["packet_number"] + 2)),
         "tcp_data_bytes_per_1500_byte_packet": TCP_PAYLOAD_PER_1500,
         "ip_bytes_per_data_byte_bulk": round((sealed["size"] + UDP_IP_HEADERS) / data, 4),
         "tcp_ip_bytes_per_data_byte": round(1500 / TCP_PAYLOAD_PER_1500, 4),

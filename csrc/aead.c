@@ -51,7 +51,10 @@
  *    (Packetizer._build_stream_packets sizes its packets the same way);
  *    FIN goes on the frame that ends data when fin.  With cut (data stops at
  *    the end of a ring buffer, more follows) a packet that would be short is
- *    left to the caller.  sizes[i] / lengths[i] get each packet's wire size and
+ *    left to the caller.  With TP_SEAL_COMPACT in fin (the peer accepts compact
+ *    STREAM frames) a packet's frame is compact (type + 3-byte offset) when
+ *    tp_compact_ok(stream_id, its offset, compact_low, max(compact_high, its
+ *    offset)) holds.  sizes[i] / lengths[i] get each packet's wire size and
  *    data bytes; returns the count (which may be 0), or an error when the first
  *    packet fails.  Twin: packet_runs.seal_stream_run_pure.
  *
@@ -59,7 +62,10 @@
  *    lens), opened in order with tp_open_short_packet (a == NULL: CRC32C) or
  *    tp_open_short_packet_aead, for as long as each is the bulk packet: it
  *    opens, holds exactly one frame, a STREAM frame, has the reserved header
- *    bits clear and a packet number (RFC 9000 A.3 against expected_pn, which
+ *    bits clear (a compact STREAM frame too when refs is not NULL: its
+ *    offset rebuilt with tp_compact_offset against refs[stream id], which
+ *    moves to the frame's end when that is higher; one that does not rebuild
+ *    ends the run) and a packet number (RFC 9000 A.3 against expected_pn, which
  *    then moves to pn + 1) not below expected_pn.  Per packet: pns, stream_ids,
  *    offsets, data_lens, fins; the frame data is copied to out, back to back.
  *    Returns how many packets from the start qualified; the first that did not
@@ -417,11 +423,11 @@ int64_t tp_seal_stream_run(tp_aead *a, uint8_t *out, size_t out_len, const uint8
                            uint64_t stream_id, uint64_t offset, const uint8_t *data,
                            size_t data_len, size_t frame_room, uint32_t fin, uint32_t cut,
                            uint32_t key_phase, uint32_t max_packets, uint32_t *sizes,
-                           uint32_t *lengths)
+                           uint32_t *lengths, uint64_t compact_low, uint64_t compact_high)
 {
     size_t pos = 0, done = 0, overhead, want, take, per_packet, room;
-    uint64_t pn, unacked;
-    uint32_t count = 0, pn_length, last;
+    uint64_t pn, unacked, frame_offset, high;
+    uint32_t count = 0, pn_length, last, compact;
     int64_t size;
 
     if (dcid_len > TP_MAX_CID_LENGTH || frame_room > MAX_DATAGRAM_SIZE ||
@@ -434,15 +440,22 @@ int64_t tp_seal_stream_run(tp_aead *a, uint8_t *out, size_t out_len, const uint8
         unacked = pn - largest_acked;
         pn_length = unacked <= 128u ? 1u : unacked <= 32768u ? 2u : unacked <= 8388608u ? 3u : 4u;
         room = frame_room + 4u - pn_length;
-        /* type + varint(stream_id) + varint(this frame's offset); no Length */
-        overhead = 1u + run_varint_len(stream_id) + run_varint_len(offset + done);
+        /* type + varint(stream_id) + varint(this frame's offset); no Length.
+         * Compact (fin & TP_SEAL_COMPACT: the peer accepts them) when every
+         * receiver reference in [compact_low, high] rebuilds the offset, high
+         * counting the run's packets before this one: type + 3 bytes. */
+        frame_offset = offset + done;
+        high = compact_high > frame_offset ? compact_high : frame_offset;
+        compact = (fin & TP_SEAL_COMPACT) &&
+                  tp_compact_ok(stream_id, frame_offset, compact_low, high);
+        overhead = compact ? 4u : 1u + run_varint_len(stream_id) + run_varint_len(frame_offset);
         if (overhead >= room)
             break;
         want = room - overhead;
         take = data_len - done < want ? data_len - done : want;
         if (cut && take < want)
             break; /* the rest continues past the ring's end: the caller's slow path */
-        last = (done + take == data_len) && fin;
+        last = ((done + take == data_len) && (fin & 1u)) | (compact ? TP_SEAL_COMPACT : 0u);
         if (a == NULL)
             size = tp_seal_stream_packet(out + pos, out_len - pos, dcid, dcid_len, pn, pn_length,
                                          NULL, 0, 0, 0, stream_id, offset + done, data + done,
@@ -467,11 +480,12 @@ int64_t tp_open_stream_run(tp_decoder *dec, tp_aead *a, const uint8_t *buf, cons
                            uint64_t expected_pn, uint32_t key_phase, uint8_t *plain,
                            size_t plain_len, uint8_t *out, size_t out_len, uint64_t *pns,
                            uint64_t *stream_ids, uint64_t *offsets, uint32_t *data_lens,
-                           uint8_t *fins)
+                           uint8_t *fins, uint64_t *refs)
 {
     size_t pos = 0, used = 0, size;
     uint32_t i, first, pn_length;
-    uint64_t pn, window, half, opened_out[3];
+    uint64_t pn, window, half, opened_out[3], offset, end;
+    int64_t rebuilt;
     int64_t status;
     const uint8_t *payload;
     const tp_frame *f;
@@ -510,13 +524,32 @@ int64_t tp_open_stream_run(tp_decoder *dec, tp_aead *a, const uint8_t *buf, cons
         if (status != 1 || (first & RUN_RESERVED_SHORT_MASK) || pn < expected_pn)
             break; /* not one frame, reserved bits, or not in order: the caller's */
         f = &dec->frames[0];
-        if (f->type < 0x08u || f->type > 0x0Fu || out_len - used < f->data_len)
+        if (out_len - used < f->data_len)
             break;
+        if (f->type >= 0x38u && f->type <= 0x3Fu) {
+            /* compact STREAM: the offset rebuilt against refs[stream] (the
+             * stream's highest end so far), which then moves past the frame;
+             * no refs (not accepted) or an offset that does not rebuild: the
+             * caller's (its per-packet path says why) */
+            if (refs == NULL)
+                break;
+            rebuilt = tp_compact_offset(f->b, refs[f->a]);
+            if (rebuilt < 0 || f->data_len > TP_MAX_VARINT - (uint64_t)rebuilt)
+                break;
+            offset = (uint64_t)rebuilt;
+            end = offset + f->data_len;
+            if (end > refs[f->a])
+                refs[f->a] = end;
+        } else if (f->type >= 0x08u && f->type <= 0x0Fu) {
+            offset = f->b;
+        } else {
+            break;
+        }
         memcpy(out + used, payload + f->data_off, f->data_len);
         used += f->data_len;
         pns[i] = pn;
         stream_ids[i] = f->a;
-        offsets[i] = f->b;
+        offsets[i] = offset;
         data_lens[i] = f->data_len;
         fins[i] = (uint8_t)(f->type & 1u);
         expected_pn = pn + 1u;

@@ -101,6 +101,8 @@ int64_t tp_encode_short_header(uint8_t *out, size_t end, size_t pos, const uint8
 int64_t tp_decode_frames(tp_decoder *dec, const uint8_t *buf, size_t start, size_t end);
 int64_t tp_encode_frames(const tp_frame_spec *specs, size_t n, uint8_t *out, size_t pos,
                          size_t end);
+int64_t tp_compact_offset(uint64_t truncated, uint64_t reference);
+int tp_compact_ok(uint64_t stream_id, uint64_t offset, uint64_t low, uint64_t high);
 
 int64_t tp_seal_stream_packet(uint8_t *out, size_t out_len, const uint8_t *dcid,
                               size_t dcid_len, uint64_t pn, uint32_t pn_length,
@@ -131,13 +133,13 @@ int64_t tp_seal_stream_run(tp_aead *a, uint8_t *out, size_t out_len, const uint8
                            uint64_t stream_id, uint64_t offset, const uint8_t *data,
                            size_t data_len, size_t frame_room, uint32_t fin, uint32_t cut,
                            uint32_t key_phase, uint32_t max_packets, uint32_t *sizes,
-                           uint32_t *lengths);
+                           uint32_t *lengths, uint64_t compact_low, uint64_t compact_high);
 int64_t tp_open_stream_run(tp_decoder *dec, tp_aead *a, const uint8_t *buf, const uint32_t *lens,
                            uint32_t n, const uint8_t *dcid, size_t dcid_len,
                            uint64_t expected_pn, uint32_t key_phase, uint8_t *plain,
                            size_t plain_len, uint8_t *out, size_t out_len, uint64_t *pns,
                            uint64_t *stream_ids, uint64_t *offsets, uint32_t *data_lens,
-                           uint8_t *fins);
+                           uint8_t *fins, uint64_t *refs);
 int64_t tp_open_short_packet_aead(tp_decoder *dec, tp_aead *a, const uint8_t *buf, size_t size,
                                   const uint8_t *dcid, size_t dcid_len, uint64_t expected_pn,
                                   uint32_t key_phase, uint8_t *plain, size_t plain_len,

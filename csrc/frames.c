@@ -39,15 +39,46 @@ enum {
     F_RETIRE_CONNECTION_ID = 0x19, F_PATH_CHALLENGE = 0x1A, F_PATH_RESPONSE = 0x1B,
     F_CONNECTION_CLOSE = 0x1C, F_APPLICATION_CLOSE = 0x1D, F_HANDSHAKE_DONE = 0x1E,
     F_ACK_FREQUENCY = 0x20, F_FEC_SOURCE = 0x21, F_REPAIR = 0x22, F_FEC_RECOVERED = 0x23,
-    F_DATAGRAM = 0x30, F_DATAGRAM_LEN = 0x31
+    F_DATAGRAM = 0x30, F_DATAGRAM_LEN = 0x31, F_STREAM_COMPACT = 0x38,
+    F_STREAM_COMPACT_MAX = 0x3F
 };
+
+/* Compact STREAM frames (0x38..0x3f, docs/wire-format.md 10.25): the offset
+ * is the low 24 bits of the real one, rebuilt against a reference. */
+#define COMPACT_WINDOW ((uint64_t)1 << 24)
+#define COMPACT_HALF ((uint64_t)1 << 23)
 
 #define STREAM_OFF 0x04u
 #define STREAM_LEN 0x02u
 
 static int known_type(uint64_t t)
 {
-    return t <= 0x1Eu || (t >= 0x20u && t <= 0x23u) || t == 0x30u || t == 0x31u;
+    return t <= 0x1Eu || (t >= 0x20u && t <= 0x23u) || t == 0x30u || t == 0x31u ||
+           (t >= F_STREAM_COMPACT && t <= F_STREAM_COMPACT_MAX);
+}
+
+int64_t tp_compact_offset(uint64_t truncated, uint64_t reference)
+{
+    /* RFC 9000 appendix A.3 with a 2^24 window: the value with these low
+     * bits in (reference - 2^23, reference + 2^23]; -1 when it is negative */
+    uint64_t candidate;
+    if (reference > TP_MAX_VARINT)
+        return -1;
+    candidate = (reference & ~(COMPACT_WINDOW - 1u)) | (truncated & (COMPACT_WINDOW - 1u));
+    if (reference >= COMPACT_HALF && candidate <= reference - COMPACT_HALF)
+        candidate += COMPACT_WINDOW;
+    else if (candidate > reference + COMPACT_HALF) {
+        if (candidate < COMPACT_WINDOW)
+            return -1;
+        candidate -= COMPACT_WINDOW;
+    }
+    return (int64_t)candidate;
+}
+
+int tp_compact_ok(uint64_t stream_id, uint64_t offset, uint64_t low, uint64_t high)
+{
+    return stream_id < 4u && (offset < low || offset - low < COMPACT_HALF) &&
+           (high <= offset || high - offset < COMPACT_HALF);
 }
 
 /* Same varint reader as codec.c (kept static so each unit inlines it). */
@@ -157,6 +188,15 @@ static int64_t read_fields(tp_decoder *dec, tp_frame *rec, const uint8_t *buf, s
         BODY(length);
         if (length > TP_MAX_VARINT - rec->b) /* decoded varints are <= 2^62-1 */
             return TP_ERR_FIELD_VALUE;
+        return (int64_t)pos;
+    }
+    if (t >= F_STREAM_COMPACT && t <= F_STREAM_COMPACT_MAX) {
+        if (end - pos < 3u)
+            return TP_ERR_TRUNCATED;
+        rec->a = (t >> 1) & 3u;
+        rec->b = ((uint64_t)buf[pos] << 16) | ((uint64_t)buf[pos + 1] << 8) | buf[pos + 2];
+        pos += 3u;
+        BODY(end - pos);
         return (int64_t)pos;
     }
     switch (t) {
@@ -353,7 +393,7 @@ static int runs_to_end(uint64_t t)
 {
     if (t >= F_STREAM && t <= F_STREAM_MAX)
         return !(t & STREAM_LEN);
-    return t == F_DATAGRAM;
+    return t == F_DATAGRAM || (t >= F_STREAM_COMPACT && t <= F_STREAM_COMPACT_MAX);
 }
 
 /* Builds the header of an ACK-like frame; returns its size or an error. */
@@ -412,6 +452,17 @@ static int64_t write_head(const tp_frame_spec *s, uint8_t *head)
             return TP_ERR_FIELD_VALUE;
         if (t & STREAM_LEN)
             PUTV(len);
+        return (int64_t)n;
+    }
+    if (t >= F_STREAM_COMPACT && t <= F_STREAM_COMPACT_MAX) {
+        /* a: the stream the type names; b: truncated offset; c: full offset or 0 */
+        if (s->a != ((t >> 1) & 3u) || s->b >= COMPACT_WINDOW || s->c > TP_MAX_VARINT ||
+            len > TP_MAX_VARINT - s->c)
+            return TP_ERR_FIELD_VALUE;
+        head[n++] = (uint8_t)t;
+        head[n++] = (uint8_t)(s->b >> 16);
+        head[n++] = (uint8_t)(s->b >> 8);
+        head[n++] = (uint8_t)s->b;
         return (int64_t)n;
     }
     switch (t) {
@@ -522,7 +573,8 @@ static int has_body(uint64_t t)
     case F_DATAGRAM: case F_DATAGRAM_LEN:
         return 1;
     default:
-        return t >= F_STREAM && t <= F_STREAM_MAX;
+        return (t >= F_STREAM && t <= F_STREAM_MAX) ||
+               (t >= F_STREAM_COMPACT && t <= F_STREAM_COMPACT_MAX);
     }
 }
 

@@ -11,7 +11,9 @@
  *  - tp_seal_stream_packet: tp_encode_short_header, then tp_encode_frames with
  *    an optional ACK spec and one STREAM (OFF [|FIN], no LEN) spec, written up to
  *    `out_len - 4` when a CRC32C trailer is wanted, then the big-endian
- *    CRC32C of everything before the trailer.  The bytes equal header +
+ *    CRC32C of everything before the trailer.  With TP_SEAL_COMPACT in `fin`
+ *    the frame is the compact STREAM frame instead (type 0x38 | stream_id << 1
+ *    | FIN, the offset's low 24 bits; docs/wire-format.md 10.25).  The bytes equal header +
  *    encode_frames(specs) + crc32c, and failures come in the reference's
  *    order (header checks, then per frame: value checks before room checks).
  *    The STREAM frame is always the packet's last frame, so it carries no
@@ -40,6 +42,7 @@
 #define F_ACK 0x02u
 #define F_ACK_ECN 0x03u
 #define F_STREAM_OFF 0x0Cu /* STREAM with OFF, without LEN: runs to the end */
+#define F_STREAM_COMPACT 0x38u /* compact STREAM: | stream_id << 1 | FIN */
 
 int64_t tp_seal_stream_packet(uint8_t *out, size_t out_len, const uint8_t *dcid,
                               size_t dcid_len, uint64_t pn, uint32_t pn_length,
@@ -72,9 +75,19 @@ int64_t tp_seal_stream_packet(uint8_t *out, size_t out_len, const uint8_t *dcid,
         specs[n].n_ranges = n_ack_ints;
         n++;
     }
-    specs[n].type = F_STREAM_OFF | (fin ? 1u : 0u);
-    specs[n].a = stream_id;
-    specs[n].b = offset;
+    if (fin & TP_SEAL_COMPACT) {
+        /* compact STREAM (10.25): the type names the stream (write_head refuses
+         * stream IDs of 4 and more), the offset's low 24 bits, c = the full
+         * offset for the offset + length check */
+        specs[n].type = F_STREAM_COMPACT | ((stream_id & 3u) << 1) | (fin & 1u);
+        specs[n].a = stream_id;
+        specs[n].b = offset & 0xFFFFFFu;
+        specs[n].c = offset;
+    } else {
+        specs[n].type = F_STREAM_OFF | (fin & 1u);
+        specs[n].a = stream_id;
+        specs[n].b = offset;
+    }
     specs[n].body = data;
     specs[n].body_len = data_len;
     n++;

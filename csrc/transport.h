@@ -46,6 +46,8 @@ enum tp_status {
 #define TP_MAX_CID_LENGTH 20u
 /* tp_open_short_packet packs (truncated_pn << TP_OPEN_COUNT_BITS) | count. */
 #define TP_OPEN_COUNT_BITS 20
+/* The seal functions' `fin`: bit 0 FIN, this bit = a compact STREAM frame. */
+#define TP_SEAL_COMPACT 2u
 
 /* One decoded frame ("compact record"; field meaning per frame type is
  * FRAME_FIELDS in constants.py).  data_off is absolute in the decoded buffer. */
@@ -124,6 +126,12 @@ int64_t tp_decode_frames(tp_decoder *dec, const uint8_t *buf, size_t start, size
 /* Encodes specs[0..n-1] into out[pos:end]; returns the new position. */
 int64_t tp_encode_frames(const tp_frame_spec *specs, size_t n, uint8_t *out, size_t pos,
                          size_t end);
+/* Compact STREAM offsets (docs/wire-format.md 10.25; twin transport/wire/compact.py):
+ * the offset with these low 24 bits in (reference - 2^23, reference + 2^23], or
+ * -1 when negative; whether a frame at `offset` may be compact given a lower
+ * (`low`) and upper (`high`) bound of the receiver's reference. */
+int64_t tp_compact_offset(uint64_t truncated, uint64_t reference);
+int tp_compact_ok(uint64_t stream_id, uint64_t offset, uint64_t low, uint64_t high);
 
 /* ---- packet-level fast paths (packet.c) ------------------------------ */
 /* Writes a whole short-header packet at out[0]: header, an ACK frame when
@@ -163,14 +171,14 @@ int64_t tp_seal_stream_run(tp_aead *a, uint8_t *out, size_t out_len, const uint8
                            uint64_t stream_id, uint64_t offset, const uint8_t *data,
                            size_t data_len, size_t frame_room, uint32_t fin, uint32_t cut,
                            uint32_t key_phase, uint32_t max_packets, uint32_t *sizes,
-                           uint32_t *lengths);
+                           uint32_t *lengths, uint64_t compact_low, uint64_t compact_high);
 /* A run of bulk STREAM packets opened in order (aead.c). */
 int64_t tp_open_stream_run(tp_decoder *dec, tp_aead *a, const uint8_t *buf, const uint32_t *lens,
                            uint32_t n, const uint8_t *dcid, size_t dcid_len,
                            uint64_t expected_pn, uint32_t key_phase, uint8_t *plain,
                            size_t plain_len, uint8_t *out, size_t out_len, uint64_t *pns,
                            uint64_t *stream_ids, uint64_t *offsets, uint32_t *data_lens,
-                           uint8_t *fins);
+                           uint8_t *fins, uint64_t *refs);
 int64_t tp_open_short_packet_aead(tp_decoder *dec, tp_aead *a, const uint8_t *buf, size_t size,
                                   const uint8_t *dcid, size_t dcid_len, uint64_t expected_pn,
                                   uint32_t key_phase, uint8_t *plain, size_t plain_len,

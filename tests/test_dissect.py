@@ -128,6 +128,9 @@ FRAMES: list[tuple[Any, tuple[Any, ...]]] = [
      (0x23, 50, 0, 0, 0, (50, 50, 44, 45))),
     (d.DatagramFrame(frame_type=0x31, data=b"unreliable"), (0x31, 0, 0, 0, 0, b"unreliable")),
     (d.DatagramFrame(frame_type=0x30, data=b"to the end"), (0x30, 0, 0, 0, 0, b"to the end")),
+    (d.StreamCompactFrame(frame_type=0x3B, truncated_offset=0xABCDEF, data=b"compact"),
+     (0x3B, 1, 0xABCDEF, 0, 0, b"compact")),
+    (d.StreamCompactFrame(frame_type=0x38, truncated_offset=0, data=b""), (0x38, 0, 0, 0, 0, b"")),
 ]
 IDS = [f"{spec[0]:#04x}" for _, spec in FRAMES]
 
@@ -392,7 +395,8 @@ MALFORMED: list[tuple[str, bytes, type[WireError]]] = [
      FieldValueError),
     ("stream offset + length > 2^62-1", raw(d.StreamFrame(frame_type=0x0E, offset=MAX_VARINT,
                                                            data=b"x")), FieldValueError),
-    ("unknown frame type", raw(d.UnknownFrame(frame_type=0x3F, data=b"??")), UnknownFrameError),
+    ("unknown frame type", raw(d.UnknownFrame(frame_type=0x37, data=b"??")), UnknownFrameError),
+    ("compact STREAM without its offset", b"\x39\x01\x02", TruncatedError),
     ("unknown two-byte frame type", raw(d.UnknownFrame(frame_type=0x4000)), WireError),
     ("non-minimal frame type", d.varint(0x01, 2), FieldValueError),
     ("truncated varint", b"\x10\x80\x01", TruncatedError),
@@ -416,7 +420,9 @@ def test_every_truncation_is_a_wire_error(frame: Any, spec: tuple[Any, ...]) -> 
     data = raw(frame)
     if spec[0] in (0x00, 0x30) or (0x08 <= spec[0] <= 0x0F and not spec[0] & 0x02):
         return  # these run to the end of the packet: any prefix is a valid frame
-    for cut in range(1, len(data)):
+    # compact STREAM runs to the end too, once its 3-byte offset is there
+    cuts = range(1, 4) if 0x38 <= spec[0] <= 0x3F else range(1, len(data))
+    for cut in cuts:
         with pytest.raises(WireError):
             codec.decode_frames(data[:cut])
 

@@ -30,6 +30,8 @@ from transport.wire.constants import (
     MAX_ACK_RANGES,
     MAX_DATAGRAM_SIZE,
     MAX_VARINT,
+    STREAM_COMPACT_MAX,
+    STREAM_COMPACT_MIN,
     STREAM_FLAG_LEN,
     STREAM_TYPE_MAX,
     STREAM_TYPE_MIN,
@@ -38,8 +40,11 @@ from transport.wire.constants import (
     PacketType,
 )
 
-DEFINED_ONE_BYTE_TYPES = {int(t) for t in FrameType} | set(range(STREAM_TYPE_MIN,
-                                                                   STREAM_TYPE_MAX + 1))
+DEFINED_ONE_BYTE_TYPES = (
+    {int(t) for t in FrameType}
+    | set(range(STREAM_TYPE_MIN, STREAM_TYPE_MAX + 1))
+    | set(range(STREAM_COMPACT_MIN, STREAM_COMPACT_MAX + 1))
+)
 UNDEFINED_ONE_BYTE_TYPES = sorted(set(range(0x40)) - DEFINED_ONE_BYTE_TYPES)
 
 
@@ -56,8 +61,10 @@ def _is_shortened(cut: Spec, original: Spec) -> bool:
         return False
     if cut[0] == FrameType.PADDING:
         return 1 <= cut[1] <= original[1]
-    runs_to_end = cut[0] == FrameType.DATAGRAM or (
-        STREAM_TYPE_MIN <= cut[0] <= STREAM_TYPE_MAX and not cut[0] & STREAM_FLAG_LEN)
+    runs_to_end = (
+        cut[0] == FrameType.DATAGRAM
+        or STREAM_COMPACT_MIN <= cut[0] <= STREAM_COMPACT_MAX
+        or (STREAM_TYPE_MIN <= cut[0] <= STREAM_TYPE_MAX and not cut[0] & STREAM_FLAG_LEN))
     return (runs_to_end and cut[:5] == original[:5]
             and original[5].startswith(cut[5]))
 

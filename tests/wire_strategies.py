@@ -139,6 +139,10 @@ NON_TERMINAL: dict[str, Any] = {
 TERMINAL: dict[str, Any] = {
     "STREAM_TO_END": streams(with_len=False),
     "DATAGRAM": _with_body(FrameType.DATAGRAM, 0),
+    # compact STREAM (0x38..0x3f): a = the stream its type names, b = 24-bit offset
+    "STREAM_COMPACT": st.tuples(st.integers(0, 7), st.integers(0, (1 << 24) - 1), bodies).map(
+        lambda x: (FrameType.STREAM_COMPACT | x[0], x[0] >> 1, x[1], 0, 0, x[2])
+    ),
 }
 ALL_TYPES: dict[str, Any] = {**NON_TERMINAL, **TERMINAL}
 

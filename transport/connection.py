@@ -99,7 +99,7 @@ from transport.recovery import LossRecovery, RttEstimator, SentPacket
 from transport.scratch import scratch
 from transport.security import KeySchedule, Session, handshake_prologue
 from transport.stats import ConnectionStats, Counters
-from transport.streams import ReceiveStream, SendStream
+from transport.streams import ReceiveStream, SendStream, compact_stream_offset
 from transport.wire import (
     FrameDecoder,
     crc32c,
@@ -184,7 +184,8 @@ class Connection:
     # connection (idle servers hold thousands)
     __slots__ = (
         "__weakref__", "_acks", "_cc", "_close_deadline", "_close_frame", "_close_graceful_pending",
-        "_close_request", "_close_sends_left", "_crypto_pending", "_crypto_received",
+        "_close_request", "_close_sends_left", "_compact_rx", "_compact_tx", "_crypto_pending",
+        "_crypto_received",
         "_crypto_recv", "_datagrams_out", "_datagrams_queued", "_decoder", "_ecn", "_events",
         "_events_head", "_fec_decoder", "_fec_policy", "_fec_receiver", "_fec_recovered_pending",
         "_fec_sender", "_fec_source", "_idle_limit_s", "_idle_since_s", "_idle_timeout_s",
@@ -192,7 +193,8 @@ class Connection:
         "_loss_estimator", "_now", "_opener", "_pacer", "_packetizer", "_path_challenge",
         "_peer_ack_delay_exponent", "_peer_max_datagram_frame_size", "_pmtu", "_readable_reported",
         "_recovery", "_recv_streams", "_recv_window", "_retry_source_cid", "_retry_token", "_rtt",
-        "_rx_addr", "_rx_ecn", "_rx_pn_length", "_send_credit", "_send_streams", "_session",
+        "_rx_addr", "_rx_ecn", "_rx_pn_behind", "_rx_pn_length", "_send_credit", "_send_streams",
+        "_session",
         "_stateless_reset_token", "_stream_counts", "_stream_send_credit",
         "_unvalidated_received_bytes", "_unvalidated_sent_bytes", "_writable_wanted",
         "address_validated", "config", "counters", "handshake_completed", "initial_dcid",
@@ -294,6 +296,9 @@ class Connection:
         #: (block, index, start, end of the protected frames) of the packet being read
         self._fec_source: tuple[int, int, int, int] | None = None
         self._rx_pn_length = 1
+        #: how far the packet being read is behind the largest number received
+        #: before it (> 0: it arrived late; compact STREAM offsets, 10.25)
+        self._rx_pn_behind = 0
         self._in_recovered = False
         # loss rate estimate for the adaptive FEC policy (packets, windowed)
         self.loss_rate = 0.0
@@ -346,6 +351,10 @@ class Connection:
         self._datagrams_out: deque[bytes] | None = None  # created by send_datagram
         self._datagrams_queued = 0  # DatagramReceived events waiting in _events
         self._peer_max_datagram_frame_size = 0
+        # compact STREAM frames (wire format 10.25): we accept them (announced
+        # in COMPACT_STREAM) / the peer does (we may send them)
+        self._compact_rx = True
+        self._compact_tx = False
 
         # close
         self._close_frame: tuple[int, int, bytes, bool] | None = None  # code, frame, reason, app
@@ -867,6 +876,7 @@ class Connection:
             self.address_validated = True  # it could open our 1-RTT keys: it is the peer
         self._rx_pn_length = (first & PN_LENGTH_MASK) + 1
         self._fec_source = None
+        self._rx_pn_behind = acks.largest_received - pn
         ack_eliciting = self._handle_frames(payload, count, now)
         if self._fec_source is not None:
             block, index, start, end = self._fec_source
@@ -1032,10 +1042,15 @@ class Connection:
             return  # a symbol we cannot trust: the sender will retransmit
         main = self._decoder
         self._decoder, self._in_recovered = decoder, True
+        behind = self._rx_pn_behind
+        self._rx_pn_behind = acks.largest_received - pn
         try:
             ack_eliciting = self._handle_frames(frames, count, now)
+        except WireError:
+            return  # (an ambiguous compact STREAM offset) the sender will retransmit
         finally:
             self._decoder, self._in_recovered = main, False
+            self._rx_pn_behind = behind
         if acks.on_packet_received(pn, ack_eliciting, now) and self._rx_ecn:
             # a rebuilt packet has no IP header of its own: it counts with the
             # codepoint of the repair packet that completed it (same path), so
@@ -1182,7 +1197,7 @@ class Connection:
         for index in range(count):
             frame = frames[index]
             ftype = frame.type
-            if 0x08 <= ftype <= 0x0F:
+            if 0x08 <= ftype <= 0x0F or (ftype >= 0x38 and self._compact_rx):
                 if self._in_long_packet:
                     raise RemoteProtocolError(
                         ErrorCode.PROTOCOL_VIOLATION, "STREAM in a long-header packet", ftype
@@ -1195,12 +1210,26 @@ class Connection:
                 data = packet[start : start + frame.data_len]
                 stream_id = frame.a
                 stream = self._recv_streams.get(stream_id)
-                if stream is None:
-                    self._on_stream_frame(stream_id, frame.b, data, ftype & 1)
+                offset = frame.b
+                if ftype >= 0x38:  # compact STREAM (0x38..0x3f, accepted): rebuild the offset
+                    if stream is None:
+                        stream = self._stream_for_peer_data(stream_id)
+                        if stream is None:
+                            continue  # an old, finished stream: a late retransmission
+                    # a late packet: it and the packets numbered above it may have
+                    # sent the stream's highest offset up by a datagram each
+                    behind = self._rx_pn_behind
+                    if behind > 0 and stream.is_reset:
+                        continue  # (a reset's final size is no datagram: data is discarded)
+                    offset = compact_stream_offset(
+                        offset, frame.data_len, stream.highest_offset,
+                        (behind + 1) * self.config.max_datagram_size if behind > 0 else 0)
+                elif stream is None:
+                    self._on_stream_frame(stream_id, offset, data, ftype & 1)
                     continue
                 # _on_stream_frame for an open stream, inlined (once per data packet)
                 before = stream.highest_offset
-                readable = stream.on_data(frame.b, data, ftype & 1 == 1)
+                readable = stream.on_data(offset, data, ftype & 1 == 1)
                 grown = stream.highest_offset - before
                 if grown > 0:
                     self._recv_window.add_received(grown)
@@ -1333,6 +1362,7 @@ class Connection:
             max_datagram_frame_size=cfg.max_datagram_frame_size,
             aead_algorithm=self._session.aead_id,
             fec_capability=FEC_CAPABILITY_RS,
+            compact_stream=self._compact_rx,
         )
 
     def _queue_handshake_message(self) -> None:
@@ -1409,6 +1439,7 @@ class Connection:
         self._stream_counts[_PEER_MAX + 1] = params.initial_max_streams_bidi or 0
         self._stream_counts[_PEER_MAX + 0] = params.initial_max_streams_uni or 0
         self._peer_max_datagram_frame_size = params.max_datagram_frame_size or 0
+        self._compact_tx = params.compact_stream
         if params.ack_delay_exponent is not None:
             self._peer_ack_delay_exponent = params.ack_delay_exponent
         if params.max_ack_delay_ms is not None:

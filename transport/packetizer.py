@@ -320,6 +320,7 @@ class Packetizer:
             if not crc:
                 seal_direct = None
         conn_credit = conn._send_credit
+        compact_peer = conn._compact_tx  # the peer accepts compact STREAM frames
         # keys: _send_protection() decides on key updates, needed only when these hold
         send_update_check = keys is not None and (
             keys.send_first_pn < 0 or conn._key_update_requested
@@ -392,17 +393,26 @@ class Packetizer:
             # packet's last, it has no Length field (seal_stream_packet); no
             # frame starts above the highest sent offset (lost ranges lie below)
             top = stream.highest_sent_offset
-            overhead = (
-                (2 if stream_id < 64 else 3 if stream_id < 16384 else 5)
-                if stream_id < 1073741824
-                else 9
-            ) + (1 if top < 64 else 2 if top < 16384 else 4 if top < 1073741824 else 8)
+            if compact_peer and stream_id < 4 and top - stream._buf_start < 8388608:
+                # compact STREAM (type + 3-byte offset): every frame starts in
+                # [acked prefix, top], so every receiver reference rebuilds it
+                overhead = 4
+                flags = 2  # SEAL_COMPACT
+            else:
+                overhead = (
+                    (2 if stream_id < 64 else 3 if stream_id < 16384 else 5)
+                    if stream_id < 1073741824
+                    else 9
+                ) + (1 if top < 64 else 2 if top < 16384 else 4 if top < 1073741824 else 8)
+                flags = 0
             chunk = stream.next_frame(room - overhead, credit)
             if chunk is None:
                 del ready[stream_id]
                 continue
             offset, data, fin, new_bytes = chunk
             length = len(data)
+            if fin:
+                flags |= 1
             if new_bytes:
                 stream_credit.consume(new_bytes)
                 conn_credit.consume(new_bytes)
@@ -431,20 +441,20 @@ class Packetizer:
                     # the common packet: PacketSealer.seal_crc's C call, inlined
                     wire_size = seal_direct(sealer_cbuf, sealer_cap, peer_cid, cid_len, pn,
                                             pn_len, null, 0, 0, 0, stream_id, offset, data,
-                                            length, 1 if fin else 0, 1)
+                                            length, flags, 1)
                     if wire_size < 0:  # pragma: no cover - the wrapper raises the error
                         packet = sealer.seal_crc(peer_cid, pn, pn_len, ack_ranges,  # type: ignore[union-attr]
-                                                 ack_delay, stream_id, offset, data, fin)
+                                                 ack_delay, stream_id, offset, data, flags)
                         wire_size = len(packet)
                     else:
                         packet = sealer_bytes[:wire_size]
                 elif sealer is not None:
                     packet = sealer.seal_crc(peer_cid, pn, pn_len, ack_ranges, ack_delay,
-                                             stream_id, offset, data, fin)
+                                             stream_id, offset, data, flags)
                     wire_size = len(packet)
                 else:
                     wire_size = seal_stream_packet(buf, peer_cid, pn, pn_len, ack_ranges,
-                                                   ack_delay, stream_id, offset, data, fin, crc)
+                                                   ack_delay, stream_id, offset, data, flags, crc)
                     packet = bytes(buf_view[:wire_size])
             else:  # header + frames + AEAD in one call (C on the native backend)
                 send = keys.send  # type: ignore[union-attr]
@@ -461,20 +471,20 @@ class Packetizer:
                     # the common packet: PacketSealer.seal's C call, inlined
                     size = seal_aead_direct(native._ctx, sealer_cbuf, sealer_cap, peer_cid,
                                             cid_len, pn, pn_len, null, 0, 0, 0, stream_id,
-                                            offset, data, length, 1 if fin else 0,
+                                            offset, data, length, flags,
                                             send.generation & 1)
                     if size < 0:  # pragma: no cover - the wrapper raises the error
                         packet = sealer.seal(send, peer_cid, pn, pn_len, ack_ranges,  # type: ignore[union-attr]
-                                             ack_delay, stream_id, offset, data, fin)
+                                             ack_delay, stream_id, offset, data, flags)
                     else:
                         send.sealed_count += 1
                         packet = sealer_bytes[:size]
                 elif sealer is not None and native is not None:
                     packet = sealer.seal(send, peer_cid, pn, pn_len, ack_ranges, ack_delay,
-                                         stream_id, offset, data, fin)
+                                         stream_id, offset, data, flags)
                 else:
                     size = seal_stream_packet_aead(send, buf, peer_cid, pn, pn_len, ack_ranges,
-                                                   ack_delay, stream_id, offset, data, fin)
+                                                   ack_delay, stream_id, offset, data, flags)
                     packet = bytes(buf_view[:size])
                 wire_size = len(packet)
             items: list[tuple] = [(ITEM_STREAM, stream_id, offset, length, fin)]
@@ -546,8 +556,10 @@ class Packetizer:
                      recovery.largest_acked & 0xFFFFFFFFFFFFFFFF, stream_id, offset,
                      from_buffer(data), len(data),
                      self._short_room + conn.config.connection_id_length - len(peer_cid),
-                     1 if fin else 0,
-                     1 if cut else 0, phase, count, sizes, lengths)
+                     (1 if fin else 0) | (2 if conn._compact_tx else 0),  # 2: SEAL_COMPACT
+                     1 if cut else 0, phase, count, sizes, lengths,
+                     # compact window: acked prefix .. highest sent (= offset: new data)
+                     stream._buf_start, offset)
         if n <= 0:
             # (an error comes back from the per-packet path's own call; a packet
             # short of the ring's end is the per-packet path's, runs go on after)

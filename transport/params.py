@@ -5,7 +5,8 @@ How this works
 Each side sends its parameters once, as a sequence of TLV entries
 ``(id varint, length varint, value)`` (docs/wire-format.md, "Transport
 parameters"). Integer values are varints; connection IDs and tokens are raw
-bytes. Unknown ids are skipped so later versions can add parameters; a known
+bytes; flags (COMPACT_STREAM) have an empty value and are True when present.
+Unknown ids are skipped so later versions can add parameters; a known
 id that appears twice or holds a malformed value is a
 TRANSPORT_PARAMETER_ERROR.
 """
@@ -48,7 +49,10 @@ MAX_PARAMS_BYTES = 4096
 #: connections keeps one int object per value, not one per connection)
 _SHARED_INTS: dict[int, int] = {}
 _MAX_SHARED_INTS = 1024
-_ID_BYTES = {pid: encode_varint(pid) for pid in (*_INT_PARAMS, *_BYTES_PARAMS)}
+_FLAG_PARAMS: dict[int, str] = {
+    TP.COMPACT_STREAM: "compact_stream",
+}
+_ID_BYTES = {pid: encode_varint(pid) for pid in (*_INT_PARAMS, *_BYTES_PARAMS, *_FLAG_PARAMS)}
 _LENGTH_BYTES = {n: encode_varint(n) for n in (1, 2, 4, 8)}
 
 
@@ -74,6 +78,8 @@ class TransportParameters:
     max_datagram_frame_size: int | None = None
     fec_capability: int | None = None
     aead_algorithm: int | None = None
+    #: the sender accepts compact STREAM frames (docs/wire-format.md 10.25)
+    compact_stream: bool = False
 
     def encode(self) -> bytes:
         out = bytearray()
@@ -86,6 +92,9 @@ class TransportParameters:
             if value is not None:
                 body = encode_varint(value)
                 out += _ID_BYTES[param_id] + _LENGTH_BYTES[len(body)] + body
+        for param_id, name in _FLAG_PARAMS.items():
+            if getattr(self, name):
+                out += _ID_BYTES[param_id] + b"\x00"
         return bytes(out)
 
     @classmethod
@@ -121,6 +130,10 @@ class TransportParameters:
                     setattr(params, name, number)
                 elif (name := _BYTES_PARAMS.get(param_id)) is not None:
                     setattr(params, name, bytes(view[pos:stop]))
+                elif (name := _FLAG_PARAMS.get(param_id)) is not None:
+                    if length:
+                        raise _param_error(f"transport parameter 0x{param_id:x} has a value")
+                    setattr(params, name, True)
                 pos = stop
         except WireError as exc:
             raise _param_error(f"malformed transport parameters: {exc}") from exc

@@ -13,9 +13,11 @@ at a fraction of the cost:
   is often the one that carries an ACK too), a run of two or more datagrams
   is opened and decoded in one C call (``tp_open_stream_run``,
   :mod:`transport.crypto.packet_runs`) for as long as its packets are the
-  bulk kind; when the frames continue each other on one
-  stream and no flow-control limit can refuse them, one ``on_data`` call takes
-  them all, and each packet number is recorded for acknowledgement;
+  bulk kind (compact STREAM frames too: their offsets are rebuilt in C
+  against the streams' highest offsets, passed in); when the frames continue
+  each other on one stream and no flow-control limit can refuse them, one
+  ``on_data`` call takes them all, and each packet number is recorded for
+  acknowledgement;
 * any other datagram goes through the connection's per-packet path: a direct
   C open and inline STREAM handling when it is one STREAM frame, else the
   generic ``_receive_1rtt`` / ``receive_datagram``.
@@ -34,7 +36,13 @@ from transport import events
 from transport.crypto.packet_runs import OPEN_RUN_MAX_PACKETS, StreamRunBuffers
 from transport.errors import RemoteProtocolError, WireError
 from transport.scratch import scratch
-from transport.wire.constants import HEADER_FORM_LONG, PN_LENGTH_MASK, RESERVED_SHORT_MASK
+from transport.streams import compact_stream_offset
+from transport.wire.constants import (
+    HEADER_FORM_LONG,
+    MAX_VARINT,
+    PN_LENGTH_MASK,
+    RESERVED_SHORT_MASK,
+)
 
 if TYPE_CHECKING:
     from transport.ack import AckManager
@@ -162,7 +170,8 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
                 receive_1rtt(data, now)  # (opens it again, with its error handling)
             elif (
                 status == 1
-                and 0x08 <= (ftype := frame0.type) <= 0x0F
+                and (0x08 <= (ftype := frame0.type) <= 0x0F
+                     or (ftype >= 0x38 and conn._compact_rx))  # (0x38..0x3f: compact)
                 and not first & RESERVED_SHORT_MASK
                 and pn > acks.largest_received
                 and addr == conn.peer_addr
@@ -174,7 +183,15 @@ def receive_datagrams(conn: Connection, datagrams: list[bytes], addr: Address,
                 if type(payload) is not memoryview:
                     payload = memoryview(payload)
                 before = stream.highest_offset
-                readable = stream.on_data(frame0.b, payload[start : start + frame0.data_len],
+                offset = frame0.b
+                if ftype >= 0x38:  # compact STREAM: the offset rebuilt (in order: exact)
+                    # decode_compact_offset inlined: the value with these low 24
+                    # bits in (before - 2^23, before + 2^23]
+                    offset = before - 0x7FFFFF + ((offset - before + 0x7FFFFF) & 0xFFFFFF)
+                    if offset < 0 or offset + frame0.data_len > MAX_VARINT:
+                        # (below 0, or beyond 2^62 - 1: raises FRAME_ENCODING_ERROR)
+                        offset = compact_stream_offset(frame0.b, frame0.data_len, before)
+                readable = stream.on_data(offset, payload[start : start + frame0.data_len],
                                           ftype & 1 == 1)
                 grown = stream.highest_offset - before
                 if grown > 0:
@@ -310,15 +327,29 @@ def _receive_run_sizes(conn: Connection, buf: bytes, start: int, sizes: list[int
         if protection.native is None or keys.send.generation < protection.generation:
             return 0
     acks = conn._acks
+    recv_streams = conn._recv_streams
+    compact = conn._compact_rx
+    if compact:  # compact STREAM references: the highest offsets of streams 0..3
+        # (a stream that does not exist keeps a stale value: its frames end the
+        # run before their offset is used, the per-packet path takes them)
+        refs = runs.refs
+        if len(recv_streams) <= 4:
+            for sid, rstream in recv_streams.items():
+                if sid < 4:
+                    refs[sid] = rstream._highest
+        else:
+            for sid in (0, 1, 2, 3):
+                found = recv_streams.get(sid)
+                if found is not None:
+                    refs[sid] = found._highest
     try:
         opened = runs.open_sizes(protection, buf, start, sizes, conn.local_cid,
-                                 acks.largest_received + 1, decoder)
+                                 acks.largest_received + 1, decoder, compact)
     except (TypeError, ValueError):  # (as the generic path would fail)
         return 0
     if opened == 0:
         return 0
     unpack = runs.unpack
-    recv_streams = conn._recv_streams
     counters = conn.counters
     view = runs.view
     if opened > 1 and _receive_run_merged(conn, buf, start, sizes, opened, now, runs):

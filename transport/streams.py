@@ -45,6 +45,15 @@ limit raises FLOW_CONTROL_ERROR (§4.1). The stream-level window is a
 limit. The connection charges increases of ``highest_offset`` to its own
 connection-level window.
 
+**Compact STREAM frames** (docs/wire-format.md 10.25) carry the low 24 bits
+of their offset. The receiver rebuilds it against the receive stream's
+``highest_offset`` (:func:`compact_stream_offset`; for a packet that arrives
+after higher-numbered ones, only when every reference that their data could
+explain rebuilds the same offset); the sender writes one only when every
+reference between its ``acked_prefix`` (those bytes arrived) and its
+``highest_sent_offset`` rebuilds the offset exactly
+(``transport.wire.compact.compact_offset_ok``).
+
 Typical use by the connection (sketch)::
 
     # send side, per packet being built
@@ -62,14 +71,21 @@ Typical use by the connection (sketch)::
 
 from __future__ import annotations
 
-from transport.errors import ConfigurationError, RemoteProtocolError, StreamError
+from transport.errors import (
+    ConfigurationError,
+    FieldValueError,
+    RemoteProtocolError,
+    StreamError,
+)
 from transport.flow import ReceiveWindow
 from transport.rangeset import RangeSet
-from transport.wire.constants import ErrorCode
+from transport.wire.compact import decode_compact_offset
+from transport.wire.constants import MAX_VARINT, STREAM_COMPACT_MIN, ErrorCode
 
-__all__ = ["ReceiveStream", "SendStream"]
+__all__ = ["ReceiveStream", "SendStream", "compact_stream_offset"]
 
 _FINAL_SIZE_ERROR = int(ErrorCode.FINAL_SIZE_ERROR)
+_FRAME_ENCODING_ERROR = int(ErrorCode.FRAME_ENCODING_ERROR)
 _FLOW_CONTROL_ERROR = int(ErrorCode.FLOW_CONTROL_ERROR)
 _PROTOCOL_VIOLATION = int(ErrorCode.PROTOCOL_VIOLATION)
 
@@ -453,6 +469,12 @@ class SendStream:
         return self._sent_offset
 
     @property
+    def acked_prefix(self) -> int:
+        """Every byte below this offset is acknowledged: a lower bound of the
+        receiver's highest received offset (compact STREAM frames)."""
+        return self._buf_start
+
+    @property
     def write_offset(self) -> int:
         """Total bytes accepted from the application."""
         return self._write_offset
@@ -784,3 +806,35 @@ class ReceiveStream:
             f"contiguous={self._contig_end}, highest={self._highest}, "
             f"final_size={self._final_size}, reset={self._reset_code})"
         )
+
+
+def compact_stream_offset(truncated: int, length: int, reference: int,
+                          slack_bytes: int = 0) -> int:
+    """The offset of a received compact STREAM frame carrying ``truncated``
+    (its low 24 bits) and ``length`` bytes, rebuilt against ``reference``
+    (the receive stream's ``highest_offset``). A negative offset or one whose
+    data would end beyond 2^62-1 is a malformed frame: RemoteProtocolError
+    FRAME_ENCODING_ERROR, as for every frame that does not decode.
+
+    ``slack_bytes`` > 0: the packet arrived after packets numbered above it,
+    whose data may have raised ``reference`` by up to that much past the
+    exact reference (the highest end among packets numbered below it, which
+    the sender's rule is about). The offset is kept only when every
+    reference in ``[reference - slack_bytes, reference]`` rebuilds the same
+    value; otherwise FieldValueError (a WireError: the packet is dropped
+    unacknowledged, and the sender sends the data again)."""
+    offset = decode_compact_offset(truncated, reference)
+    if slack_bytes > 0 and offset != decode_compact_offset(
+        truncated, max(0, reference - slack_bytes)
+    ):
+        raise FieldValueError(
+            f"compact STREAM offset {truncated:#x} is ambiguous {slack_bytes} bytes behind "
+            f"{reference}: the packet is dropped"
+        )
+    if offset < 0 or offset + length > MAX_VARINT:
+        raise RemoteProtocolError(
+            _FRAME_ENCODING_ERROR,
+            f"compact STREAM offset {truncated:#x} does not rebuild against {reference}",
+            STREAM_COMPACT_MIN,
+        )
+    return offset

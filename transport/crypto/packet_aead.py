@@ -144,7 +144,7 @@ class NativeAead:
 def seal_stream_packet(
     protection: PacketProtection, out: bytearray, dcid: bytes, pn: int, pn_length: int,
     ack_ranges: Sequence[int] | None, ack_delay: int, stream_id: int, offset: int,
-    data: bytes | memoryview, fin: bool,
+    data: bytes | memoryview, fin: bool | int,
 ) -> int:
     """Header + [ACK] + STREAM sealed with ``protection`` into ``out[0:]``; returns
     the packet length. Counts the packet against the confidentiality limit."""
@@ -162,7 +162,7 @@ def seal_stream_packet(
         if ack_ranges is None:
             result = codec.lib.tp_seal_stream_packet_aead(
                 native._ctx, cout, len(out), dcid, len(dcid), pn, pn_length, ffi.NULL, 0, 0, 0,
-                stream_id, offset, data, len(data), 1 if fin else 0, protection.key_phase)
+                stream_id, offset, data, len(data), int(fin), protection.key_phase)
         else:
             n = len(ack_ranges)
             if n > codec._ACK_INTS:
@@ -172,7 +172,7 @@ def seal_stream_packet(
             codec._PACK_INTS[n](ranges.raw, 0, *ack_ranges)
             result = codec.lib.tp_seal_stream_packet_aead(
                 native._ctx, cout, len(out), dcid, len(dcid), pn, pn_length, ranges.pointer, n,
-                1, ack_delay, stream_id, offset, data, len(data), 1 if fin else 0,
+                1, ack_delay, stream_id, offset, data, len(data), int(fin),
                 protection.key_phase)
             pool.append(ranges)
     except codec._ABI_ERRORS:
@@ -187,7 +187,7 @@ def seal_stream_packet(
 def seal_stream_packet_pure(
     protection: PacketProtection, out: bytearray, dcid: bytes, pn: int, pn_length: int,
     ack_ranges: Sequence[int] | None, ack_delay: int, stream_id: int, offset: int,
-    data: bytes | memoryview, fin: bool,
+    data: bytes | memoryview, fin: bool | int,
 ) -> int:
     """The reference: ``codec_pure.seal_stream_packet`` (no CRC) + ``protection.seal``
     through ``cryptography``."""
@@ -233,7 +233,7 @@ class PacketSealer:
 
     def seal(self, protection: PacketProtection, dcid: bytes, pn: int, pn_length: int,
              ack_ranges: Sequence[int] | None, ack_delay: int, stream_id: int, offset: int,
-             data: bytes | memoryview, fin: bool) -> bytes:
+             data: bytes | memoryview, fin: bool | int) -> bytes:
         """The sealed packet (``protection.native`` must be set)."""
         if protection.sealed_count >= protection.confidentiality_limit:
             protection.check_seal_allowed()  # raises
@@ -246,7 +246,7 @@ class PacketSealer:
             if ack_ranges is None:
                 result = seal_c(ctx, self._cbuf, self._cap, dcid, len(dcid), pn, pn_length,
                                 codec.ffi.NULL, 0, 0, 0, stream_id, offset, cdata, len(data),
-                                1 if fin else 0, phase)
+                                int(fin), phase)
             else:
                 n = len(ack_ranges)
                 if n > codec._ACK_INTS:
@@ -256,7 +256,7 @@ class PacketSealer:
                 codec._PACK_INTS[n](ranges.raw, 0, *ack_ranges)
                 result = seal_c(ctx, self._cbuf, self._cap, dcid, len(dcid), pn, pn_length,
                                 ranges.pointer, n, 1, ack_delay, stream_id, offset, cdata,
-                                len(data), 1 if fin else 0, phase)
+                                len(data), int(fin), phase)
                 pool.append(ranges)
         except codec._ABI_ERRORS:
             out = bytearray(self._cap)
@@ -294,7 +294,7 @@ class PacketSealer:
 
     def seal_crc(self, dcid: bytes, pn: int, pn_length: int, ack_ranges: Sequence[int] | None,
                  ack_delay: int, stream_id: int, offset: int, data: bytes | memoryview,
-                 fin: bool) -> bytes:
+                 fin: bool | int) -> bytes:
         """``codec.seal_stream_packet(..., crc=True)`` (security="none") as bytes."""
         codec = _codec
         seal_c = codec.lib.tp_seal_stream_packet
@@ -303,7 +303,7 @@ class PacketSealer:
             if ack_ranges is None:
                 result = seal_c(self._cbuf, self._cap, dcid, len(dcid), pn, pn_length,
                                 codec.ffi.NULL, 0, 0, 0, stream_id, offset, cdata, len(data),
-                                1 if fin else 0, 1)
+                                int(fin), 1)
             else:
                 n = len(ack_ranges)
                 if n > codec._ACK_INTS:
@@ -313,7 +313,7 @@ class PacketSealer:
                 codec._PACK_INTS[n](ranges.raw, 0, *ack_ranges)
                 result = seal_c(self._cbuf, self._cap, dcid, len(dcid), pn, pn_length,
                                 ranges.pointer, n, 1, ack_delay, stream_id, offset, cdata,
-                                len(data), 1 if fin else 0, 1)
+                                len(data), int(fin), 1)
                 pool.append(ranges)
         except codec._ABI_ERRORS:
             out = bytearray(self._cap)

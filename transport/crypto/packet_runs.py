@@ -34,11 +34,16 @@ from transport.crypto.packet_aead import (
 from transport.errors import DecryptionError, FieldValueError, RemoteProtocolError, WireError
 from transport.wire import codec_pure as _pure
 from transport.wire import decode_packet_number
+from transport.wire.compact import compact_offset_ok, decode_compact_offset
 from transport.wire.constants import (
     AEAD_TAG_LENGTH,
+    COMPACT_FRAME_OVERHEAD,
     MAX_CID_LENGTH,
     MAX_VARINT,
     RESERVED_SHORT_MASK,
+    SEAL_COMPACT,
+    STREAM_COMPACT_MAX,
+    STREAM_COMPACT_MIN,
 )
 
 if TYPE_CHECKING:
@@ -72,7 +77,8 @@ def _run_overhead(stream_id: int, offset: int) -> int:
 def seal_stream_run_pure(
     protection: PacketProtection | None, out: bytearray, dcid: bytes, pn0: int,
     largest_acked: int, stream_id: int, offset: int, data: bytes | memoryview,
-    frame_room: int, fin: bool, cut: bool, max_packets: int,
+    frame_room: int, fin: bool | int, cut: bool, max_packets: int,
+    compact_low: int = 0, compact_high: int = 0,
 ) -> list[tuple[int, int]]:
     """The reference of ``tp_seal_stream_run`` (csrc/aead.c): up to
     ``max_packets`` packets of ``stream_id`` carrying ``data`` (stream offsets
@@ -83,7 +89,10 @@ def seal_stream_run_pure(
     frame_room + 4 - pn_length``; its frame takes ``min(rest, room -
     overhead)`` bytes; FIN goes on the
     frame that ends ``data`` when ``fin``; with ``cut`` a packet that would be
-    short is left out. Returns ``[(wire_size, data_bytes), ...]``."""
+    short is left out. ``fin`` bit 1 (``SEAL_COMPACT``: the peer accepts
+    compact STREAM frames) makes a packet's frame compact (type + 3-byte
+    offset) when ``compact_offset_ok(stream_id, its offset, compact_low,
+    max(compact_high, its offset))``. Returns ``[(wire_size, data_bytes), ...]``."""
     if (
         len(dcid) > MAX_CID_LENGTH
         or frame_room > _MAX_DATAGRAM
@@ -107,14 +116,19 @@ def seal_stream_run_pure(
                 1 if unacked <= 128 else 2 if unacked <= 32768 else 3 if unacked <= 8388608 else 4
             )
             room = frame_room + 4 - pn_length
-            overhead = _run_overhead(stream_id, offset + done)
+            frame_offset = offset + done
+            compact = bool(fin & SEAL_COMPACT) and compact_offset_ok(
+                stream_id, frame_offset, compact_low, max(compact_high, frame_offset))
+            overhead = (COMPACT_FRAME_OVERHEAD if compact
+                        else _run_overhead(stream_id, frame_offset))
             if overhead >= room:
                 break
             want = room - overhead
             take = min(total - done, want)
             if cut and take < want:
                 break
-            last = fin and done + take == total
+            last = (1 if fin & 1 and done + take == total else 0) | (
+                SEAL_COMPACT if compact else 0)
             chunk = view[done : done + take]
             try:
                 if protection is None:
@@ -137,13 +151,15 @@ def seal_stream_run_pure(
 def seal_stream_run(
     protection: PacketProtection | None, out: bytearray, dcid: bytes, pn0: int,
     largest_acked: int, stream_id: int, offset: int, data: bytes | memoryview,
-    frame_room: int, fin: bool, cut: bool, max_packets: int,
+    frame_room: int, fin: bool | int, cut: bool, max_packets: int,
+    compact_low: int = 0, compact_high: int = 0,
 ) -> list[tuple[int, int]]:
     """:func:`seal_stream_run_pure` in one C call (the pure one on the pure
     backend or without a native key)."""
     if _codec is None or (protection is not None and protection.native is None):
         return seal_stream_run_pure(protection, out, dcid, pn0, largest_acked, stream_id,
-                                    offset, data, frame_room, fin, cut, max_packets)
+                                    offset, data, frame_room, fin, cut, max_packets,
+                                    compact_low, compact_high)
     ffi = _codec.ffi
     if protection is not None:
         max_packets = min(max_packets, protection.confidentiality_limit - protection.sealed_count)
@@ -158,8 +174,8 @@ def seal_stream_run(
     try:
         result = _codec.lib.tp_seal_stream_run(
             ctx, ffi.from_buffer(out), len(out), dcid, len(dcid), pn0, largest_acked & _MASK64,
-            stream_id, offset, cdata, len(data), frame_room, 1 if fin else 0, 1 if cut else 0,
-            phase, count, sizes, lengths)
+            stream_id, offset, cdata, len(data), frame_room, int(fin), 1 if cut else 0,
+            phase, count, sizes, lengths, compact_low, compact_high)
     except _codec._ABI_ERRORS:
         raise FieldValueError("stream run out of range") from None
     if result < 0:
@@ -179,7 +195,7 @@ Opened = tuple[int, int, int, bytes, bool]  # (pn, stream_id, offset, data, fin)
 
 def open_stream_run_pure(
     protection: PacketProtection | None, datagrams: Sequence[bytes], dcid: bytes,
-    expected_pn: int, out_bytes: int = OPEN_RUN_DATA_BYTES,
+    expected_pn: int, out_bytes: int = OPEN_RUN_DATA_BYTES, refs: list[int] | None = None,
 ) -> list[Opened]:
     """The reference of ``tp_open_stream_run`` (csrc/aead.c): open
     ``datagrams`` in order (``protection`` None: CRC32C, security="none") for as
@@ -188,7 +204,12 @@ def open_stream_run_pure(
     (recovered against ``expected_pn``, which then moves past it) not below
     ``expected_pn``, and its data still fits ``out_bytes`` -- and return
     ``(pn, stream_id, offset, data, fin)`` for each. The first datagram that
-    does not qualify ends the run (it is left to the caller)."""
+    does not qualify ends the run (it is left to the caller). With ``refs``
+    (four receive references, stream IDs 0..3: compact STREAM frames are
+    accepted) a compact frame qualifies too: its offset is rebuilt with
+    ``decode_compact_offset`` against ``refs[stream_id]``, which then moves to
+    the frame's end when that is higher (updated in place); one that does
+    not rebuild ends the run."""
     decoder = _pure.FrameDecoder()
     result: list[Opened] = []
     used = 0
@@ -209,29 +230,44 @@ def open_stream_run_pure(
         if count != 1 or first & RESERVED_SHORT_MASK or pn < expected_pn:
             break
         frame = decoder.frames[0]
-        if not 0x08 <= frame.type <= 0x0F or out_bytes - used < frame.data_len:
+        if out_bytes - used < frame.data_len:
+            break
+        if STREAM_COMPACT_MIN <= frame.type <= STREAM_COMPACT_MAX:
+            if refs is None:
+                break
+            offset = decode_compact_offset(frame.b, refs[frame.a])
+            if offset < 0 or offset + frame.data_len > MAX_VARINT:
+                break
+            refs[frame.a] = max(refs[frame.a], offset + frame.data_len)
+        elif 0x08 <= frame.type <= 0x0F:
+            offset = frame.b
+        else:
             break
         used += frame.data_len
         body = bytes(payload[frame.data_off : frame.data_off + frame.data_len])
-        result.append((pn, frame.a, frame.b, body, bool(frame.type & 1)))
+        result.append((pn, frame.a, offset, body, bool(frame.type & 1)))
         expected_pn = pn + 1
     return result
 
 
 def open_stream_run(
     protection: PacketProtection | None, datagrams: Sequence[bytes], dcid: bytes,
-    expected_pn: int, out_bytes: int = OPEN_RUN_DATA_BYTES,
+    expected_pn: int, out_bytes: int = OPEN_RUN_DATA_BYTES, refs: list[int] | None = None,
 ) -> list[Opened]:
     """:func:`open_stream_run_pure` in one C call (the pure one on the pure
     backend or without a native key; at most :data:`OPEN_RUN_MAX_PACKETS`)."""
     if _codec is None or (protection is not None and protection.native is None):
-        return open_stream_run_pure(protection, datagrams, dcid, expected_pn, out_bytes)
+        return open_stream_run_pure(protection, datagrams, dcid, expected_pn, out_bytes, refs)
     if expected_pn > MAX_VARINT + 1:
         raise FieldValueError("expected packet number out of range")
     runs = StreamRunBuffers(out_bytes)
     datagrams = list(datagrams[:OPEN_RUN_MAX_PACKETS])
+    if refs is not None:
+        runs.refs[0:4] = refs
     count = runs.open(protection, b"".join(datagrams), datagrams, dcid, expected_pn,
-                      _codec.FrameDecoder())
+                      _codec.FrameDecoder(), refs is not None)
+    if refs is not None:
+        refs[:] = runs.refs[0:4]
     result: list[Opened] = []
     pos = 0
     for i in range(count):
@@ -257,6 +293,7 @@ class StreamRunBuffers:
         "plain",
         "plain_c",
         "pns",
+        "refs",
         "stream_ids",
         "unpack",
         "view",
@@ -273,6 +310,8 @@ class StreamRunBuffers:
         self.offsets = ffi.new("uint64_t[]", n)
         self.data_lens = ffi.new("uint32_t[]", n)
         self.fins = ffi.new("uint8_t[]", n)
+        #: compact STREAM references of stream IDs 0..3 (in and out of a call)
+        self.refs = ffi.new("uint64_t[]", 4)
         self._lens = ffi.new("uint32_t[]", n)
         out = bytearray(out_bytes)
         self._c_out = ffi.from_buffer(out)
@@ -282,15 +321,18 @@ class StreamRunBuffers:
         self.unpack = ffi.unpack
 
     def open(self, protection: PacketProtection | None, joined: bytes,
-             datagrams: Sequence[bytes], dcid: bytes, expected_pn: int, decoder: Any) -> int:
+             datagrams: Sequence[bytes], dcid: bytes, expected_pn: int, decoder: Any,
+             compact: bool = False) -> int:
         """``tp_open_stream_run`` over ``joined`` (the datagrams concatenated;
         at most :data:`OPEN_RUN_MAX_PACKETS`): how many qualified. Their records
-        are in the arrays, their data back to back in ``view``."""
+        are in the arrays, their data back to back in ``view``. With ``compact``
+        compact STREAM frames qualify, rebuilt against (and updating) ``refs``."""
         return self.open_sizes(protection, joined, 0, list(map(len, datagrams)), dcid,
-                               expected_pn, decoder)
+                               expected_pn, decoder, compact)
 
     def open_sizes(self, protection: PacketProtection | None, buf: bytes, pos: int,
-                   sizes: list[int], dcid: bytes, expected_pn: int, decoder: Any) -> int:
+                   sizes: list[int], dcid: bytes, expected_pn: int, decoder: Any,
+                   compact: bool = False) -> int:
         """:meth:`open` for datagrams of ``sizes`` bytes back to back in ``buf``
         from ``pos`` (a GRO buffer is opened where it lies, uncut)."""
         ffi = self._ffi
@@ -312,4 +354,4 @@ class StreamRunBuffers:
         return int(self._call(decoder._dec, ctx, start, lens, n, dcid, len(dcid), expected_pn,
                               phase, self.plain_c, len(self.plain), self._c_out,
                               len(self.view), self.pns, self.stream_ids, self.offsets,
-                              self.data_lens, self.fins))
+                              self.data_lens, self.fins, self.refs if compact else ffi.NULL))

@@ -81,6 +81,7 @@ from transport.dissect.frames import (
     ResetStreamFrame,
     RetireConnectionIdFrame,
     StopSendingFrame,
+    StreamCompactFrame,
     StreamDataBlockedFrame,
     StreamFrame,
     StreamsBlockedFrame,
@@ -109,7 +110,8 @@ __all__ = [
     "MaxStreamDataFrame", "MaxStreamsFrame", "NewConnectionIdFrame", "NewTokenFrame",
     "PaddingFrame", "PathChallengeFrame", "PathResponseFrame", "PingFrame", "RepairFrame",
     "ResetStreamFrame", "RetireConnectionIdFrame", "RetryPacket", "ShortHeaderPacket",
-    "StatelessReset", "StopSendingFrame", "StreamDataBlockedFrame", "StreamFrame",
+    "StatelessReset", "StopSendingFrame", "StreamCompactFrame", "StreamDataBlockedFrame",
+    "StreamFrame",
     "StreamsBlockedFrame", "TransportPacket", "UnknownFrame", "VarIntField", "VarLenField",
     "VersionNegotiationPacket", "bind", "crc32c", "frame_class", "unbind", "varint",
 ]

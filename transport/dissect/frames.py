@@ -21,6 +21,7 @@ from scapy.fields import (
     StrField,
     StrFixedLenField,
     StrLenField,
+    ThreeBytesField,
 )
 from scapy.packet import Packet
 
@@ -34,6 +35,8 @@ from transport.dissect.fields import (
 from transport.wire.constants import (
     PATH_CHALLENGE_LENGTH,
     STATELESS_RESET_TOKEN_LENGTH,
+    STREAM_COMPACT_MAX,
+    STREAM_COMPACT_MIN,
     STREAM_FLAG_LEN,
     STREAM_FLAG_OFF,
     STREAM_TYPE_MAX,
@@ -44,6 +47,8 @@ from transport.wire.constants import (
 _FRAME_NAMES = {int(t): t.name for t in FrameType}
 for _t in range(STREAM_TYPE_MIN, STREAM_TYPE_MAX + 1):
     _FRAME_NAMES[_t] = "STREAM"
+for _t in range(STREAM_COMPACT_MIN, STREAM_COMPACT_MAX + 1):
+    _FRAME_NAMES[_t] = "STREAM_COMPACT"
 _FRAME_NAMES[0x13] = "MAX_STREAMS_UNI"
 _FRAME_NAMES[0x17] = "STREAMS_BLOCKED_UNI"
 
@@ -169,6 +174,24 @@ class StreamFrame(_Frame):
     ]
 
 
+class StreamCompactFrame(_Frame):
+    """Compact STREAM 0x38-0x3f (wire format 10.25): ``frame_type`` = 0x38 |
+    stream_id << 1 | FIN, the low 24 bits of the offset (the receiver rebuilds
+    the rest), data to the end of the frames."""
+
+    name = "STREAM_COMPACT"
+    fields_desc = [
+        _type_field(FrameType.STREAM_COMPACT),
+        ThreeBytesField("truncated_offset", 0),
+        StrField("data", b""),
+    ]
+
+    @property
+    def stream_id(self) -> int:
+        """The stream the type byte names (0..3)."""
+        return (int(self.frame_type) >> 1) & 3
+
+
 class NewConnectionIdFrame(_Frame):
     name = "NEW_CONNECTION_ID"
     fields_desc = [
@@ -251,7 +274,7 @@ class UnknownFrame(_Frame):
     """A frame type this version does not define; the rest of the payload."""
 
     name = "UNKNOWN_FRAME"
-    fields_desc = [_type_field(0x3F), StrField("data", b"")]
+    fields_desc = [_type_field(0x37), StrField("data", b"")]
 
 
 _FRAME_CLASSES: dict[int, type[Any]] = {
@@ -287,6 +310,8 @@ _FRAME_CLASSES: dict[int, type[Any]] = {
 }
 for _t in range(STREAM_TYPE_MIN, STREAM_TYPE_MAX + 1):
     _FRAME_CLASSES[_t] = StreamFrame
+for _t in range(STREAM_COMPACT_MIN, STREAM_COMPACT_MAX + 1):
+    _FRAME_CLASSES[_t] = StreamCompactFrame
 
 
 def frame_class(frame_type: int) -> type[Any]:

@@ -34,7 +34,9 @@ Packet-level fast paths (one C call each on the native backend):
 ``seal_stream_packet(out, dcid, pn, pn_length, ack_ranges, ack_delay, stream_id, offset,
 data, fin, crc=True) -> length``: short header + optional ACK (ACK_ECN when
 ``ack_ranges`` holds an odd number of ints: the ranges, then the ECT(0), ECT(1), CE
-counts) + STREAM(OFF|LEN[|FIN]) + CRC32C trailer, byte-identical to the generic encoders.
+counts) + STREAM(OFF[|FIN], no LEN) + CRC32C trailer, byte-identical to the generic encoders;
+``fin`` bit 1 (``SEAL_COMPACT``) writes the compact STREAM frame instead (0x38..0x3f, stream
+IDs 0..3, the offset's low 24 bits; docs/wire-format.md 10.25, ``transport.wire.compact``).
 ``open_short_packet(buf, dcid, decoder, crc=True) -> (first_byte, truncated_pn,
 pn_length, frame_count)``: checks form/fixed bits, DCID (ForeignPacketError) and the
 CRC32C trailer (ChecksumError), then decodes the frames into ``decoder``.

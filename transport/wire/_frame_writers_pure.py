@@ -19,7 +19,9 @@ Encoder decisions:
 * PADDING ``(0, n, ...)`` needs ``n >= 1``. Integer fields a frame type does not
   use are ignored, except STREAM without the OFF bit, which requires ``b == 0``.
   FEC_RECOVERED ignores ``b`` (it has no ack delay on the wire).
-* A STREAM frame without the LEN bit or a DATAGRAM (0x30) runs to the end of
+* A STREAM frame without the LEN bit, a compact STREAM frame (0x38..0x3f,
+  ``a`` = the stream ID its type names, ``b`` = the 24-bit truncated offset)
+  or a DATAGRAM (0x30) runs to the end of
   the packet, so it must be the last spec in the list (FieldValueError
   otherwise); the encoder cannot see frames added by later calls.
 * Bodies must be bytes, bytearray or memoryview (ACK-like: a list or tuple of
@@ -35,11 +37,14 @@ from transport.errors import BufferTooSmallError, FieldValueError, UnknownFrameE
 from transport.wire._frames_pure import MAX_STREAMS_LIMIT
 from transport.wire._varint_pure import Buffer, as_view, encode_varint
 from transport.wire.constants import (
+    COMPACT_OFFSET_WINDOW,
     MAX_ACK_RANGES,
     MAX_CID_LENGTH,
     MAX_VARINT,
     PATH_CHALLENGE_LENGTH,
     STATELESS_RESET_TOKEN_LENGTH,
+    STREAM_COMPACT_MAX,
+    STREAM_COMPACT_MIN,
     STREAM_FLAG_LEN,
     STREAM_FLAG_OFF,
     STREAM_TYPE_MAX,
@@ -47,7 +52,7 @@ from transport.wire.constants import (
     FrameType,
 )
 
-__all__ = ["encode_frames", "write_ack_head", "write_stream_head"]
+__all__ = ["encode_frames", "write_ack_head", "write_stream_compact_head", "write_stream_head"]
 
 _ACK_ECN = FrameType.ACK_ECN.value
 _FEC_RECOVERED = FrameType.FEC_RECOVERED.value
@@ -148,6 +153,22 @@ def _write_stream(t: int, a: int, b: int, c: int, d: int, body: Any) -> tuple[by
     return head, data
 
 
+def _write_stream_compact(
+    t: int, a: int, b: int, c: int, d: int, body: Any
+) -> tuple[bytes, Buffer]:
+    """Compact STREAM: ``a`` must be the stream ID the type names, ``b`` the
+    truncated offset (< 2^24); ``c``, when not 0, the full offset (checked:
+    ``c`` + length must not exceed 2^62-1)."""
+    data = _bytes_body(body)
+    if a != (t >> 1) & 3:
+        raise FieldValueError(f"compact STREAM type 0x{t:02x} does not name stream {a}")
+    if not 0 <= b < COMPACT_OFFSET_WINDOW:
+        raise FieldValueError(f"compact STREAM truncated offset {b} is not 24 bits")
+    if c + len(data) > MAX_VARINT:
+        raise FieldValueError("STREAM offset + length exceeds 2**62-1")
+    return bytes((t,)) + b.to_bytes(3, "big"), data
+
+
 def _write_new_connection_id(
     t: int, a: int, b: int, c: int, d: int, body: Any
 ) -> tuple[bytes, Buffer]:
@@ -230,12 +251,15 @@ _WRITERS: dict[int, _Writer] = {
     FrameType.DATAGRAM: _write_to_end,
     FrameType.DATAGRAM_LEN: _write_length_body,
     **{t: _write_stream for t in range(STREAM_TYPE_MIN, STREAM_TYPE_MAX + 1)},
+    **{t: _write_stream_compact for t in range(STREAM_COMPACT_MIN, STREAM_COMPACT_MAX + 1)},
 }
 
 
 def _runs_to_end(frame_type: int) -> bool:
     if STREAM_TYPE_MIN <= frame_type <= STREAM_TYPE_MAX:
         return not frame_type & STREAM_FLAG_LEN
+    if STREAM_COMPACT_MIN <= frame_type <= STREAM_COMPACT_MAX:
+        return True
     return frame_type == FrameType.DATAGRAM
 
 
@@ -291,3 +315,15 @@ def write_stream_head(
 ) -> tuple[bytes, Buffer]:
     """(header bytes, body) of a STREAM frame, exactly as ``encode_frames`` writes it."""
     return _write_stream(frame_type, stream_id, offset, 0, 0, data)
+
+
+def write_stream_compact_head(
+    stream_id: int, offset: int, data: Any, fin: bool
+) -> tuple[bytes, Buffer]:
+    """(header bytes, body) of the compact STREAM frame for a frame at the full
+    ``offset`` (its low 24 bits are written), as ``encode_frames`` writes the
+    spec ``(0x38 | (stream_id & 3) << 1 | fin, stream_id, offset mod 2^24,
+    offset, 0, data)``: a stream ID of 4 or more is FieldValueError."""
+    frame_type = STREAM_COMPACT_MIN | ((stream_id & 3) << 1) | (1 if fin else 0)
+    return _write_stream_compact(frame_type, stream_id, offset & (COMPACT_OFFSET_WINDOW - 1),
+                                 offset, 0, data)

@@ -62,6 +62,8 @@ from transport.wire.constants import (
     MAX_VARINT,
     PATH_CHALLENGE_LENGTH,
     STATELESS_RESET_TOKEN_LENGTH,
+    STREAM_COMPACT_MAX,
+    STREAM_COMPACT_MIN,
     STREAM_FLAG_LEN,
     STREAM_FLAG_OFF,
     STREAM_TYPE_MAX,
@@ -85,6 +87,8 @@ def _wire_type(frame_type: int) -> int:
     """The FRAME_FIELDS key for a wire type (all STREAM variants share 0x08)."""
     if STREAM_TYPE_MIN <= frame_type <= STREAM_TYPE_MAX:
         return FrameType.STREAM.value
+    if STREAM_COMPACT_MIN <= frame_type <= STREAM_COMPACT_MAX:
+        return FrameType.STREAM_COMPACT.value
     return frame_type
 
 
@@ -232,6 +236,18 @@ def _read_stream(buf: Buffer, pos: int, end: int, rec: FrameRecord, dec: FrameDe
     return pos
 
 
+def _read_stream_compact(
+    buf: Buffer, pos: int, end: int, rec: FrameRecord, dec: FrameDecoder
+) -> int:
+    """Compact STREAM (10.25): stream ID from the type, a 3-byte truncated
+    offset (rebuilt by the receiver, transport.wire.compact), data to the end."""
+    if end - pos < 3:
+        raise TruncatedError("compact STREAM frame shorter than its offset")
+    rec.a = (rec.type >> 1) & 3
+    rec.b = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
+    return _body(buf, pos + 3, end, rec, end - pos - 3)
+
+
 def _read_new_connection_id(
     buf: Buffer, pos: int, end: int, rec: FrameRecord, dec: FrameDecoder
 ) -> int:
@@ -324,6 +340,7 @@ _READER_BY_TYPE: dict[int, _Reader] = {
     FrameType.DATAGRAM: _read_to_end,
     FrameType.DATAGRAM_LEN: _read_length_body,
     **{t: _read_stream for t in range(STREAM_TYPE_MIN, STREAM_TYPE_MAX + 1)},
+    **{t: _read_stream_compact for t in range(STREAM_COMPACT_MIN, STREAM_COMPACT_MAX + 1)},
 }
 # Indexed by the first byte; None for undefined one-byte types and for 0x40..0xff.
 _READERS: tuple[_Reader | None, ...] = tuple(_READER_BY_TYPE.get(t) for t in range(256))

@@ -69,6 +69,8 @@ from transport.wire.constants import (
     MAX_FRAMES_PER_PACKET,
     PACKET_TYPE_SHORT,
     PN_LENGTH_MASK,
+    STREAM_COMPACT_MAX,
+    STREAM_COMPACT_MIN,
     STREAM_TYPE_MAX,
     STREAM_TYPE_MIN,
     FrameType,
@@ -357,6 +359,8 @@ _ACK_LIKE = frozenset((_ACK, _ACK_ECN, _FEC_RECOVERED))
 def _wire_type(frame_type: int) -> int:
     if STREAM_TYPE_MIN <= frame_type <= STREAM_TYPE_MAX:
         return FrameType.STREAM.value
+    if STREAM_COMPACT_MIN <= frame_type <= STREAM_COMPACT_MAX:
+        return FrameType.STREAM_COMPACT.value
     return frame_type
 
 
@@ -539,7 +543,7 @@ def seal_stream_packet(
     stream_id: int,
     offset: int,
     data: Buffer,
-    fin: bool,
+    fin: bool | int,
     crc: bool = True,
 ) -> int:
     """Write header + [ACK] + STREAM + CRC32C at ``out[0]``; return the length.
@@ -554,7 +558,7 @@ def seal_stream_packet(
             dcid = bytes(as_view(dcid))
         if ack_ranges is None:
             result = _seal_c(cout, len(cout), dcid, len(dcid), pn, pn_length, _NULL, 0, 0, 0,
-                             stream_id, offset, data, len(data), 1 if fin else 0,
+                             stream_id, offset, data, len(data), int(fin),
                              1 if crc else 0)
         else:
             n = len(ack_ranges)
@@ -564,7 +568,7 @@ def seal_stream_packet(
             _PACK_INTS[n](ranges.raw, 0, *ack_ranges)  # struct.error: negative / too big
             result = _seal_c(cout, len(cout), dcid, len(dcid), pn, pn_length, ranges.pointer,
                              n, 1, ack_delay, stream_id, offset, data, len(data),
-                             1 if fin else 0, 1 if crc else 0)
+                             int(fin), 1 if crc else 0)
             _range_pool.append(ranges)  # lost on an exception; a new one is made then
     except _ABI_ERRORS:
         return _pure.seal_stream_packet(out, dcid, pn, pn_length, ack_ranges, ack_delay,

@@ -74,7 +74,12 @@ from transport.errors import (
     ForeignPacketError,
     TruncatedError,
 )
-from transport.wire._frame_writers_pure import encode_frames, write_ack_head, write_stream_head
+from transport.wire._frame_writers_pure import (
+    encode_frames,
+    write_ack_head,
+    write_stream_compact_head,
+    write_stream_head,
+)
 from transport.wire._frames_pure import FrameDecoder, FrameRecord, decode_frames
 from transport.wire._varint_pure import (
     Buffer,
@@ -99,6 +104,7 @@ from transport.wire.constants import (
     PACKET_TYPE_VERSION_NEGOTIATION,
     PN_LENGTH_MASK,
     RETRY_INTEGRITY_TAG_LENGTH,
+    SEAL_COMPACT,
     SPIN_BIT,
     SUPPORTED_VERSIONS,
     PacketType,
@@ -491,10 +497,15 @@ def seal_stream_packet(
     stream_id: int,
     offset: int,
     data: Buffer,
-    fin: bool,
+    fin: bool | int,
     crc: bool = True,
 ) -> int:
     """Write a whole short-header data packet at ``out[0]``; return its length.
+
+    ``fin``: bit 0 (or True) the FIN; bit 1 (``SEAL_COMPACT``) writes the
+    compact STREAM frame instead (type ``0x38 | stream_id << 1 | FIN``, the
+    low 24 bits of ``offset``; docs/wire-format.md 10.25), which needs
+    ``stream_id`` < 4 (FieldValueError otherwise).
 
     The bytes are ``encode_short_header(out, 0, dcid, pn, pn_length)``, then --
     when ``ack_ranges`` is not None -- the ACK frame ``encode_frames`` writes for
@@ -521,8 +532,11 @@ def seal_stream_packet(
             raise BufferTooSmallError(f"ACK frame of {len(head)} bytes does not fit at {pos}")
         out[pos:stop] = head
         pos = stop
-    frame_type = (_STREAM_OFF | 1) if fin else _STREAM_OFF
-    head, body = write_stream_head(frame_type, stream_id, offset, data)
+    if fin & SEAL_COMPACT:
+        head, body = write_stream_compact_head(stream_id, offset, data, bool(fin & 1))
+    else:
+        frame_type = (_STREAM_OFF | 1) if fin & 1 else _STREAM_OFF
+        head, body = write_stream_head(frame_type, stream_id, offset, data)
     head_stop = pos + len(head)
     stop = head_stop + len(body)
     if stop > end:

@@ -116,6 +116,8 @@ class FrameType(IntEnum):
     FEC_RECOVERED = 0x23
     DATAGRAM = 0x30  # no length: runs to the end of the packet
     DATAGRAM_LEN = 0x31
+    STREAM_COMPACT = 0x38  # 0x38..0x3f: (stream_id << 1) | FIN; needs COMPACT_STREAM
+
 
 
 STREAM_FLAG_OFF = 0x04
@@ -123,6 +125,18 @@ STREAM_FLAG_LEN = 0x02
 STREAM_FLAG_FIN = 0x01
 STREAM_TYPE_MIN = 0x08
 STREAM_TYPE_MAX = 0x0F
+#: Compact STREAM frames (docs/wire-format.md 10.25): type 0x38 | (stream_id << 1) | FIN
+#: for stream IDs 0..3, a 3-byte truncated offset, data to the end of the payload.
+STREAM_COMPACT_MIN = 0x38
+STREAM_COMPACT_MAX = 0x3F
+COMPACT_STREAM_ID_LIMIT = 4
+COMPACT_OFFSET_BYTES = 3
+COMPACT_OFFSET_WINDOW = 1 << 24  # the truncated offset's range
+COMPACT_OFFSET_HALF = 1 << 23  # a sender keeps offsets within this of the receiver's reference
+#: Frame header of a compact STREAM frame: type byte + truncated offset.
+COMPACT_FRAME_OVERHEAD = 1 + COMPACT_OFFSET_BYTES
+#: The seal fast paths' ``fin`` argument: bit 0 FIN, this bit = write the compact frame.
+SEAL_COMPACT = 0x02
 
 #: Integer fields per frame type, in the order they fill a, b, c, d, and whether
 #: the frame has a body. Varint fields are QUIC-style variable-length integers.
@@ -162,6 +176,9 @@ FRAME_FIELDS: dict[int, tuple[tuple[str, ...], bool]] = {
     FrameType.FEC_RECOVERED: (("largest", "unused", "ranges_index", "range_count"), False),
     FrameType.DATAGRAM: ((), True),
     FrameType.DATAGRAM_LEN: ((), True),
+    # a = stream ID (from the type byte), b = the low 24 bits of the offset; the
+    # receiver rebuilds the offset (transport.wire.compact.decode_compact_offset)
+    FrameType.STREAM_COMPACT: (("stream_id", "truncated_offset"), True),
 }
 
 ACK_LIKE_TYPES = frozenset({FrameType.ACK, FrameType.ACK_ECN, FrameType.FEC_RECOVERED})
@@ -226,6 +243,7 @@ class TransportParameter(IntEnum):
     FEC_CAPABILITY = 0x40  # value: varint bitmask (1 = XOR, 2 = Reed-Solomon GF(256))
     AEAD_ALGORITHM = 0x41  # value: varint (0 = none/CRC32C, 1 = AES-128-GCM, 2 = ChaCha20-Poly1305)
     HEADER_PROTECTION = 0x42  # empty value: header protection on when both sides send it
+    COMPACT_STREAM = 0x43  # empty value: the sender accepts compact STREAM frames (0x38..0x3f)
 
 
 DEFAULT_ACK_DELAY_EXPONENT = 3
