@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transport.congestion import Pacer, window_pacing_rate_bps
+from transport.congestion.pacing import CATCH_UP_S
 from transport.errors import ConfigurationError
 
 MDS = 1400
@@ -73,6 +74,64 @@ def test_idle_refills_to_one_burst_only() -> None:
     pacer.update(1e6, 0.0)
     pacer.on_sent(BURST, 0.0)
     assert pacer.tokens_bytes <= 0
+    assert pacer.can_send(MDS, 1000.0)
+    assert pacer.tokens_bytes == BURST
+
+
+def _late_wakeups(blocked: bool, late_s: float, seconds: float = 1.0) -> int:
+    """Bytes a pacer at 50 Mbit/s releases to a sender that always has data
+    and whose every timer fires ``late_s`` after the deadline."""
+    pacer = Pacer(BURST, burst_cap_bytes=64 * MDS)
+    rate_bps = 50e6
+    pacer.update(rate_bps, 0.0)
+    now, sent = 0.0, 0
+    while now < seconds:
+        while pacer.can_send(MDS, now):
+            pacer.on_sent(MDS, now)
+            sent += MDS
+        if blocked:
+            pacer.on_blocked()
+        now = pacer.next_send_time(MDS, now) + late_s
+    return sent
+
+
+def test_late_timers_keep_the_rate_after_a_pacer_blocked_stop() -> None:
+    # 5 ms late is past the bucket's depth (16 x 1400 B = 3.6 ms at 50 Mbit/s)
+    rate_bytes = 50e6 / 8
+    kept = _late_wakeups(blocked=True, late_s=0.005)
+    assert kept == pytest.approx(rate_bytes, rel=0.01)
+    # without the blocked mark the overflow of each late wake-up is lost
+    lost = _late_wakeups(blocked=False, late_s=0.005)
+    assert lost < 0.85 * rate_bytes
+
+
+def test_catch_up_is_bounded() -> None:
+    pacer = Pacer(BURST, burst_cap_bytes=64 * MDS)
+    pacer.update(50e6, 0.0)
+    pacer.on_sent(BURST, 0.0)
+    pacer.on_blocked()
+    # a wake-up a whole second late is owed CATCH_UP_S of data, no more
+    assert pacer.can_send(MDS, 1.0)
+    assert pacer.tokens_bytes == pytest.approx(50e6 / 8 * CATCH_UP_S)
+    # the mark is used up: the next long wait refills one burst only
+    pacer.on_sent(int(pacer.tokens_bytes), 1.0)
+    assert pacer.can_send(MDS, 2.0)
+    assert pacer.tokens_bytes == BURST
+    # and never beyond the burst cap, even at high rates
+    fast = Pacer(BURST, burst_cap_bytes=64 * MDS)
+    fast.update(10e9, 0.0)
+    fast.on_sent(BURST, 0.0)
+    fast.on_blocked()
+    fast.can_send(MDS, 1.0)
+    assert fast.tokens_bytes == 64 * MDS
+
+
+def test_blocked_mark_without_a_rate_is_ignored() -> None:
+    pacer = Pacer(BURST)
+    pacer.update(None, 0.0)
+    pacer.on_blocked()
+    pacer.update(1e6, 0.0)
+    pacer.on_sent(BURST, 0.0)
     assert pacer.can_send(MDS, 1000.0)
     assert pacer.tokens_bytes == BURST
 

@@ -221,6 +221,8 @@ class Packetizer:
                 conn._unvalidated_sent_bytes += len(packet)
         if self._paced_bytes:
             pacer.on_sent(self._paced_bytes, now)
+        if self.pacing_blocked:
+            pacer.on_blocked()
         recovery = conn._recovery
         if (
             not self._ready
