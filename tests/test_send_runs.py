@@ -22,7 +22,7 @@ from helpers import make_config
 
 from transport import Endpoint
 from transport.events import StreamReadable
-from transport.packetizer import Packetizer
+from transport.packetizer import Packetizer, expand_items
 
 CLIENT = ("10.0.0.1", 5000)
 SERVER = ("10.0.0.2", 4433)
@@ -74,7 +74,10 @@ def _transfer(security: str, total: int = 8_000_000) -> list[Any]:
         flight = client.datagrams_to_send(now)
         trace.append([bytes(d) if security == "none" else len(d) for d, _ in flight])
         if step % 5 == 0:
-            trace.append([tuple(getattr(p, f) for f in _RECORD_FIELDS)
+            # (a run's packets share one ITEM_STREAM_RUN items tuple: compared
+            # as the ITEM_STREAM each stands for)
+            trace.append([tuple(expand_items(p.items, p.packet_number) if f == "items"
+                                else getattr(p, f) for f in _RECORD_FIELDS)
                           for p in conn._recovery.outstanding()])
         server.receive_datagrams([(d, CLIENT) for d, _ in flight], now)
         deadline = server.get_timer()

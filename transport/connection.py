@@ -88,7 +88,9 @@ from transport.packetizer import (
     ITEM_STOP_SENDING,
     ITEM_STREAM,
     ITEM_STREAM_OPEN,
+    ITEM_STREAM_RUN,
     Packetizer,
+    expand_items,
 )
 from transport.params import TransportParameters
 from transport.pmtud import BASE_SIZE as PMTU_BASE_SIZE
@@ -1477,13 +1479,40 @@ class Connection:
         # Consecutive STREAM items that continue each other (the bulk case:
         # packets acknowledged in order, each carrying the next bytes of one
         # stream) are acknowledged as one range: one on_acked call per run.
+        # The packets of a send run share one items tuple (ITEM_STREAM_RUN):
+        # consecutive ones are passed over (a segment) and taken as one range.
         run_id = -1
         run_start = run_end = 0
         run_fin = False
+        shared: Any = None  # the items of the send run whose segment is open
+        first_pn = last_pn = 0  # the segment's first and last packet number
         for packet in packets:
-            for item in packet.items:
+            items = packet.items
+            if items is shared:
+                pn = packet.packet_number
+                if pn == last_pn + 1:
+                    last_pn = pn
+                    continue
+            if shared is not None:  # the segment ends: its bytes as one range
+                _, stream_id, run_pn, offsets, run_last_fin = shared[0]
+                shared = None
+                offset = offsets[first_pn - run_pn]
+                end_index = last_pn - run_pn + 1
+                fin = run_last_fin and end_index + 1 == len(offsets)
+                if offset == run_end and stream_id == run_id and not run_fin:
+                    run_end = offsets[end_index]
+                    run_fin = fin
+                else:
+                    if run_id >= 0:
+                        self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
+                    run_id, run_start, run_end, run_fin = (
+                        stream_id, offset, offsets[end_index], fin)
+            for item in items:
                 kind = item[0]
-                if kind == ITEM_STREAM:
+                if kind == ITEM_STREAM_RUN:
+                    shared = items
+                    first_pn = last_pn = packet.packet_number
+                elif kind == ITEM_STREAM:
                     _, stream_id, offset, length, fin = item
                     if offset == run_end and stream_id == run_id and not run_fin:
                         run_end = offset + length
@@ -1505,6 +1534,18 @@ class Connection:
                         stream.on_reset_acked()
                         if stream.is_all_acked:
                             self._retire_send_stream(item[1])
+        if shared is not None:
+            _, stream_id, run_pn, offsets, run_last_fin = shared[0]
+            offset = offsets[first_pn - run_pn]
+            end_index = last_pn - run_pn + 1
+            fin = run_last_fin and end_index + 1 == len(offsets)
+            if offset == run_end and stream_id == run_id and not run_fin:
+                run_end = offsets[end_index]
+                run_fin = fin
+            else:
+                if run_id >= 0:
+                    self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
+                run_id, run_start, run_end, run_fin = stream_id, offset, offsets[end_index], fin
         if run_id >= 0:
             self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
 
@@ -1523,7 +1564,7 @@ class Connection:
         the probes repair a lost tail even when every ACK is being lost."""
         for packet in self._recovery.outstanding():
             if packet.ack_eliciting and packet.in_flight:  # not a path-MTU probe
-                self._requeue_items(packet.items)
+                self._requeue_items(expand_items(packet.items, packet.packet_number))
                 return
 
     def _requeue_items(self, items: list) -> None:
@@ -1542,7 +1583,7 @@ class Connection:
         self.counters.packets_lost += len(packets)
         p = self._packetizer
         for packet in packets:
-            for item in packet.items:
+            for item in expand_items(packet.items, packet.packet_number):
                 kind = item[0]
                 if kind == ITEM_STREAM:
                     stream = self._send_streams.get(item[1])
