@@ -5,11 +5,15 @@ How this works
 **Sent-packet map.** Packet numbers only grow, so the outstanding packets are
 kept as two parallel lists sorted by packet number -- ``_pns`` (ints) and
 ``_packets`` (:class:`SentPacket`) -- with a ``_head`` index marking the first
-live entry (entries before it are dead and compacted away in bulk). Sending
-appends; a run of data packets sealed in one go is appended by
-:meth:`LossRecovery.on_run_sent`, which builds the records itself (every field
-set in one loop, no constructor call per packet). An ACK frame is processed
-**per range**, not per packet number: two ``bisect`` calls find the
+live entry (entries before it are dead and compacted away in bulk). A third
+parallel list, ``_flight``, holds each record's bytes in flight and whether it
+is ack-eliciting in one int (``size << 32 | 1``), so an ACK's newly
+acknowledged bytes and ack-eliciting count are one ``sum`` over a slice, with
+no loop over the packets. Sending appends; a run of data packets sealed in one
+go is appended by :meth:`LossRecovery.on_run_sent`, which builds the records
+itself (allocated at C speed, every field set in one loop, no constructor
+call per packet). An ACK frame is processed **per range**, not per packet
+number: two ``bisect`` calls find the
 outstanding packets inside ``[low, high]`` and one slice takes them out
 (advancing ``_head`` when the range starts at the oldest packet, the common
 in-order case). Ranges already acknowledged cost two
@@ -69,7 +73,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, lshift, or_
 from typing import Any
 
 from .congestion.base import CongestionController
@@ -82,6 +87,11 @@ __all__ = ["LossRecovery", "RttEstimator", "SentPacket"]
 PERSISTENT_CONGESTION_THRESHOLD = 3
 _MAX_PTO_BACKOFF_EXPONENT = 24
 _COMPACT_MIN = 64
+#: A record's entry in ``_flight``: its bytes in flight shifted left by this,
+#: plus 1 if it is ack-eliciting (0 when not in flight), so that one ``sum``
+#: over a slice gives both the bytes and the ack-eliciting count it holds.
+_FLIGHT_SHIFT = 32
+_FLIGHT_ELICITING_MASK = (1 << _FLIGHT_SHIFT) - 1
 
 
 def _adds_nothing_below(ranges: Sequence[int], prev: list[int], limit: int) -> bool:
@@ -242,6 +252,7 @@ class LossRecovery:
         "_app_limited_until_bytes",
         "_first_rtt_sample_time_s",
         "_first_sent_time_s",
+        "_flight",
         "_head",
         "_last_ack_eliciting_sent_s",
         "_loss_time_s",
@@ -319,6 +330,7 @@ class LossRecovery:
 
         self._pns: list[int] = []
         self._packets: list[SentPacket] = []
+        self._flight: list[int] = []  # parallel to _pns: see _FLIGHT_SHIFT
         self._head = 0
         self._loss_time_s: float | None = None
         self._last_ack_eliciting_sent_s = 0.0
@@ -387,6 +399,7 @@ class LossRecovery:
         self._pns.append(pn)
         self._packets.append(packet)
         self.largest_sent = pn
+        flight = 0
         if packet.in_flight:
             if not self.bytes_in_flight:
                 self._first_sent_time_s = now
@@ -396,9 +409,12 @@ class LossRecovery:
             packet.first_sent_time_s = self._first_sent_time_s
             packet.is_app_limited = self._app_limited_until_bytes != 0
             self.bytes_in_flight += packet.size_bytes
+            flight = packet.size_bytes << _FLIGHT_SHIFT
             if packet.ack_eliciting:
+                flight += 1
                 self.ack_eliciting_in_flight += 1
                 self._last_ack_eliciting_sent_s = now
+        self._flight.append(flight)
         if self._notify_sent:
             self.congestion.on_packet_sent(packet, self.bytes_in_flight, now)
 
@@ -432,6 +448,7 @@ class LossRecovery:
             packet.is_app_limited = app_limited
             sent_bytes += packet.size_bytes
         self._pns += map(_packet_number_of, packets)
+        self._flight += [packet.size_bytes << _FLIGHT_SHIFT | 1 for packet in packets]
         self._run_sent(packets, largest, sent_bytes, now)
 
     def on_run_sent(
@@ -450,21 +467,19 @@ class LossRecovery:
             return []
         if first_pn <= self.largest_sent:
             raise InvalidStateError(f"packet number {first_pn} not above largest sent")
-        records: list[SentPacket] = []
         if self._notify_sent:  # the controller wants each packet: the general path
+            records: list[SentPacket] = []
             for i in range(count):
                 records.append(SentPacket(first_pn + i, now, sizes[i], True, True, items[i]))
                 self.on_packet_sent(records[-1], now)
             return records
         delivered_bytes, delivered_time_s, first_sent_time_s, app_limited = (
             self._run_stamps(now))
-        new = _new_record
-        cls = SentPacket
-        append = records.append
-        pn = first_pn
-        # every field SentPacket.__init__ sets, then what on_packet_sent adds
-        for size_bytes, packet_items in zip(sizes, items, strict=True):
-            packet = new(cls)
+        # the records allocated at C speed, then every field SentPacket.__init__
+        # sets and what on_packet_sent adds, in one pass
+        records = list(map(_new_record, repeat(SentPacket, count)))
+        pns = list(range(first_pn, first_pn + count))  # (one int object per number)
+        for packet, pn, size_bytes, packet_items in zip(records, pns, sizes, items, strict=True):
             packet.packet_number = pn
             packet.sent_time_s = now
             packet.size_bytes = size_bytes
@@ -477,10 +492,9 @@ class LossRecovery:
             packet.delivered_time_s = delivered_time_s
             packet.first_sent_time_s = first_sent_time_s
             packet.is_app_limited = app_limited
-            append(packet)
-            pn += 1
-        self._pns += range(first_pn, pn)
-        self._run_sent(records, pn - 1, sum(sizes), now)
+        self._pns += pns
+        self._flight += map(or_, map(lshift, sizes, repeat(_FLIGHT_SHIFT)), repeat(1))
+        self._run_sent(records, pns[-1], sum(sizes), now)
         return records
 
     def _run_stamps(self, now: float) -> tuple[int, float, float, bool]:
@@ -539,6 +553,7 @@ class LossRecovery:
 
         pns = self._pns
         packets = self._packets
+        flight = self._flight
         head = self._head
         end = len(pns)
         if head >= end or largest < pns[head]:
@@ -549,23 +564,20 @@ class LossRecovery:
             if i == j:
                 return [], []
             acked = packets[i:j]
+            flight_sum = sum(flight[i:j])
             if i == head:
                 self._head = j
             else:
                 del pns[i:j]
                 del packets[i:j]
+                del flight[i:j]
         else:
-            acked = self._remove_ranges(ranges, head, end)
+            acked, flight_sum = self._remove_ranges(ranges, head, end)
             if not acked:
                 return [], []
 
-        acked_bytes = 0
-        eliciting = 0
-        for packet in acked:
-            if packet.in_flight:
-                acked_bytes += packet.size_bytes
-                if packet.ack_eliciting:
-                    eliciting += 1
+        acked_bytes = flight_sum >> _FLIGHT_SHIFT
+        eliciting = flight_sum & _FLIGHT_ELICITING_MASK
         self.bytes_in_flight -= acked_bytes
         self.ack_eliciting_in_flight -= eliciting
 
@@ -596,6 +608,7 @@ class LossRecovery:
         if head and 2 * head >= len(pns) and (head >= _COMPACT_MIN or len(pns) <= _COMPACT_MIN):
             del pns[:head]
             del packets[:head]
+            del flight[:head]
             self._head = 0
         return acked, lost
 
@@ -629,6 +642,7 @@ class LossRecovery:
         remaining = self._packets[self._head :]
         self._pns.clear()
         self._packets.clear()
+        self._flight.clear()
         self._head = 0
         self.bytes_in_flight = 0
         self.ack_eliciting_in_flight = 0
@@ -640,10 +654,14 @@ class LossRecovery:
         return remaining
 
     # ----------------------------------------------------------- internals
-    def _remove_ranges(self, ranges: Sequence[int], head: int, end: int) -> list[SentPacket]:
-        """Take the outstanding packets inside several ranges out; ascending result."""
+    def _remove_ranges(self, ranges: Sequence[int], head: int,
+                       end: int) -> tuple[list[SentPacket], int]:
+        """Take the outstanding packets inside several ranges out: ascending,
+        with the sum of their ``_flight`` entries."""
         pns = self._pns
         packets = self._packets
+        flight = self._flight
+        flight_sum = 0
         oldest = pns[head]
         chunks: list[list[SentPacket]] = []
         for k in range(0, len(ranges), 2):
@@ -654,19 +672,21 @@ class LossRecovery:
             j = bisect_right(pns, high, i, end)
             if i < j:
                 chunks.append(packets[i:j])
+                flight_sum += sum(flight[i:j])
                 if i == head:
                     head = j
                 else:
                     del pns[i:j]
                     del packets[i:j]
+                    del flight[i:j]
                     end -= j - i
         self._head = head
         if len(chunks) == 1:
-            return chunks[0]
+            return chunks[0], flight_sum
         acked: list[SentPacket] = []
         for chunk in reversed(chunks):
             acked += chunk
-        return acked
+        return acked, flight_sum
 
     def _check_skipped(self, ranges: Sequence[int]) -> None:
         skipped = self._skipped
@@ -809,4 +829,5 @@ class LossRecovery:
         if head >= _COMPACT_MIN and 2 * head >= len(self._pns):
             del self._pns[:head]
             del self._packets[:head]
+            del self._flight[:head]
             self._head = 0
