@@ -5,15 +5,12 @@ How this works
 **Sent-packet map.** Packet numbers only grow, so the outstanding packets are
 kept as two parallel lists sorted by packet number -- ``_pns`` (ints) and
 ``_packets`` (:class:`SentPacket`) -- with a ``_head`` index marking the first
-live entry (entries before it are dead and compacted away in bulk). A third
-parallel list, ``_flight``, holds each record's bytes in flight and whether it
-is ack-eliciting in one int (``size << 32 | 1``), so an ACK's newly
-acknowledged bytes and ack-eliciting count are one ``sum`` over a slice, with
-no loop over the packets. Sending appends; a run of data packets sealed in one
-go is appended by :meth:`LossRecovery.on_run_sent`, which builds the records
-itself (allocated at C speed, every field set in one loop, no constructor
-call per packet). An ACK frame is processed **per range**, not per packet
-number: two ``bisect`` calls find the
+live entry (entries before it are dead and compacted away in bulk). Sending
+appends; a run of data packets sealed in one go is appended by
+:meth:`LossRecovery.on_run_sent`, which builds the records itself (allocated
+at C speed, every field set in one loop, no constructor call per packet). An
+ACK frame is processed **per range**, not per packet number: two ``bisect``
+calls find the
 outstanding packets inside ``[low, high]`` and one slice takes them out
 (advancing ``_head`` when the range starts at the oldest packet, the common
 in-order case). Ranges already acknowledged cost two
@@ -74,7 +71,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import repeat
-from operator import attrgetter, lshift, or_
+from operator import attrgetter
 from typing import Any
 
 from .congestion.base import CongestionController
@@ -87,11 +84,6 @@ __all__ = ["LossRecovery", "RttEstimator", "SentPacket"]
 PERSISTENT_CONGESTION_THRESHOLD = 3
 _MAX_PTO_BACKOFF_EXPONENT = 24
 _COMPACT_MIN = 64
-#: A record's entry in ``_flight``: its bytes in flight shifted left by this,
-#: plus 1 if it is ack-eliciting (0 when not in flight), so that one ``sum``
-#: over a slice gives both the bytes and the ack-eliciting count it holds.
-_FLIGHT_SHIFT = 32
-_FLIGHT_ELICITING_MASK = (1 << _FLIGHT_SHIFT) - 1
 
 
 def _adds_nothing_below(ranges: Sequence[int], prev: list[int], limit: int) -> bool:
@@ -252,7 +244,6 @@ class LossRecovery:
         "_app_limited_until_bytes",
         "_first_rtt_sample_time_s",
         "_first_sent_time_s",
-        "_flight",
         "_head",
         "_last_ack_eliciting_sent_s",
         "_loss_time_s",
@@ -330,7 +321,6 @@ class LossRecovery:
 
         self._pns: list[int] = []
         self._packets: list[SentPacket] = []
-        self._flight: list[int] = []  # parallel to _pns: see _FLIGHT_SHIFT
         self._head = 0
         self._loss_time_s: float | None = None
         self._last_ack_eliciting_sent_s = 0.0
@@ -399,7 +389,6 @@ class LossRecovery:
         self._pns.append(pn)
         self._packets.append(packet)
         self.largest_sent = pn
-        flight = 0
         if packet.in_flight:
             if not self.bytes_in_flight:
                 self._first_sent_time_s = now
@@ -409,12 +398,9 @@ class LossRecovery:
             packet.first_sent_time_s = self._first_sent_time_s
             packet.is_app_limited = self._app_limited_until_bytes != 0
             self.bytes_in_flight += packet.size_bytes
-            flight = packet.size_bytes << _FLIGHT_SHIFT
             if packet.ack_eliciting:
-                flight += 1
                 self.ack_eliciting_in_flight += 1
                 self._last_ack_eliciting_sent_s = now
-        self._flight.append(flight)
         if self._notify_sent:
             self.congestion.on_packet_sent(packet, self.bytes_in_flight, now)
 
@@ -448,7 +434,6 @@ class LossRecovery:
             packet.is_app_limited = app_limited
             sent_bytes += packet.size_bytes
         self._pns += map(_packet_number_of, packets)
-        self._flight += [packet.size_bytes << _FLIGHT_SHIFT | 1 for packet in packets]
         self._run_sent(packets, largest, sent_bytes, now)
 
     def on_run_sent(
@@ -493,7 +478,6 @@ class LossRecovery:
             packet.first_sent_time_s = first_sent_time_s
             packet.is_app_limited = app_limited
         self._pns += pns
-        self._flight += map(or_, map(lshift, sizes, repeat(_FLIGHT_SHIFT)), repeat(1))
         self._run_sent(records, pns[-1], sum(sizes), now)
         return records
 
@@ -553,7 +537,6 @@ class LossRecovery:
 
         pns = self._pns
         packets = self._packets
-        flight = self._flight
         head = self._head
         end = len(pns)
         if head >= end or largest < pns[head]:
@@ -564,20 +547,23 @@ class LossRecovery:
             if i == j:
                 return [], []
             acked = packets[i:j]
-            flight_sum = sum(flight[i:j])
             if i == head:
                 self._head = j
             else:
                 del pns[i:j]
                 del packets[i:j]
-                del flight[i:j]
         else:
-            acked, flight_sum = self._remove_ranges(ranges, head, end)
+            acked = self._remove_ranges(ranges, head, end)
             if not acked:
                 return [], []
 
-        acked_bytes = flight_sum >> _FLIGHT_SHIFT
-        eliciting = flight_sum & _FLIGHT_ELICITING_MASK
+        acked_bytes = 0
+        eliciting = 0
+        for packet in acked:
+            if packet.in_flight:
+                acked_bytes += packet.size_bytes
+                if packet.ack_eliciting:
+                    eliciting += 1
         self.bytes_in_flight -= acked_bytes
         self.ack_eliciting_in_flight -= eliciting
 
@@ -608,7 +594,6 @@ class LossRecovery:
         if head and 2 * head >= len(pns) and (head >= _COMPACT_MIN or len(pns) <= _COMPACT_MIN):
             del pns[:head]
             del packets[:head]
-            del flight[:head]
             self._head = 0
         return acked, lost
 
@@ -642,7 +627,6 @@ class LossRecovery:
         remaining = self._packets[self._head :]
         self._pns.clear()
         self._packets.clear()
-        self._flight.clear()
         self._head = 0
         self.bytes_in_flight = 0
         self.ack_eliciting_in_flight = 0
@@ -654,14 +638,10 @@ class LossRecovery:
         return remaining
 
     # ----------------------------------------------------------- internals
-    def _remove_ranges(self, ranges: Sequence[int], head: int,
-                       end: int) -> tuple[list[SentPacket], int]:
-        """Take the outstanding packets inside several ranges out: ascending,
-        with the sum of their ``_flight`` entries."""
+    def _remove_ranges(self, ranges: Sequence[int], head: int, end: int) -> list[SentPacket]:
+        """Take the outstanding packets inside several ranges out; ascending result."""
         pns = self._pns
         packets = self._packets
-        flight = self._flight
-        flight_sum = 0
         oldest = pns[head]
         chunks: list[list[SentPacket]] = []
         for k in range(0, len(ranges), 2):
@@ -672,21 +652,19 @@ class LossRecovery:
             j = bisect_right(pns, high, i, end)
             if i < j:
                 chunks.append(packets[i:j])
-                flight_sum += sum(flight[i:j])
                 if i == head:
                     head = j
                 else:
                     del pns[i:j]
                     del packets[i:j]
-                    del flight[i:j]
                     end -= j - i
         self._head = head
         if len(chunks) == 1:
-            return chunks[0], flight_sum
+            return chunks[0]
         acked: list[SentPacket] = []
         for chunk in reversed(chunks):
             acked += chunk
-        return acked, flight_sum
+        return acked
 
     def _check_skipped(self, ranges: Sequence[int]) -> None:
         skipped = self._skipped
@@ -829,5 +807,4 @@ class LossRecovery:
         if head >= _COMPACT_MIN and 2 * head >= len(self._pns):
             del self._pns[:head]
             del self._packets[:head]
-            del self._flight[:head]
             self._head = 0
