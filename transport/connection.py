@@ -1480,39 +1480,49 @@ class Connection:
         # packets acknowledged in order, each carrying the next bytes of one
         # stream) are acknowledged as one range: one on_acked call per run.
         # The packets of a send run share one items tuple (ITEM_STREAM_RUN):
-        # consecutive ones are passed over (a segment) and taken as one range.
+        # the run's packets acknowledged here with consecutive numbers are
+        # consecutive in ``packets`` (ascending, one record per number), so a
+        # segment of them is found from its ends and taken as one range.
         run_id = -1
         run_start = run_end = 0
         run_fin = False
-        shared: Any = None  # the items of the send run whose segment is open
-        first_pn = last_pn = 0  # the segment's first and last packet number
-        for packet in packets:
+        count = len(packets)
+        k = 0
+        while k < count:
+            packet = packets[k]
             items = packet.items
-            if items is shared:
+            if items and items[0][0] == ITEM_STREAM_RUN:
+                _, stream_id, run_pn, offsets, run_last_fin = items[0]
                 pn = packet.packet_number
-                if pn == last_pn + 1:
-                    last_pn = pn
-                    continue
-            if shared is not None:  # the segment ends: its bytes as one range
-                _, stream_id, run_pn, offsets, run_last_fin = shared[0]
-                shared = None
-                offset = offsets[first_pn - run_pn]
-                end_index = last_pn - run_pn + 1
+                # j: the segment's last index; at most the run's last packet
+                j = k + len(offsets) - 2 - (pn - run_pn)
+                if j >= count:
+                    j = count - 1
+                if packets[j].packet_number - pn != j - k:  # a gap: the last j
+                    low = k  # with no gap up to it (number - index never falls)
+                    while low < j:
+                        mid = (low + j + 1) >> 1
+                        if packets[mid].packet_number - pn == mid - k:
+                            low = mid
+                        else:
+                            j = mid - 1
+                offset = offsets[pn - run_pn]
+                end_index = pn - run_pn + j - k + 1
+                end = offsets[end_index]
                 fin = run_last_fin and end_index + 1 == len(offsets)
+                k = j + 1
                 if offset == run_end and stream_id == run_id and not run_fin:
-                    run_end = offsets[end_index]
+                    run_end = end
                     run_fin = fin
-                else:
-                    if run_id >= 0:
-                        self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
-                    run_id, run_start, run_end, run_fin = (
-                        stream_id, offset, offsets[end_index], fin)
+                    continue
+                if run_id >= 0:
+                    self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
+                run_id, run_start, run_end, run_fin = stream_id, offset, end, fin
+                continue
+            k += 1
             for item in items:
                 kind = item[0]
-                if kind == ITEM_STREAM_RUN:
-                    shared = items
-                    first_pn = last_pn = packet.packet_number
-                elif kind == ITEM_STREAM:
+                if kind == ITEM_STREAM:
                     _, stream_id, offset, length, fin = item
                     if offset == run_end and stream_id == run_id and not run_fin:
                         run_end = offset + length
@@ -1534,18 +1544,6 @@ class Connection:
                         stream.on_reset_acked()
                         if stream.is_all_acked:
                             self._retire_send_stream(item[1])
-        if shared is not None:
-            _, stream_id, run_pn, offsets, run_last_fin = shared[0]
-            offset = offsets[first_pn - run_pn]
-            end_index = last_pn - run_pn + 1
-            fin = run_last_fin and end_index + 1 == len(offsets)
-            if offset == run_end and stream_id == run_id and not run_fin:
-                run_end = offsets[end_index]
-                run_fin = fin
-            else:
-                if run_id >= 0:
-                    self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
-                run_id, run_start, run_end, run_fin = stream_id, offset, offsets[end_index], fin
         if run_id >= 0:
             self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
 

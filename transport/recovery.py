@@ -171,6 +171,7 @@ class RttEstimator:
 
 
 _packet_number_of = attrgetter("packet_number")
+_size_of = attrgetter("size_bytes")
 #: builds a SentPacket without running __init__ (LossRecovery.on_run_sent sets every field)
 _new_record = object.__new__
 
@@ -245,6 +246,7 @@ class LossRecovery:
         "_first_rtt_sample_time_s",
         "_first_sent_time_s",
         "_head",
+        "_irregular",
         "_last_ack_eliciting_sent_s",
         "_loss_time_s",
         "_lost_packets",
@@ -322,6 +324,9 @@ class LossRecovery:
         self._pns: list[int] = []
         self._packets: list[SentPacket] = []
         self._head = 0
+        #: outstanding records not both in flight and ack-eliciting (ACK-only
+        #: packets, probes): while there are none, an ACK's counts need no loop
+        self._irregular = 0
         self._loss_time_s: float | None = None
         self._last_ack_eliciting_sent_s = 0.0
         self._first_rtt_sample_time_s: float | None = None
@@ -401,6 +406,10 @@ class LossRecovery:
             if packet.ack_eliciting:
                 self.ack_eliciting_in_flight += 1
                 self._last_ack_eliciting_sent_s = now
+            else:
+                self._irregular += 1
+        else:
+            self._irregular += 1
         if self._notify_sent:
             self.congestion.on_packet_sent(packet, self.bytes_in_flight, now)
 
@@ -557,13 +566,18 @@ class LossRecovery:
             if not acked:
                 return [], []
 
-        acked_bytes = 0
-        eliciting = 0
-        for packet in acked:
-            if packet.in_flight:
-                acked_bytes += packet.size_bytes
-                if packet.ack_eliciting:
-                    eliciting += 1
+        if self._irregular:
+            acked_bytes = 0
+            eliciting = 0
+            for packet in acked:
+                if packet.in_flight:
+                    acked_bytes += packet.size_bytes
+                    if packet.ack_eliciting:
+                        eliciting += 1
+            self._irregular -= len(acked) - eliciting
+        else:  # all of them in flight and ack-eliciting: sums at C speed
+            acked_bytes = sum(map(_size_of, acked))
+            eliciting = len(acked)
         self.bytes_in_flight -= acked_bytes
         self.ack_eliciting_in_flight -= eliciting
 
@@ -628,6 +642,7 @@ class LossRecovery:
         self._pns.clear()
         self._packets.clear()
         self._head = 0
+        self._irregular = 0
         self.bytes_in_flight = 0
         self.ack_eliciting_in_flight = 0
         self._loss_time_s = None
@@ -769,6 +784,7 @@ class LossRecovery:
                     history_packets.append(packet)
         self.bytes_in_flight -= lost_bytes
         self.ack_eliciting_in_flight -= eliciting
+        self._irregular -= len(lost) - eliciting
         excess = len(history_pns) - self.lost_history
         if excess > 0:
             del history_pns[:excess]
