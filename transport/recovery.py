@@ -10,11 +10,13 @@ appends; a run of data packets sealed in one go is appended by
 :meth:`LossRecovery.on_run_sent`, which builds the records itself (allocated
 at C speed, every field set in one loop, no constructor call per packet). An
 ACK frame is processed **per range**, not per packet number: two ``bisect``
-calls find the
-outstanding packets inside ``[low, high]`` and one slice takes them out
-(advancing ``_head`` when the range starts at the oldest packet, the common
-in-order case). Ranges already acknowledged cost two
-bisects and nothing else, so re-reported ACK ranges are free.
+calls find the outstanding packets inside ``[low, high]`` and one slice takes
+them out (advancing ``_head`` when the range starts at the oldest packet, the
+common in-order case). Ranges already acknowledged cost two bisects and nothing
+else, so re-reported ACK ranges are free. While every outstanding record is in
+flight and ack-eliciting (the others -- ACK-only packets, probes -- are
+counted in ``_irregular``), the newly acknowledged bytes are one C-speed
+``sum`` and the ack-eliciting count is the number of records.
 
 **Loss detection (§6.1).** A packet below the largest acknowledged is lost
 when it is ``packet_threshold`` packets older than it, or was sent more than
