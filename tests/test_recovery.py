@@ -390,6 +390,7 @@ _op = st.one_of(
     st.tuples(st.just("skip"), st.just(0), st.just(False)),
     st.tuples(st.just("ack"), st.integers(0, 2**32), st.booleans()),
     st.tuples(st.just("timeout"), st.just(0), st.just(False)),
+    st.tuples(st.just("run"), st.integers(1, 1500), st.booleans()),
 )
 
 
@@ -418,6 +419,14 @@ def test_bytes_in_flight_matches_outstanding(
         elif kind == "skip":
             rec.skip_packet_number(next_pn)
             next_pn += 1
+        elif kind == "run":  # a send run: 2 to 5 packets of different sizes
+            sizes = [max(1, value - 7 * i) for i in range(2 + value % 4)]
+            rec.on_run_sent(next_pn, sizes, [None] * len(sizes), now)
+            for size in sizes:
+                sent.append(next_pn)
+                in_flight[next_pn] = size
+                eliciting.add(next_pn)
+                next_pn += 1
         elif kind == "ack" and sent:
             chosen = sorted({sent[(value >> shift) % len(sent)] for shift in range(0, 30, 3)})
             if flag:

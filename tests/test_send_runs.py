@@ -22,7 +22,7 @@ from helpers import make_config
 
 from transport import Endpoint
 from transport.events import StreamReadable
-from transport.packetizer import Packetizer
+from transport.packetizer import Packetizer, expand_items
 
 CLIENT = ("10.0.0.1", 5000)
 SERVER = ("10.0.0.2", 4433)
@@ -74,7 +74,10 @@ def _transfer(security: str, total: int = 8_000_000) -> list[Any]:
         flight = client.datagrams_to_send(now)
         trace.append([bytes(d) if security == "none" else len(d) for d, _ in flight])
         if step % 5 == 0:
-            trace.append([tuple(getattr(p, f) for f in _RECORD_FIELDS)
+            # (a run's packets share one ITEM_STREAM_RUN items tuple: compared
+            # as the ITEM_STREAM each stands for)
+            trace.append([tuple(expand_items(p.items, p.packet_number) if f == "items"
+                                else getattr(p, f) for f in _RECORD_FIELDS)
                           for p in conn._recovery.outstanding()])
         server.receive_datagrams([(d, CLIENT) for d, _ in flight], now)
         deadline = server.get_timer()
@@ -126,3 +129,50 @@ def test_runs_send_what_the_per_packet_loop_sends(
     assert at_ring_end
     assert any(i + 1 < len(calls) and calls[i + 1][0] > 0 and calls[i + 1][3] == calls[i][3]
                for i in at_ring_end)
+
+
+class _AckRecorder:
+    """Stands in for a Connection in ``Connection._on_packets_acked``: records
+    the stream ranges it acknowledges."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, int, bool]] = []
+
+    def _on_stream_acked(self, stream_id: int, offset: int, length: int, fin: bool) -> None:
+        self.calls.append((stream_id, offset, length, fin))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_run_segments_acknowledge_what_their_packets_carry(seed: int) -> None:
+    """Acknowledging packets of send runs (shared ITEM_STREAM_RUN items, found
+    segment by segment) makes the same stream calls as the same packets with
+    one ITEM_STREAM each, for any subset acknowledged (gaps, runs of one
+    packet, several runs and streams, FIN on a run's last packet)."""
+    from transport.connection import Connection
+    from transport.packetizer import ITEM_STREAM_RUN
+    from transport.recovery import SentPacket
+
+    rng = random.Random(seed)
+    packets: list[SentPacket] = []
+    pn = rng.randrange(5)
+    offsets_by_stream = {0: 0, 4: 0}
+    for _ in range(rng.randint(1, 6)):
+        stream_id = rng.choice([0, 4])
+        count = rng.randint(1, 12)
+        start = offsets_by_stream[stream_id]
+        offsets = [start]
+        for _ in range(count):
+            offsets.append(offsets[-1] + rng.randint(0, 1400))
+        offsets_by_stream[stream_id] = offsets[-1]
+        run_items = ((ITEM_STREAM_RUN, stream_id, pn, tuple(offsets), rng.random() < 0.3),)
+        packets += [SentPacket(pn + i, 0.0, 1400, True, True, run_items) for i in range(count)]
+        pn += count + rng.randrange(2)  # maybe a skipped number
+    acked = [p for p in packets if rng.random() < 0.7] or packets[:1]
+    expanded = [SentPacket(p.packet_number, 0.0, 1400, True, True,
+                           expand_items(p.items, p.packet_number)) for p in acked]
+    segments, per_packet = _AckRecorder(), _AckRecorder()
+    Connection._on_packets_acked(segments, acked)  # type: ignore[arg-type]
+    Connection._on_packets_acked(per_packet, expanded)  # type: ignore[arg-type]
+    assert segments.calls == per_packet.calls
+    assert sum(call[2] for call in segments.calls) == sum(
+        item[3] for p in expanded for item in p.items)

@@ -88,7 +88,9 @@ from transport.packetizer import (
     ITEM_STOP_SENDING,
     ITEM_STREAM,
     ITEM_STREAM_OPEN,
+    ITEM_STREAM_RUN,
     Packetizer,
+    expand_items,
 )
 from transport.params import TransportParameters
 from transport.pmtud import BASE_SIZE as PMTU_BASE_SIZE
@@ -1508,11 +1510,48 @@ class Connection:
         # Consecutive STREAM items that continue each other (the bulk case:
         # packets acknowledged in order, each carrying the next bytes of one
         # stream) are acknowledged as one range: one on_acked call per run.
+        # The packets of a send run share one items tuple (ITEM_STREAM_RUN):
+        # the run's packets acknowledged here with consecutive numbers are
+        # consecutive in ``packets`` (ascending, one record per number), so a
+        # segment of them is found from its ends and taken as one range.
         run_id = -1
         run_start = run_end = 0
         run_fin = False
-        for packet in packets:
-            for item in packet.items:
+        count = len(packets)
+        k = 0
+        while k < count:
+            packet = packets[k]
+            items = packet.items
+            if items and items[0][0] == ITEM_STREAM_RUN:
+                _, stream_id, run_pn, offsets, run_last_fin = items[0]
+                pn = packet.packet_number
+                # j: the segment's last index; at most the run's last packet
+                j = k + len(offsets) - 2 - (pn - run_pn)
+                if j >= count:
+                    j = count - 1
+                if packets[j].packet_number - pn != j - k:  # a gap: the last j
+                    low = k  # with no gap up to it (number - index never falls)
+                    while low < j:
+                        mid = (low + j + 1) >> 1
+                        if packets[mid].packet_number - pn == mid - k:
+                            low = mid
+                        else:
+                            j = mid - 1
+                offset = offsets[pn - run_pn]
+                end_index = pn - run_pn + j - k + 1
+                end = offsets[end_index]
+                fin = run_last_fin and end_index + 1 == len(offsets)
+                k = j + 1
+                if offset == run_end and stream_id == run_id and not run_fin:
+                    run_end = end
+                    run_fin = fin
+                    continue
+                if run_id >= 0:
+                    self._on_stream_acked(run_id, run_start, run_end - run_start, run_fin)
+                run_id, run_start, run_end, run_fin = stream_id, offset, end, fin
+                continue
+            k += 1
+            for item in items:
                 kind = item[0]
                 if kind == ITEM_STREAM:
                     _, stream_id, offset, length, fin = item
@@ -1554,7 +1593,7 @@ class Connection:
         the probes repair a lost tail even when every ACK is being lost."""
         for packet in self._recovery.outstanding():
             if packet.ack_eliciting and packet.in_flight:  # not a path-MTU probe
-                self._requeue_items(packet.items)
+                self._requeue_items(expand_items(packet.items, packet.packet_number))
                 return
 
     def _requeue_items(self, items: list) -> None:
@@ -1573,7 +1612,7 @@ class Connection:
         self.counters.packets_lost += len(packets)
         p = self._packetizer
         for packet in packets:
-            for item in packet.items:
+            for item in expand_items(packet.items, packet.packet_number):
                 kind = item[0]
                 if kind == ITEM_STREAM:
                     stream = self._send_streams.get(item[1])

@@ -31,6 +31,7 @@ everything else waits for window space, except probes after a PTO.
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from transport.crypto.packet_aead import RUN_MAX_PACKETS
@@ -82,6 +83,11 @@ ITEM_STOP_SENDING = 7  # (kind, stream_id, error_code)
 ITEM_PMTU_PROBE = 8  # (kind, size_bytes)
 ITEM_PATH_CHALLENGE = 9  # (kind, data)
 ITEM_STREAM_OPEN = 10  # (kind, stream_id): an empty STREAM frame announcing a stream
+# (kind, stream_id, first_pn, offsets, fin): the items of every packet of a send
+# run (one shared tuple): packet ``pn`` carries the STREAM frame of bytes
+# ``offsets[i]`` to ``offsets[i + 1]``, ``i = pn - first_pn``, the last one the
+# FIN if ``fin`` (:func:`expand_items` gives the packet's ITEM_STREAM)
+ITEM_STREAM_RUN = 11
 
 #: Worst-case size of one control frame (type + three 8-byte varints).
 CONTROL_FRAME_MAX = 25
@@ -571,27 +577,22 @@ class Packetizer:
         self.next_packet_number = pn0 + n
         if self._skip_countdown > 0:
             self._skip_countdown -= n
-        # the packets as bytes (sliced from the buffer in one step each) and
-        # their items; recovery builds the sent records from sizes and items
+        # the packets as bytes (sliced from the buffer in one step each); the
+        # run's packets share one items tuple (no per-packet item objects):
+        # packet pn0 + i carries bytes offsets[i]..offsets[i + 1] (expand_items)
         packet_sizes = unpack(sizes, n)
-        items: list[list[tuple]] = []
-        append_items = items.append
         append_out = out.append
         packet_bytes = sealer.byte_slicer()
         pos = 0
-        frame_offset = offset
-        for size, length in zip(packet_sizes, unpack(lengths, n), strict=True):
-            append_items([(ITEM_STREAM, stream_id, frame_offset, length, False)])
+        for size in packet_sizes:
             end = pos + size
             append_out(packet_bytes[pos:end])
             pos = end
-            frame_offset += length
-        stream_bytes = frame_offset - offset
-        fin = fin and stream_bytes == len(data)
-        if fin:  # the last frame carries the FIN
-            last = items[-1][0]
-            items[-1] = [(ITEM_STREAM, stream_id, last[2], last[3], True)]
-        recovery.on_run_sent(pn0, packet_sizes, items, now)
+        offsets = tuple(accumulate(unpack(lengths, n), initial=offset))
+        stream_bytes = offsets[-1] - offset
+        fin = fin and stream_bytes == len(data)  # (the last frame carries the FIN)
+        run_items = ((ITEM_STREAM_RUN, stream_id, pn0, offsets, fin),)
+        recovery.on_run_sent(pn0, packet_sizes, [run_items] * n, now)
         stream.mark_run_sent(stream_bytes, fin)
         stream_credit.consume(stream_bytes)
         conn_credit.consume(stream_bytes)
@@ -1069,3 +1070,18 @@ def _descending_ranges(packet_numbers: list[int], max_ranges: int) -> list[int]:
         else:
             break
     return ranges
+
+
+def expand_items(items: Any, packet_number: int) -> list[tuple]:
+    """The items of the sent packet ``packet_number`` as a list, an
+    ITEM_STREAM_RUN entry replaced by the ITEM_STREAM it stands for."""
+    expanded = []
+    for item in items:
+        if item[0] == ITEM_STREAM_RUN:
+            _, stream_id, first_pn, offsets, fin = item
+            i = packet_number - first_pn
+            offset = offsets[i]
+            item = (ITEM_STREAM, stream_id, offset, offsets[i + 1] - offset,
+                    fin and i + 2 == len(offsets))
+        expanded.append(item)
+    return expanded

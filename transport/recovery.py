@@ -7,13 +7,16 @@ kept as two parallel lists sorted by packet number -- ``_pns`` (ints) and
 ``_packets`` (:class:`SentPacket`) -- with a ``_head`` index marking the first
 live entry (entries before it are dead and compacted away in bulk). Sending
 appends; a run of data packets sealed in one go is appended by
-:meth:`LossRecovery.on_run_sent`, which builds the records itself (every field
-set in one loop, no constructor call per packet). An ACK frame is processed
-**per range**, not per packet number: two ``bisect`` calls find the
-outstanding packets inside ``[low, high]`` and one slice takes them out
-(advancing ``_head`` when the range starts at the oldest packet, the common
-in-order case). Ranges already acknowledged cost two
-bisects and nothing else, so re-reported ACK ranges are free.
+:meth:`LossRecovery.on_run_sent`, which builds the records itself (allocated
+at C speed, every field set in one loop, no constructor call per packet). An
+ACK frame is processed **per range**, not per packet number: two ``bisect``
+calls find the outstanding packets inside ``[low, high]`` and one slice takes
+them out (advancing ``_head`` when the range starts at the oldest packet, the
+common in-order case). Ranges already acknowledged cost two bisects and nothing
+else, so re-reported ACK ranges are free. While every outstanding record is in
+flight and ack-eliciting (the others -- ACK-only packets, probes -- are
+counted in ``_irregular``), the newly acknowledged bytes are one C-speed
+``sum`` and the ack-eliciting count is the number of records.
 
 **Loss detection (§6.1).** A packet below the largest acknowledged is lost
 when it is ``packet_threshold`` packets older than it, or was sent more than
@@ -69,6 +72,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
@@ -169,6 +173,7 @@ class RttEstimator:
 
 
 _packet_number_of = attrgetter("packet_number")
+_size_of = attrgetter("size_bytes")
 #: builds a SentPacket without running __init__ (LossRecovery.on_run_sent sets every field)
 _new_record = object.__new__
 
@@ -243,6 +248,7 @@ class LossRecovery:
         "_first_rtt_sample_time_s",
         "_first_sent_time_s",
         "_head",
+        "_irregular",
         "_last_ack_eliciting_sent_s",
         "_loss_time_s",
         "_lost_packets",
@@ -320,6 +326,9 @@ class LossRecovery:
         self._pns: list[int] = []
         self._packets: list[SentPacket] = []
         self._head = 0
+        #: outstanding records not both in flight and ack-eliciting (ACK-only
+        #: packets, probes): while there are none, an ACK's counts need no loop
+        self._irregular = 0
         self._loss_time_s: float | None = None
         self._last_ack_eliciting_sent_s = 0.0
         self._first_rtt_sample_time_s: float | None = None
@@ -399,6 +408,10 @@ class LossRecovery:
             if packet.ack_eliciting:
                 self.ack_eliciting_in_flight += 1
                 self._last_ack_eliciting_sent_s = now
+            else:
+                self._irregular += 1
+        else:
+            self._irregular += 1
         if self._notify_sent:
             self.congestion.on_packet_sent(packet, self.bytes_in_flight, now)
 
@@ -450,21 +463,19 @@ class LossRecovery:
             return []
         if first_pn <= self.largest_sent:
             raise InvalidStateError(f"packet number {first_pn} not above largest sent")
-        records: list[SentPacket] = []
         if self._notify_sent:  # the controller wants each packet: the general path
+            records: list[SentPacket] = []
             for i in range(count):
                 records.append(SentPacket(first_pn + i, now, sizes[i], True, True, items[i]))
                 self.on_packet_sent(records[-1], now)
             return records
         delivered_bytes, delivered_time_s, first_sent_time_s, app_limited = (
             self._run_stamps(now))
-        new = _new_record
-        cls = SentPacket
-        append = records.append
-        pn = first_pn
-        # every field SentPacket.__init__ sets, then what on_packet_sent adds
-        for size_bytes, packet_items in zip(sizes, items, strict=True):
-            packet = new(cls)
+        # the records allocated at C speed, then every field SentPacket.__init__
+        # sets and what on_packet_sent adds, in one pass
+        records = list(map(_new_record, repeat(SentPacket, count)))
+        pns = list(range(first_pn, first_pn + count))  # (one int object per number)
+        for packet, pn, size_bytes, packet_items in zip(records, pns, sizes, items, strict=True):
             packet.packet_number = pn
             packet.sent_time_s = now
             packet.size_bytes = size_bytes
@@ -477,10 +488,8 @@ class LossRecovery:
             packet.delivered_time_s = delivered_time_s
             packet.first_sent_time_s = first_sent_time_s
             packet.is_app_limited = app_limited
-            append(packet)
-            pn += 1
-        self._pns += range(first_pn, pn)
-        self._run_sent(records, pn - 1, sum(sizes), now)
+        self._pns += pns
+        self._run_sent(records, pns[-1], sum(sizes), now)
         return records
 
     def _run_stamps(self, now: float) -> tuple[int, float, float, bool]:
@@ -559,13 +568,18 @@ class LossRecovery:
             if not acked:
                 return [], []
 
-        acked_bytes = 0
-        eliciting = 0
-        for packet in acked:
-            if packet.in_flight:
-                acked_bytes += packet.size_bytes
-                if packet.ack_eliciting:
-                    eliciting += 1
+        if self._irregular:
+            acked_bytes = 0
+            eliciting = 0
+            for packet in acked:
+                if packet.in_flight:
+                    acked_bytes += packet.size_bytes
+                    if packet.ack_eliciting:
+                        eliciting += 1
+            self._irregular -= len(acked) - eliciting
+        else:  # all of them in flight and ack-eliciting: sums at C speed
+            acked_bytes = sum(map(_size_of, acked))
+            eliciting = len(acked)
         self.bytes_in_flight -= acked_bytes
         self.ack_eliciting_in_flight -= eliciting
 
@@ -630,6 +644,7 @@ class LossRecovery:
         self._pns.clear()
         self._packets.clear()
         self._head = 0
+        self._irregular = 0
         self.bytes_in_flight = 0
         self.ack_eliciting_in_flight = 0
         self._loss_time_s = None
@@ -771,6 +786,7 @@ class LossRecovery:
                     history_packets.append(packet)
         self.bytes_in_flight -= lost_bytes
         self.ack_eliciting_in_flight -= eliciting
+        self._irregular -= len(lost) - eliciting
         excess = len(history_pns) - self.lost_history
         if excess > 0:
             del history_pns[:excess]
