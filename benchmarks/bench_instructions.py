@@ -137,6 +137,10 @@ def _callgrind(tree: str | None, security: str, megabytes: int,
         cmd += [sys.executable, __file__, "--child", security, str(megabytes),
                 "gro" if gro else "list"]
         env = dict(os.environ)
+        # repeatable counts: numpy's OpenBLAS worker threads spin under
+        # valgrind and are counted, and string hashing changes with the seed
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        env.setdefault("PYTHONHASHSEED", "0")
         if tree:
             env["PYTHONPATH"] = tree
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
