@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from transport.ack import REORDER_ACK_PACKETS, AckManager
+from transport.ack import NON_ELICITING_PIGGYBACK_EVERY, REORDER_ACK_PACKETS, AckManager
 from transport.errors import ConfigurationError
 from transport.recovery import RttEstimator
 
@@ -303,12 +303,28 @@ def test_is_duplicate_matches_on_packet_received() -> None:
 def test_ack_pending_tracks_news_since_last_ack() -> None:
     acks = AckManager()
     assert not acks.ack_pending
-    acks.on_packet_received(0, False, now=0.0)  # ACK-only packets count as news too
+    acks.on_packet_received(0, True, now=0.0)
     assert acks.ack_pending
-    assert acks.get_timer() is None  # ...but never make an ACK due
     acks.on_ack_sent(3, 0)
     assert not acks.ack_pending
     acks.on_packet_received(0, True, now=0.1)  # duplicate: no news
+    assert not acks.ack_pending
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_ack_only_packets_are_worth_a_piggybacked_ack_only_now_and_then(in_order: bool) -> None:
+    acks = AckManager()
+    first = 0 if in_order else 5  # (a gap first: the slow path)
+    for i in range(NON_ELICITING_PIGGYBACK_EVERY - 1):
+        acks.on_packet_received(first + i, False, now=0.001 * i)
+        assert not acks.ack_pending
+    assert acks.get_timer() is None  # ACK-only packets never make an ACK due
+    acks.on_packet_received(first + NON_ELICITING_PIGGYBACK_EVERY - 1, False, now=0.1)
+    assert acks.ack_pending  # ...but after a few, one lets the peer prune its state
+    assert acks.get_timer() is None
+    acks.on_ack_sent(3, first + NON_ELICITING_PIGGYBACK_EVERY - 1)
+    assert not acks.ack_pending  # the count starts again
+    acks.on_packet_received(first + NON_ELICITING_PIGGYBACK_EVERY, False, now=0.2)
     assert not acks.ack_pending
 
 

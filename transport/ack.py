@@ -45,9 +45,13 @@ probe (PTO) is acknowledged within *delay*, which never exceeds the
 "At once" is a deadline equal to the arrival time, so the connection needs one
 rule: :meth:`AckManager.should_send_ack` when ``now`` reaches
 :meth:`AckManager.get_timer`. :attr:`AckManager.ack_pending` says an ACK
-would carry news (any packet since the last one), so the connection can
-piggyback it on outgoing data before it is due; that also lets the peer
-prune ACK state for our ACK-only packets. An ACK frame is built by
+would carry news worth its bytes, so the connection can piggyback it on
+outgoing data before it is due: an ack-eliciting packet since the last ACK
+frame, or ``NON_ELICITING_PIGGYBACK_EVERY`` (16) ACK-only packets. Those need
+no acknowledgement, but one now and then lets the peer prune the ranges it
+reports and its records of them; a bulk sender that piggybacked an ACK on its
+next data packet after *every* ACK-only packet of the peer spent ~6 bytes in
+one packet of five (and left its batched send path for it). An ACK frame is built by
 :meth:`AckManager.build_ack` (flat inclusive ranges, highest first; ACK Delay
 encoded in units of ``2**ack_delay_exponent`` microseconds, §19.3) and the
 timer is disarmed by :meth:`AckManager.on_ack_sent` once it is actually sent.
@@ -78,6 +82,8 @@ __all__ = ["REORDER_ACK_PACKETS", "AckManager"]
 REORDER_ACK_PACKETS = 3
 #: Without an RTT sample, the arrival rate is measured over windows this long.
 _DEFAULT_WINDOW_S = 0.025
+#: ACK-only packets from the peer that make a piggybacked ACK worth sending.
+NON_ELICITING_PIGGYBACK_EVERY = 16
 #: Shortest rate window (a LAN's microsecond RTT would re-measure per packet).
 _MIN_WINDOW_S = 0.001
 
@@ -87,6 +93,7 @@ class AckManager:
 
     __slots__ = (
         "_ack_pending",
+        "_non_eliciting",
         "_deadline_s",
         "_delay_s",
         "_ecn_counts",
@@ -155,6 +162,8 @@ class AckManager:
         self._unacked_eliciting = 0
         self._deadline_s: float | None = None
         self._ack_pending = False
+        #: ACK-only packets received since the last ACK frame was sent
+        self._non_eliciting = 0
         #: packets per ECN codepoint (Not-ECT, ECT(1), ECT(0), CE); None until one is marked
         self._ecn_counts: list[int] | None = None
         #: Flat inclusive ranges, highest first, kept current by the in-order fast
@@ -174,8 +183,9 @@ class AckManager:
 
     @property
     def ack_pending(self) -> bool:
-        """Packets arrived since the last ACK frame was sent (any kind): worth
-        piggybacking an ACK on an outgoing packet even if none is due yet."""
+        """An ACK frame would carry news worth piggybacking on an outgoing
+        packet even if none is due yet: an ack-eliciting packet arrived since
+        the last ACK frame, or ``NON_ELICITING_PIGGYBACK_EVERY`` ACK-only ones."""
         return self._ack_pending
 
     @property
@@ -227,8 +237,10 @@ class AckManager:
                     flat[0:0] = (pn, pn)
             self.largest_received = pn
             self.largest_received_time_s = now
-            self._ack_pending = True
-            if ack_eliciting:  # _arm(now, False), inlined for the common case
+            if not ack_eliciting:
+                self._note_non_eliciting()
+            else:  # _arm(now, False), inlined for the common case
+                self._ack_pending = True
                 count = self._unacked_eliciting + 1
                 self._unacked_eliciting = count
                 if now >= self._window_end_s:
@@ -259,10 +271,18 @@ class AckManager:
             self.largest_received = pn
             self.largest_received_time_s = now
             self._immediate_until = pn + REORDER_ACK_PACKETS
-        self._ack_pending = True
         if ack_eliciting:
+            self._ack_pending = True
             self._arm(now, True)  # off the fast path means a gap or reordering
+        else:
+            self._note_non_eliciting()
         return True
+
+    def _note_non_eliciting(self) -> None:
+        count = self._non_eliciting + 1
+        self._non_eliciting = count
+        if count >= NON_ELICITING_PIGGYBACK_EVERY:
+            self._ack_pending = True
 
     def on_packets_received(self, first_pn: int, count: int, now: float) -> int:
         """Record the ack-eliciting packets ``first_pn .. first_pn + count - 1``
@@ -353,6 +373,7 @@ class AckManager:
         ``packet_number``: the timer is disarmed until new ack-eliciting data."""
         self.last_ack_packet_number = packet_number
         self._unacked_eliciting = 0
+        self._non_eliciting = 0
         self._deadline_s = None
         self._ack_pending = False
 
@@ -368,6 +389,7 @@ class AckManager:
                 # everything we could report is known to the peer already
                 self._deadline_s = None
                 self._unacked_eliciting = 0
+                self._non_eliciting = 0
                 self._ack_pending = False
 
     # ----------------------------------------------------------- internals
