@@ -93,13 +93,13 @@ class AckManager:
 
     __slots__ = (
         "_ack_pending",
-        "_non_eliciting",
         "_deadline_s",
         "_delay_s",
         "_ecn_counts",
         "_flat",
         "_floor",
         "_immediate_until",
+        "_non_eliciting",
         "_received",
         "_rtt",
         "_threshold",
