@@ -10,7 +10,8 @@ BBR paces at a model of the path instead of reacting to each loss:
   send and ACK intervals). ``max_bw`` is the windowed maximum of the samples
   over the last two ProbeBW cycles; ``min_rtt`` the minimum RTT over 10 s.
   ``bdp = bw * min_rtt`` where ``bw = min(max_bw, bw_lo)``.
-* **Outputs**: ``pacing_rate = pacing_gain * bw * 0.995`` and
+* **Outputs**: ``pacing_rate = pacing_gain * bw * 0.995`` (``* 1.005`` in
+  CRUISE / REFILL while fewer than 4 packets are queued, see below) and
   ``cwnd = cwnd_gain * bdp + 3 packets`` (quantization budget), bounded by
   ``inflight_hi`` / ``inflight_lo`` and never below 4 packets.
 * **Startup** (gains 2.77 / 2): the rate doubles per round until ``max_bw``
@@ -61,6 +62,16 @@ Deviations from the draft, for paths with random (non-congestive) loss:
   are divided by ``1 - random_loss`` to keep the bottleneck full. The pacing
   margin is 0.5 % (draft: 1 %): at 0.5 % loss the 1 % margin alone kept the
   goodput under the 0.95 target.
+* In CRUISE and REFILL (gain 1.0) the margin is applied *above* the
+  estimate (``1.005 x bw``) while the latest RTT sample shows fewer than
+  ``CRUISE_QUEUE_PACKETS`` (4) packets queued at the bottleneck
+  (``rtt < min_rtt + 4 * mds / bw``), and below it (``0.995 x bw``)
+  otherwise, so the queue hovers at a few packets instead of running dry.
+  Paced below an exact estimate throughout, the link idled ~0.5 % of CRUISE
+  once DOWN had drained the queue (the draft accepts this; real paths hide
+  it because max-filtered samples overestimate slightly). A standing queue
+  of other flows, or RTT noise above 4 packets' time, keeps the draft's
+  ``0.995``: the rule only ever adds a few packets of queue.
 * No packet conservation after a loss (lost data is resent in new packets).
 * ``delivery-rate`` samples are computed here from the packet stamps (same
   formula as ``LossRecovery.delivery_rate_bps``) because the hook passes
