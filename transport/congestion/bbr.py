@@ -18,7 +18,8 @@ BBR paces at a model of the path instead of reacting to each loss:
   grows by less than 25 % for 3 rounds, or until a round with excessive loss
   while the bandwidth stopped growing. **Drain** (pacing 0.35) then empties
   the queue Startup built, until in-flight <= bdp.
-* **ProbeBW** cycles DOWN (0.9, until in-flight <= bdp with headroom) ->
+* **ProbeBW** cycles DOWN (0.9, until in-flight <= bdp + 3 packets, the
+  draft's quantization budget, and <= the headroom below inflight_hi) ->
   CRUISE (1.0) -> after 2-3 s (randomised) or ``min(bdp packets, 63)`` rounds
   -> REFILL (1.0 for one round, lower bounds forgotten) -> UP (1.25, cwnd
   gain 2.25, ``inflight_hi`` raised by 1, 2, 4 ... packets per round) -> DOWN
@@ -63,10 +64,10 @@ Deviations from the draft, for paths with random (non-congestive) loss:
   margin is 0.5 % (draft: 1 %): at 0.5 % loss the 1 % margin alone kept the
   goodput under the 0.95 target.
 * In CRUISE and REFILL (gain 1.0) the margin is applied *above* the
-  estimate (``1.005 x bw``) while the latest RTT sample shows fewer than
-  ``CRUISE_QUEUE_PACKETS`` (4) packets queued at the bottleneck
-  (``rtt < min_rtt + 4 * mds / bw``), and below it (``0.995 x bw``)
-  otherwise, so the queue hovers at a few packets instead of running dry.
+  estimate (``1.005 x bw``) while the smallest RTT sample of this round and
+  the last shows fewer than ``CRUISE_QUEUE_PACKETS`` (4) packets queued at
+  the bottleneck (``rtt < min_rtt + 4 * mds / bw``), and below it
+  (``0.995 x bw``) otherwise, so the queue hovers at a few packets instead of running dry.
   Paced below an exact estimate throughout, the link idled ~0.5 % of CRUISE
   once DOWN had drained the queue (the draft accepts this; real paths hide
   it because max-filtered samples overestimate slightly). A standing queue
@@ -136,9 +137,10 @@ SIMILAR_RTT_FACTOR = 1.125
 #: it: a queue of that size means the path, not the sender, set the rate.
 STARTUP_SATURATED_BDP = 1.5
 #: In ProbeBW CRUISE / REFILL (gain 1.0) the pacing margin is applied *above*
-#: the estimate while the latest RTT sample shows fewer than this many packets
-#: queued at the bottleneck (``rtt < min_rtt + packets * mds / bw``), below it
-#: otherwise: the queue hovers at a few packets and the link never starves.
+#: the estimate while the smallest RTT sample of this round and the last shows
+#: fewer than this many packets queued at the bottleneck
+#: (``rtt < min_rtt + packets * mds / bw``), below it otherwise: the queue
+#: hovers at a few packets and the link never starves.
 CRUISE_QUEUE_PACKETS = 4
 
 _INF = math.inf
@@ -180,6 +182,7 @@ class BBR(CongestionController):
         "_delivered",
         "_full_bw",
         "_full_bw_count",
+        "_last_round_min_rtt_s",
         "_latest_rtt_s",
         "_loss_history",
         "_next_round_delivered",
@@ -269,6 +272,9 @@ class BBR(CongestionController):
         self._round_lost_count = 0
         self._round_max_inflight = 0
         self._round_min_rtt_s = _INF
+        #: the previous round's smallest RTT sample (with this round's: the
+        #: CRUISE queue signal)
+        self._last_round_min_rtt_s = _INF
         self._round_ce_bytes = 0
         self.random_loss = 0.0
         self._latest_rtt_s = _INF
@@ -477,6 +483,7 @@ class BBR(CongestionController):
         self._round_lost_count = 0
         self._round_delivered = 0
         self._round_max_inflight = 0
+        self._last_round_min_rtt_s = self._round_min_rtt_s
         self._round_min_rtt_s = _INF
         self._round_ce_bytes = 0
         self.bw_latest = 0.0
@@ -555,7 +562,8 @@ class BBR(CongestionController):
         if state == Mode.PROBE_BW_DOWN:
             if self._time_to_probe(now):
                 self._start_refill()
-            elif inflight <= min(self._inflight_with_headroom(), self.bdp_bytes()):
+            elif inflight <= min(self._inflight_with_headroom(),
+                                 self.bdp_bytes() + QUANTIZATION_PACKETS * self.max_datagram_size):
                 self._start_cruise()
         elif state == Mode.PROBE_BW_CRUISE:
             if self._time_to_probe(now):
@@ -664,7 +672,7 @@ class BBR(CongestionController):
         margin = PACING_MARGIN
         if (
             self.state in _CRUISE_STATES
-            and self._latest_rtt_s
+            and min(self._round_min_rtt_s, self._last_round_min_rtt_s)
             < self.min_rtt_s + CRUISE_QUEUE_PACKETS * self.max_datagram_size / bw
         ):
             # under CRUISE_QUEUE_PACKETS queued: pace the margin above the
