@@ -326,8 +326,8 @@ class BatchPair(Pair):
 def _transfer(size: int, *, server_accepts: bool = True, batch: bool = False,
               seed: int = 1) -> tuple[Pair, list[bytes], bytes]:
     kind = BatchPair if batch else Pair
-    pair = kind(make_config(seed), make_config(seed + 1))
-    pair.server._compact_rx = server_accepts
+    pair = kind(make_config(seed),
+                make_config(seed + 1, compact_stream_frames=server_accepts))
     pair.handshake()
     start = len(pair.sent)
     payload = random.Random(seed).randbytes(size)
@@ -414,8 +414,7 @@ def _forged(pair: Pair, frames: list[tuple]) -> None:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("batch", [False, True])
 def test_unannounced_compact_frame_is_frame_encoding_error(batch: bool) -> None:
-    pair = Pair(make_config(5), make_config(6))
-    pair.server._compact_rx = False
+    pair = Pair(make_config(5), make_config(6, compact_stream_frames=False))
     pair.handshake()
     assert pair.client.peer_params is not None and not pair.client.peer_params.compact_stream
     packet = forge_short_packet(pair.server.local_cid, 1_000, [(0x38, 0, 0, 0, 0, b"hi")])

@@ -86,6 +86,10 @@ class Config:
     #: one connection per peer address, no migration or NAT rebinding (a packet
     #: from another address is dropped and counted), no stateless reset.
     connection_id_length: int = DEFAULT_CID_LENGTH
+    #: Accept compact STREAM frames (wire format §10.25: 2 bytes less per bulk
+    #: packet) and say so to the peer (transport parameter COMPACT_STREAM).
+    #: Whether *we* send them depends only on the peer's parameter.
+    compact_stream_frames: bool = True
     #: Largest UDP payload we send (and advertise we accept).
     max_datagram_size: int = 1400
     #: Probe the path for datagrams larger than 1200 bytes, up to

@@ -355,7 +355,7 @@ class Connection:
         self._peer_max_datagram_frame_size = 0
         # compact STREAM frames (wire format 10.25): we accept them (announced
         # in COMPACT_STREAM) / the peer does (we may send them)
-        self._compact_rx = True
+        self._compact_rx = config.compact_stream_frames
         self._compact_tx = False
 
         # close
